@@ -1,0 +1,60 @@
+# Every command a developer or CI needs. `make test` is the one gate CI runs.
+# System tools (cmake for grpcio-sys, protoc for code generation) are
+# installed by scripts/install-deps.sh when missing.
+
+CARGO ?= cargo
+# Extra flags for the server (run-server) or the client (run-client),
+# e.g. make run-server ARGS="--listen 0.0.0.0:13111"
+ARGS ?=
+SERVER ?= 127.0.0.1:13111
+
+.PHONY: all deps build run-server run-client demo generate check-generated \
+        fmt fmt-check clippy doc unit-test test
+
+all: build
+
+deps:
+	@scripts/install-deps.sh cmake
+
+build: deps
+	$(CARGO) build --workspace --release
+
+run-server: deps
+	$(CARGO) run --release --bin chat-server -- $(ARGS)
+
+run-client: deps
+	$(CARGO) run --release -p chat-client -- --server $(SERVER) demo $(ARGS)
+
+# Start a server, run the scripted demo against it, keep both logs in logs.txt.
+demo: deps
+	scripts/demo.sh logs.txt
+
+generate:
+	scripts/gen.sh
+
+check-generated:
+	scripts/check-generated.sh
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy: deps
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+doc: deps
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
+
+# Unit and integration tests (the integration tests start real servers on
+# 127.0.0.1:0). nextest when available: it ends with one summary line.
+unit-test: deps
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+	  $(CARGO) nextest run --workspace --no-fail-fast; \
+	else \
+	  $(CARGO) test --workspace --no-fail-fast; \
+	fi
+
+# The whole gate: formatting, generated-code drift, lints, docs, tests.
+test: fmt-check check-generated clippy doc unit-test

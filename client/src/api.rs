@@ -1,0 +1,186 @@
+//! A small blocking wrapper over the generated grpcio client: one channel to
+//! the server, calls that name their caller in the `authorization` header,
+//! and an [`Inbox`] that reads a Connect stream on its own thread and hands
+//! events over a channel, so callers can wait for them with a deadline.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use chat_proto::chat::{connect_response, ConnectRequest, ConnectResponse, Message};
+use chat_proto::chat_grpc::ChatServiceClient;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use futures::channel::oneshot;
+use futures::{future, StreamExt};
+use grpcio::{
+    CallOption, ChannelBuilder, ClientSStreamReceiver, Environment, MetadataBuilder, RpcStatus,
+    RpcStatusCode,
+};
+
+/// A connection to one chat server.
+#[derive(Clone)]
+pub struct Api {
+    /// The generated client, on one HTTP/2 connection.
+    pub client: ChatServiceClient,
+    address: String,
+}
+
+impl Api {
+    /// Connects to the server at `address` (host:port), waiting up to
+    /// `timeout` for the connection.
+    ///
+    /// # Errors
+    /// A one-line message when the server cannot be reached.
+    pub fn connect(address: &str, timeout: Duration) -> Result<Api, String> {
+        let env = Arc::new(Environment::new(1));
+        let channel = ChannelBuilder::new(env).connect(address);
+        let ready = futures::executor::block_on(channel.wait_for_connected(timeout));
+        if !ready {
+            return Err(format!("cannot reach a chat server at {address}"));
+        }
+        Ok(Api {
+            client: ChatServiceClient::new(channel),
+            address: address.to_owned(),
+        })
+    }
+
+    /// The server's address.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Call options naming `user` in the `authorization` header.
+    pub fn as_user(user: &str) -> CallOption {
+        let mut headers = MetadataBuilder::new();
+        // A name the header cannot carry goes out as no header at all; the
+        // server then answers UNAUTHENTICATED.
+        if headers.add_str("authorization", user).is_err() {
+            return CallOption::default();
+        }
+        CallOption::default().headers(headers.build())
+    }
+
+    /// Opens `username`'s inbox and waits up to `timeout` for `connected`.
+    ///
+    /// # Errors
+    /// The status the server refused the stream with.
+    pub fn open_inbox(&self, username: &str, timeout: Duration) -> Result<Inbox, RpcStatus> {
+        let mut request = ConnectRequest::new();
+        request.username = username.to_owned();
+        let stream = self
+            .client
+            .connect_opt(&request, CallOption::default())
+            .map_err(status_of)?;
+        let inbox = Inbox::spawn(stream);
+        match inbox.next_event(timeout) {
+            Some(InboxEvent::Connected(name)) if name == username => Ok(inbox),
+            Some(InboxEvent::Connected(name)) => Err(RpcStatus::with_message(
+                RpcStatusCode::INTERNAL,
+                format!("connected as {name:?}, not {username:?}"),
+            )),
+            Some(InboxEvent::Messages(_)) => Err(RpcStatus::with_message(
+                RpcStatusCode::INTERNAL,
+                "a delivery came before `connected`".into(),
+            )),
+            Some(InboxEvent::Ended(status)) => Err(status),
+            None => Err(RpcStatus::with_message(
+                RpcStatusCode::DEADLINE_EXCEEDED,
+                "no `connected` event in time".into(),
+            )),
+        }
+    }
+}
+
+/// The status carried by a grpcio error (transport errors become
+/// UNAVAILABLE, the way other gRPC clients report them).
+pub fn status_of(error: grpcio::Error) -> RpcStatus {
+    match error {
+        grpcio::Error::RpcFailure(status) => status,
+        other => RpcStatus::with_message(RpcStatusCode::UNAVAILABLE, other.to_string()),
+    }
+}
+
+/// One event read from a Connect stream.
+#[derive(Debug, Clone)]
+pub enum InboxEvent {
+    /// The `connected` event, with the username.
+    Connected(String),
+    /// A `delivery`: its messages, in order.
+    Messages(Vec<Message>),
+    /// The stream ended with this status (OK if it ended without one).
+    Ended(RpcStatus),
+}
+
+/// A Connect stream read on a background thread. Dropping it cancels the
+/// stream, which disconnects the user.
+pub struct Inbox {
+    events: Receiver<InboxEvent>,
+    cancel: Option<oneshot::Sender<()>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Inbox {
+    fn spawn(mut stream: ClientSStreamReceiver<ConnectResponse>) -> Inbox {
+        let (sender, events) = crossbeam_channel::unbounded();
+        let (cancel, mut cancelled) = oneshot::channel::<()>();
+        let reader = std::thread::spawn(move || loop {
+            let next = futures::executor::block_on(future::select(stream.next(), &mut cancelled));
+            let event = match next {
+                future::Either::Left((Some(Ok(response)), _)) => match response.event {
+                    Some(connect_response::Event::Connected(c)) => {
+                        InboxEvent::Connected(c.username)
+                    }
+                    Some(connect_response::Event::Delivery(d)) => InboxEvent::Messages(d.messages),
+                    // An event kind this client does not know yet.
+                    Some(_) | None => continue,
+                },
+                future::Either::Left((Some(Err(error)), _)) => InboxEvent::Ended(status_of(error)),
+                future::Either::Left((None, _)) => InboxEvent::Ended(RpcStatus::ok()),
+                // Cancelled: dropping `stream` on return cancels the call.
+                future::Either::Right(_) => return,
+            };
+            let ended = matches!(event, InboxEvent::Ended(_));
+            if sender.send(event).is_err() || ended {
+                return;
+            }
+        });
+        Inbox {
+            events,
+            cancel: Some(cancel),
+            reader: Some(reader),
+        }
+    }
+
+    /// The next event, waiting up to `timeout`; `None` if none came.
+    pub fn next_event(&self, timeout: Duration) -> Option<InboxEvent> {
+        match self.events.recv_timeout(timeout) {
+            Ok(event) => Some(event),
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
+        }
+    }
+
+    /// The event channel, for callers that select over several inboxes.
+    pub fn events(&self) -> &Receiver<InboxEvent> {
+        &self.events
+    }
+
+    /// Cancels the stream and waits for the reader to stop.
+    pub fn close(mut self) {
+        self.shut();
+    }
+
+    fn shut(&mut self) {
+        if let Some(cancel) = self.cancel.take() {
+            let _ = cancel.send(());
+        }
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        self.shut();
+    }
+}

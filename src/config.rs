@@ -1,0 +1,187 @@
+//! Command-line flags and the validated configuration built from them. Flags
+//! are parsed once, in `main`, into an [`Opt`]; [`Config::from_opt`] checks
+//! them and turns them into real types, and the rest of the server only ever
+//! sees a [`Config`].
+
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use slog::Level;
+use structopt::StructOpt;
+
+use crate::domain::Limits;
+use crate::service::delivery::MAX_DELIVERY_BYTES;
+
+/// Longest `--max-text-bytes` accepted: a message this long plus its sender,
+/// recipient, id and timestamp still fits in one 64 KiB delivery, and its
+/// request still fits under the 64 KiB request limit.
+pub const MAX_TEXT_BYTES_LIMIT: usize = MAX_DELIVERY_BYTES - 1024;
+
+/// Largest request the server accepts; larger ones are refused by gRPC with
+/// RESOURCE_EXHAUSTED before any handler runs.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// How long shutdown waits for streams to take their closing status before
+/// it cancels what is left.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// The server's command-line flags.
+#[derive(Debug, StructOpt)]
+#[structopt(
+    name = "chat-server",
+    about = "In-memory real-time chat service over gRPC (chat.v1.ChatService)"
+)]
+pub struct Opt {
+    /// Address to listen on, as host:port (port 0 picks a free port)
+    #[structopt(long, default_value = "127.0.0.1:13111")]
+    pub listen: String,
+
+    /// Completion-queue threads that run the handlers [default: number of cores]
+    #[structopt(long)]
+    pub threads: Option<usize>,
+
+    /// Most users connected at once; past it Connect fails with RESOURCE_EXHAUSTED
+    #[structopt(long, default_value = "10000")]
+    pub max_connections: usize,
+
+    /// Undelivered messages a connection may have queued; a connection whose
+    /// queue is full is dropped as a slow consumer
+    #[structopt(long, default_value = "1024")]
+    pub queue_depth: usize,
+
+    /// Longest message text, in bytes of UTF-8 (at most 64512)
+    #[structopt(long, default_value = "4096")]
+    pub max_text_bytes: usize,
+
+    /// Least severe log level written: critical, error, warning, info, debug, trace
+    #[structopt(long, default_value = "info")]
+    pub log_level: String,
+}
+
+/// The validated configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on, as host:port.
+    pub listen: String,
+    /// Completion-queue threads.
+    pub threads: NonZeroUsize,
+    /// Limits the registry enforces.
+    pub limits: Limits,
+    /// Least severe log level written.
+    pub log_level: Level,
+}
+
+/// A flag value that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Checks the flags and builds the configuration.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first flag whose value cannot be used.
+    pub fn from_opt(opt: Opt) -> Result<Config, ConfigError> {
+        let positive = |flag: &str, value: usize| {
+            NonZeroUsize::new(value)
+                .ok_or_else(|| ConfigError(format!("--{flag} must be at least 1, got 0")))
+        };
+        let threads = match opt.threads {
+            Some(threads) => positive("threads", threads)?,
+            None => default_threads(),
+        };
+        let max_connections = positive("max-connections", opt.max_connections)?.get();
+        let queue_depth = positive("queue-depth", opt.queue_depth)?.get();
+        let max_text_bytes = positive("max-text-bytes", opt.max_text_bytes)?.get();
+        if max_text_bytes > MAX_TEXT_BYTES_LIMIT {
+            return Err(ConfigError(format!(
+                "--max-text-bytes must be at most {MAX_TEXT_BYTES_LIMIT}, got {max_text_bytes}"
+            )));
+        }
+        let log_level: Level = opt.log_level.parse().map_err(|()| {
+            ConfigError(format!(
+                "--log-level must be one of critical, error, warning, info, debug, trace; got {:?}",
+                opt.log_level
+            ))
+        })?;
+        if !opt.listen.contains(':') {
+            return Err(ConfigError(format!(
+                "--listen must be host:port, got {:?}",
+                opt.listen
+            )));
+        }
+        Ok(Config {
+            listen: opt.listen,
+            threads,
+            limits: Limits {
+                max_connections,
+                queue_depth,
+                max_text_bytes,
+            },
+            log_level,
+        })
+    }
+
+    /// The defaults, listening on `listen`; what tests start from.
+    pub fn with_listen(listen: &str) -> Config {
+        Config {
+            listen: listen.to_owned(),
+            threads: default_threads(),
+            limits: Limits {
+                max_connections: 10_000,
+                queue_depth: 1024,
+                max_text_bytes: 4096,
+            },
+            log_level: Level::Info,
+        }
+    }
+}
+
+/// One completion-queue thread per core.
+pub fn default_threads() -> NonZeroUsize {
+    std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+        let opt = Opt::from_iter_safe(std::iter::once("chat-server").chain(args.iter().copied()))
+            .map_err(|e| ConfigError(e.to_string()))?;
+        Config::from_opt(opt)
+    }
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:13111");
+        assert_eq!(config.threads, default_threads());
+        assert_eq!(config.limits.max_connections, 10_000);
+        assert_eq!(config.limits.queue_depth, 1024);
+        assert_eq!(config.limits.max_text_bytes, 4096);
+        assert_eq!(config.log_level, Level::Info);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_flag_named() {
+        for (args, flag) in [
+            (&["--threads", "0"][..], "--threads"),
+            (&["--queue-depth", "0"][..], "--queue-depth"),
+            (&["--max-text-bytes", "70000"][..], "--max-text-bytes"),
+            (&["--log-level", "loud"][..], "--log-level"),
+            (&["--listen", "nowhere"][..], "--listen"),
+        ] {
+            let error = parse(args).unwrap_err();
+            assert!(error.0.contains(flag), "{args:?}: {error}");
+        }
+    }
+}

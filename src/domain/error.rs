@@ -1,0 +1,102 @@
+//! The domain's one error type. Each case documents the gRPC status code the
+//! adapter maps it to (the mapping itself lives in `crate::service::status`),
+//! but nothing here depends on gRPC.
+
+use std::fmt;
+
+use super::names::NameProblem;
+
+/// Every way a chat operation can be refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatError {
+    /// A username, group name or recipient is not a valid name.
+    /// Status: INVALID_ARGUMENT.
+    InvalidName {
+        /// Which argument: "username", "group name" or "recipient".
+        field: &'static str,
+        /// What is wrong with it.
+        problem: NameProblem,
+    },
+    /// The text of a message is empty, whitespace-only or too long.
+    /// Status: INVALID_ARGUMENT.
+    InvalidText(TextProblem),
+    /// The caller did not name a connected user. Status: UNAUTHENTICATED.
+    Unauthenticated,
+    /// The name is held by a connected user or an existing group.
+    /// Status: ALREADY_EXISTS.
+    NameTaken(String),
+    /// The server already holds its maximum number of connections.
+    /// Status: RESOURCE_EXHAUSTED.
+    TooManyConnections(usize),
+    /// No group has this name. Status: NOT_FOUND.
+    GroupNotFound(String),
+    /// No connected user or group has this name. Status: NOT_FOUND.
+    RecipientNotFound(String),
+    /// The caller is already a member of the group. Status: ALREADY_EXISTS.
+    AlreadyMember(String),
+    /// The caller tried to leave a group it is not in.
+    /// Status: FAILED_PRECONDITION.
+    NotMember(String),
+    /// The caller tried to send to a group it is not in.
+    /// Status: PERMISSION_DENIED.
+    NotMemberOfRecipient(String),
+    /// A direct recipient's outbound queue was full; that recipient has been
+    /// disconnected. Status: RESOURCE_EXHAUSTED.
+    RecipientOverloaded(String),
+    /// The server is shutting down and takes no new work. Status: UNAVAILABLE.
+    ShuttingDown,
+}
+
+/// Why a message text is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextProblem {
+    /// The text is empty or holds only whitespace.
+    Blank,
+    /// The text is longer than the limit, in bytes of UTF-8.
+    TooLong {
+        /// The text's length in bytes.
+        len: usize,
+        /// The configured limit in bytes.
+        limit: usize,
+    },
+}
+
+impl fmt::Display for ChatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChatError::InvalidName { field, problem } => write!(f, "invalid {field}: {problem}"),
+            ChatError::InvalidText(TextProblem::Blank) => {
+                write!(f, "invalid text: empty or whitespace only")
+            }
+            ChatError::InvalidText(TextProblem::TooLong { len, limit }) => {
+                write!(f, "invalid text: {len} bytes, the limit is {limit}")
+            }
+            ChatError::Unauthenticated => write!(
+                f,
+                "the authorization header must name a connected user (connect first)"
+            ),
+            ChatError::NameTaken(name) => {
+                write!(f, "name {name:?} is held by a connected user or a group")
+            }
+            ChatError::TooManyConnections(limit) => {
+                write!(f, "the server holds its maximum of {limit} connections")
+            }
+            ChatError::GroupNotFound(name) => write!(f, "no group named {name:?}"),
+            ChatError::RecipientNotFound(name) => {
+                write!(f, "no connected user or group named {name:?}")
+            }
+            ChatError::AlreadyMember(name) => write!(f, "already a member of group {name:?}"),
+            ChatError::NotMember(name) => write!(f, "not a member of group {name:?}"),
+            ChatError::NotMemberOfRecipient(name) => {
+                write!(f, "only members may send to group {name:?}")
+            }
+            ChatError::RecipientOverloaded(name) => write!(
+                f,
+                "user {name:?} was not reading its messages and has been disconnected"
+            ),
+            ChatError::ShuttingDown => write!(f, "the server is shutting down"),
+        }
+    }
+}
+
+impl std::error::Error for ChatError {}

@@ -1,0 +1,166 @@
+//! A connection's bounded outbound queue. The registry holds the sending half
+//! ([`Outbox`]) of every connected user; the connection's stream holds the
+//! receiving half ([`Inbox`]) and is woken through a registered waker when a
+//! message arrives or the mailbox is closed. Nothing here blocks: a full
+//! queue is reported to the sender, which decides what to do with the slow
+//! reader. This module knows nothing of gRPC or of how messages are written.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::task::Waker;
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use futures::task::AtomicWaker;
+
+use super::registry::Message;
+
+/// Why the server closed a mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The queue filled up: the reader fell too far behind.
+    SlowConsumer,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+const OPEN: u8 = 0;
+const SLOW_CONSUMER: u8 = 1;
+const SHUTDOWN: u8 = 2;
+
+/// State shared by the two halves: who to wake, and whether the server closed
+/// the mailbox.
+#[derive(Debug, Default)]
+struct Signal {
+    /// The reader's waker, registered each time it finds the queue empty.
+    waker: AtomicWaker,
+    /// `OPEN` or the close reason; the first reason set wins.
+    closed: AtomicU8,
+}
+
+/// The sending half, held by the registry. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    sender: Sender<Arc<Message>>,
+    signal: Arc<Signal>,
+}
+
+/// The receiving half, held by the connection's stream.
+#[derive(Debug)]
+pub struct Inbox {
+    receiver: Receiver<Arc<Message>>,
+    signal: Arc<Signal>,
+}
+
+/// The queue had no room: the message was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueFull;
+
+/// Creates a mailbox that holds at most `capacity` undelivered messages.
+pub fn mailbox(capacity: usize) -> (Outbox, Inbox) {
+    let (sender, receiver) = crossbeam_channel::bounded(capacity);
+    let signal = Arc::new(Signal::default());
+    (
+        Outbox {
+            sender,
+            signal: Arc::clone(&signal),
+        },
+        Inbox { receiver, signal },
+    )
+}
+
+impl Outbox {
+    /// Queues `message` without waking the reader; call [`Outbox::wake`]
+    /// once the batch of pushes is done (and any lock is released).
+    ///
+    /// # Errors
+    /// [`QueueFull`] when the queue has no room. A queue whose reader is gone
+    /// accepts and drops the message: the reader's cleanup is on its way.
+    pub fn push(&self, message: Arc<Message>) -> Result<(), QueueFull> {
+        match self.sender.try_send(message) {
+            Ok(()) | Err(TrySendError::Disconnected(_)) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(QueueFull),
+        }
+    }
+
+    /// Wakes the reader if it is waiting.
+    pub fn wake(&self) {
+        self.signal.waker.wake();
+    }
+
+    /// Closes the mailbox for `reason` and wakes the reader, which then ends
+    /// its stream without draining what is left.
+    pub fn close(&self, reason: CloseReason) {
+        let code = match reason {
+            CloseReason::SlowConsumer => SLOW_CONSUMER,
+            CloseReason::Shutdown => SHUTDOWN,
+        };
+        let _ =
+            self.signal
+                .closed
+                .compare_exchange(OPEN, code, Ordering::AcqRel, Ordering::Acquire);
+        self.wake();
+    }
+
+    /// Whether this outbox and `other` feed the same inbox.
+    pub fn same_mailbox(&self, other: &Outbox) -> bool {
+        Arc::ptr_eq(&self.signal, &other.signal)
+    }
+}
+
+/// What the reader finds when it looks at its mailbox.
+#[derive(Debug)]
+pub enum Poll {
+    /// The oldest queued message.
+    Message(Arc<Message>),
+    /// Nothing queued; the waker passed in will be woken on the next change.
+    Empty,
+    /// The server closed the mailbox.
+    Closed(CloseReason),
+}
+
+impl Inbox {
+    /// Takes the oldest queued message, or reports that the mailbox is
+    /// closed, or registers `waker` to be woken when either changes. The
+    /// close check comes first: a closed mailbox is not drained.
+    pub fn poll(&self, waker: &Waker) -> Poll {
+        if let Some(reason) = self.close_reason() {
+            return Poll::Closed(reason);
+        }
+        if let Some(message) = self.try_take() {
+            return Poll::Message(message);
+        }
+        self.signal.waker.register(waker);
+        // Re-check after registering: a push or close that raced with the
+        // registration has already fired its wake on the old waker.
+        if let Some(reason) = self.close_reason() {
+            return Poll::Closed(reason);
+        }
+        match self.try_take() {
+            Some(message) => Poll::Message(message),
+            None => Poll::Empty,
+        }
+    }
+
+    /// Takes the oldest queued message if there is one, without registering
+    /// for wake-ups.
+    pub fn try_take(&self) -> Option<Arc<Message>> {
+        match self.receiver.try_recv() {
+            Ok(message) => Some(message),
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
+        }
+    }
+
+    /// How many messages are waiting.
+    pub fn queued(&self) -> usize {
+        self.receiver.len()
+    }
+
+    /// The reason the server closed this mailbox, if it did.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        match self.signal.closed.load(Ordering::Acquire) {
+            SLOW_CONSUMER => Some(CloseReason::SlowConsumer),
+            SHUTDOWN => Some(CloseReason::Shutdown),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! The chat domain: names, users, groups, mailboxes and message delivery, as
+//! plain Rust types with one typed error. Nothing in here knows about gRPC,
+//! protobuf or logging; the adapter in `crate::service` translates.
+
+pub mod error;
+pub mod mailbox;
+pub mod names;
+pub mod registry;
+
+pub use error::{ChatError, TextProblem};
+pub use mailbox::{CloseReason, Inbox, Outbox};
+pub use names::{check_name, NameProblem, MAX_NAME_LEN};
+pub use registry::{
+    ChannelInfo, ChannelKind, Departure, Left, Limits, Message, Name, Registry, Sent, Session,
+};

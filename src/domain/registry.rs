@@ -1,0 +1,597 @@
+//! The chat's shared state: who is connected, which groups exist and who is
+//! in them, and the delivery of messages into connected users' mailboxes.
+//! Everything lives in one [`State`] behind one mutex; every operation is a
+//! short synchronous critical section that validates, changes state and
+//! queues messages, then wakes readers after the lock is released. It knows
+//! nothing of gRPC: callers get plain values and [`ChatError`]s.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+
+use super::error::{ChatError, TextProblem};
+use super::mailbox::{mailbox, CloseReason, Inbox, Outbox};
+use super::names::check_name;
+
+/// A user or group name. Shared, so a message and the maps can hold the same
+/// allocation.
+pub type Name = Arc<str>;
+
+/// Identifies one Connect stream, so a stream that ends late cannot remove a
+/// newer connection that took the same name.
+pub type SessionId = u64;
+
+/// Whether a name is a user or a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelKind {
+    /// A connected user.
+    User,
+    /// A group channel.
+    Group,
+}
+
+/// A message as queued for its recipients; one allocation shared by all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Unique since the server started, increasing in send order.
+    pub id: u64,
+    /// The sending user.
+    pub sender: Name,
+    /// The user or group it was sent to.
+    pub recipient: Name,
+    /// Whether `recipient` is a user or a group.
+    pub recipient_kind: ChannelKind,
+    /// The text as sent.
+    pub text: String,
+    /// When the registry accepted it.
+    pub sent_at: SystemTime,
+}
+
+/// The limits the registry enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most users connected at once.
+    pub max_connections: usize,
+    /// Most undelivered messages per connection before it is dropped as a
+    /// slow consumer.
+    pub queue_depth: usize,
+    /// Longest message text, in bytes of UTF-8.
+    pub max_text_bytes: usize,
+}
+
+/// A user or group as seen by the caller of [`Registry::list_channels`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelInfo {
+    /// The user's or group's name.
+    pub name: Name,
+    /// User or group.
+    pub kind: ChannelKind,
+    /// For a group its number of members, 0 for a user.
+    pub member_count: u32,
+    /// For a group whether the caller is in it, false for a user.
+    pub joined: bool,
+}
+
+/// What a successful send did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    /// The message's id.
+    pub id: u64,
+    /// The message's timestamp.
+    pub sent_at: SystemTime,
+    /// How many mailboxes it was queued in.
+    pub recipients: usize,
+    /// Group members whose queue was full: they have been disconnected.
+    pub evicted: Vec<Name>,
+}
+
+/// What a user's disconnection changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Departure {
+    /// How many groups the user was in.
+    pub groups_left: usize,
+    /// The groups deleted because the user was their last member.
+    pub groups_deleted: Vec<Name>,
+}
+
+/// The result of leaving a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Left {
+    /// The group still has members.
+    GroupKept,
+    /// The caller was the last member; the group is gone.
+    GroupDeleted,
+}
+
+/// A connected user's entry.
+#[derive(Debug)]
+struct Connection {
+    /// Which Connect stream owns the name.
+    session: SessionId,
+    /// Where messages for this user go.
+    outbox: Outbox,
+    /// The groups this user is in, to leave them on disconnect.
+    groups: HashSet<Name>,
+}
+
+/// A group's entry.
+#[derive(Debug, Default)]
+struct Group {
+    /// The members and their outboxes: a group send walks this map alone,
+    /// without a lookup per member.
+    members: HashMap<Name, Outbox>,
+}
+
+/// Everything behind the registry's lock.
+#[derive(Debug, Default)]
+struct State {
+    /// Connected users by name.
+    users: HashMap<Name, Connection>,
+    /// Groups by name; a group always has at least one member.
+    groups: HashMap<Name, Group>,
+    /// The id the next message gets.
+    next_message_id: u64,
+    /// Set by [`Registry::shutdown`]: no new work is accepted.
+    closing: bool,
+}
+
+/// The registry of users and groups. Shared behind an `Arc` by the service
+/// and by every [`Session`].
+#[derive(Debug)]
+pub struct Registry {
+    limits: Limits,
+    state: Mutex<State>,
+    /// Source of [`SessionId`]s; outside the lock because ids need no order.
+    next_session: AtomicU64,
+}
+
+/// A connected user's registration. Dropping it disconnects the user: they
+/// leave every group and their name is free again. Every way a stream can end
+/// (cancel, dead peer, slow consumer, shutdown) goes through this one path.
+#[derive(Debug)]
+pub struct Session {
+    registry: Arc<Registry>,
+    name: Name,
+    id: SessionId,
+    ended: bool,
+}
+
+impl Registry {
+    /// Creates an empty registry enforcing `limits`.
+    pub fn new(limits: Limits) -> Arc<Registry> {
+        Arc::new(Registry {
+            limits,
+            state: Mutex::new(State {
+                next_message_id: 1,
+                ..State::default()
+            }),
+            next_session: AtomicU64::new(1),
+        })
+    }
+
+    /// The limits this registry enforces.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // State is only changed by code that cannot panic half-way, so a
+        // poisoned lock still guards consistent state.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers `username` as connected and returns its session and inbox.
+    ///
+    /// # Errors
+    /// `InvalidName`, `NameTaken`, `TooManyConnections`, `ShuttingDown`.
+    pub fn connect(self: &Arc<Self>, username: &str) -> Result<(Session, Inbox), ChatError> {
+        check_name(username).map_err(|problem| ChatError::InvalidName {
+            field: "username",
+            problem,
+        })?;
+        let (outbox, inbox) = mailbox(self.limits.queue_depth);
+        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let name: Name = Arc::from(username);
+        {
+            let mut state = self.lock();
+            if state.closing {
+                return Err(ChatError::ShuttingDown);
+            }
+            if state.name_taken(username) {
+                return Err(ChatError::NameTaken(username.to_owned()));
+            }
+            if state.users.len() >= self.limits.max_connections {
+                return Err(ChatError::TooManyConnections(self.limits.max_connections));
+            }
+            state.users.insert(
+                Arc::clone(&name),
+                Connection {
+                    session: id,
+                    outbox,
+                    groups: HashSet::new(),
+                },
+            );
+        }
+        let session = Session {
+            registry: Arc::clone(self),
+            name,
+            id,
+            ended: false,
+        };
+        Ok((session, inbox))
+    }
+
+    /// Creates group `name` with `caller` as its only member.
+    ///
+    /// # Errors
+    /// `Unauthenticated`, `InvalidName`, `NameTaken`, `ShuttingDown`.
+    pub fn create_group(&self, caller: &str, name: &str) -> Result<(), ChatError> {
+        let valid = check_group_name(name);
+        let mut state = self.lock();
+        let (caller, outbox) = state.authenticate(caller)?;
+        valid?;
+        if state.name_taken(name) {
+            return Err(ChatError::NameTaken(name.to_owned()));
+        }
+        let group_name: Name = Arc::from(name);
+        let mut group = Group::default();
+        group.members.insert(Arc::clone(&caller), outbox);
+        state.groups.insert(Arc::clone(&group_name), group);
+        state.user_mut(&caller).groups.insert(group_name);
+        Ok(())
+    }
+
+    /// Adds `caller` to group `name`.
+    ///
+    /// # Errors
+    /// `Unauthenticated`, `InvalidName`, `GroupNotFound`, `AlreadyMember`,
+    /// `ShuttingDown`.
+    pub fn join_group(&self, caller: &str, name: &str) -> Result<(), ChatError> {
+        let valid = check_group_name(name);
+        let mut state = self.lock();
+        let (caller, outbox) = state.authenticate(caller)?;
+        valid?;
+        let (group_name, group) = state
+            .groups
+            .get_key_value(name)
+            .ok_or_else(|| ChatError::GroupNotFound(name.to_owned()))?;
+        if group.members.contains_key(&caller) {
+            return Err(ChatError::AlreadyMember(name.to_owned()));
+        }
+        let group_name = Arc::clone(group_name);
+        state
+            .group_mut(&group_name)
+            .members
+            .insert(Arc::clone(&caller), outbox);
+        state.user_mut(&caller).groups.insert(group_name);
+        Ok(())
+    }
+
+    /// Removes `caller` from group `name`, deleting the group if it empties.
+    ///
+    /// # Errors
+    /// `Unauthenticated`, `InvalidName`, `GroupNotFound`, `NotMember`,
+    /// `ShuttingDown`.
+    pub fn leave_group(&self, caller: &str, name: &str) -> Result<Left, ChatError> {
+        let valid = check_group_name(name);
+        let mut state = self.lock();
+        let (caller, _) = state.authenticate(caller)?;
+        valid?;
+        let group = state
+            .groups
+            .get(name)
+            .ok_or_else(|| ChatError::GroupNotFound(name.to_owned()))?;
+        if !group.members.contains_key(&caller) {
+            return Err(ChatError::NotMember(name.to_owned()));
+        }
+        state.user_mut(&caller).groups.remove(name);
+        Ok(if state.remove_member(name, &caller) {
+            Left::GroupDeleted
+        } else {
+            Left::GroupKept
+        })
+    }
+
+    /// Sends `text` from `caller` to the user or group `recipient`, queueing
+    /// it for every recipient connected now. A group member whose queue is
+    /// full is disconnected and the send goes on; a direct recipient whose
+    /// queue is full is disconnected and the send fails.
+    ///
+    /// # Errors
+    /// `Unauthenticated`, `InvalidText`, `InvalidName`, `RecipientNotFound`,
+    /// `NotMemberOfRecipient`, `RecipientOverloaded`, `ShuttingDown`.
+    pub fn send(&self, caller: &str, recipient: &str, text: String) -> Result<Sent, ChatError> {
+        let valid = self
+            .check_text(&text)
+            .and_then(|()| check_name(recipient).map_err(InputProblem::Name))
+            .map_err(InputProblem::into_error);
+        let mut wake = Vec::new();
+        let result = {
+            let mut state = self.lock();
+            let (sender, _) = state.authenticate(caller)?;
+            valid?;
+            // The lock is held while queueing: it is what makes a group's
+            // messages reach every member in the same order, and one sender's
+            // messages reach a recipient in send order. Queueing never
+            // blocks; readers are woken after the lock is released.
+            state.deliver(sender, recipient, text, &mut wake)
+        };
+        for outbox in &wake {
+            outbox.wake();
+        }
+        result
+    }
+
+    /// Every connected user, then every group, each sorted by name, as seen
+    /// by `caller`.
+    ///
+    /// # Errors
+    /// `Unauthenticated`, `ShuttingDown`.
+    pub fn list_channels(&self, caller: &str) -> Result<Vec<ChannelInfo>, ChatError> {
+        let state = self.lock();
+        let (caller, _) = state.authenticate(caller)?;
+        let mut users: Vec<ChannelInfo> = state
+            .users
+            .keys()
+            .map(|name| ChannelInfo {
+                name: Arc::clone(name),
+                kind: ChannelKind::User,
+                member_count: 0,
+                joined: false,
+            })
+            .collect();
+        let mut groups: Vec<ChannelInfo> = state
+            .groups
+            .iter()
+            .map(|(name, group)| ChannelInfo {
+                name: Arc::clone(name),
+                kind: ChannelKind::Group,
+                member_count: u32::try_from(group.members.len()).unwrap_or(u32::MAX),
+                joined: group.members.contains_key(&caller),
+            })
+            .collect();
+        drop(state);
+        users.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        groups.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        users.append(&mut groups);
+        Ok(users)
+    }
+
+    /// How many users are connected.
+    pub fn connected_users(&self) -> usize {
+        self.lock().users.len()
+    }
+
+    /// How many groups exist.
+    pub fn group_count(&self) -> usize {
+        self.lock().groups.len()
+    }
+
+    /// Starts shutdown: new work is refused with `ShuttingDown` and every
+    /// connected user's mailbox is closed, which ends their streams. Users
+    /// stay registered until their sessions are dropped.
+    pub fn shutdown(&self) {
+        let outboxes: Vec<Outbox> = {
+            let mut state = self.lock();
+            state.closing = true;
+            state.users.values().map(|c| c.outbox.clone()).collect()
+        };
+        for outbox in outboxes {
+            outbox.close(CloseReason::Shutdown);
+        }
+    }
+
+    fn check_text(&self, text: &str) -> Result<(), InputProblem> {
+        if text.len() > self.limits.max_text_bytes {
+            return Err(InputProblem::Text(TextProblem::TooLong {
+                len: text.len(),
+                limit: self.limits.max_text_bytes,
+            }));
+        }
+        if text.trim().is_empty() {
+            return Err(InputProblem::Text(TextProblem::Blank));
+        }
+        Ok(())
+    }
+
+    /// Removes the user of session `id`; a no-op if that session no longer
+    /// owns the name.
+    fn disconnect(&self, name: &str, id: SessionId) -> Option<Departure> {
+        let mut state = self.lock();
+        if state.users.get(name)?.session != id {
+            return None;
+        }
+        state.remove_user(name)
+    }
+}
+
+/// A refused argument, before it is known which field to blame.
+enum InputProblem {
+    Text(TextProblem),
+    Name(super::names::NameProblem),
+}
+
+impl InputProblem {
+    fn into_error(self) -> ChatError {
+        match self {
+            InputProblem::Text(problem) => ChatError::InvalidText(problem),
+            InputProblem::Name(problem) => ChatError::InvalidName {
+                field: "recipient",
+                problem,
+            },
+        }
+    }
+}
+
+fn check_group_name(name: &str) -> Result<(), ChatError> {
+    check_name(name).map_err(|problem| ChatError::InvalidName {
+        field: "group name",
+        problem,
+    })
+}
+
+impl State {
+    fn name_taken(&self, name: &str) -> bool {
+        self.users.contains_key(name) || self.groups.contains_key(name)
+    }
+
+    /// The caller's interned name and outbox, if `caller` is connected.
+    fn authenticate(&self, caller: &str) -> Result<(Name, Outbox), ChatError> {
+        if self.closing {
+            return Err(ChatError::ShuttingDown);
+        }
+        match self.users.get_key_value(caller) {
+            Some((name, connection)) => Ok((Arc::clone(name), connection.outbox.clone())),
+            None => Err(ChatError::Unauthenticated),
+        }
+    }
+
+    fn user_mut(&mut self, name: &str) -> &mut Connection {
+        match self.users.get_mut(name) {
+            Some(connection) => connection,
+            None => unreachable!("caller {name:?} was authenticated under this lock"),
+        }
+    }
+
+    fn group_mut(&mut self, name: &str) -> &mut Group {
+        match self.groups.get_mut(name) {
+            Some(group) => group,
+            None => unreachable!("group {name:?} was looked up under this lock"),
+        }
+    }
+
+    /// Queues a message for its recipients; see [`Registry::send`].
+    fn deliver(
+        &mut self,
+        sender: Name,
+        recipient: &str,
+        text: String,
+        wake: &mut Vec<Outbox>,
+    ) -> Result<Sent, ChatError> {
+        let id = self.next_message_id;
+        let sent_at = SystemTime::now();
+        if let Some((recipient, connection)) = self.users.get_key_value(recipient) {
+            let message = Arc::new(Message {
+                id,
+                sender,
+                recipient: Arc::clone(recipient),
+                recipient_kind: ChannelKind::User,
+                text,
+                sent_at,
+            });
+            self.next_message_id += 1;
+            if connection.outbox.push(message).is_err() {
+                let name = Arc::clone(recipient);
+                self.evict(&name);
+                return Err(ChatError::RecipientOverloaded(name.to_string()));
+            }
+            wake.push(connection.outbox.clone());
+            return Ok(Sent {
+                id,
+                sent_at,
+                recipients: 1,
+                evicted: Vec::new(),
+            });
+        }
+        let Some((group_name, group)) = self.groups.get_key_value(recipient) else {
+            return Err(ChatError::RecipientNotFound(recipient.to_owned()));
+        };
+        if !group.members.contains_key(&sender) {
+            return Err(ChatError::NotMemberOfRecipient(recipient.to_owned()));
+        }
+        let message = Arc::new(Message {
+            id,
+            sender,
+            recipient: Arc::clone(group_name),
+            recipient_kind: ChannelKind::Group,
+            text,
+            sent_at,
+        });
+        self.next_message_id += 1;
+        wake.reserve(group.members.len());
+        let mut evicted = Vec::new();
+        for (member, outbox) in &group.members {
+            if outbox.push(Arc::clone(&message)).is_ok() {
+                wake.push(outbox.clone());
+            } else {
+                evicted.push(Arc::clone(member));
+            }
+        }
+        let recipients = group.members.len() - evicted.len();
+        for name in &evicted {
+            self.evict(name);
+        }
+        Ok(Sent {
+            id,
+            sent_at,
+            recipients,
+            evicted,
+        })
+    }
+
+    /// Disconnects a slow consumer: it leaves every group and its stream is
+    /// told to end.
+    fn evict(&mut self, name: &str) {
+        if let Some(connection) = self.users.get(name) {
+            connection.outbox.close(CloseReason::SlowConsumer);
+        }
+        self.remove_user(name);
+    }
+
+    /// Removes a user and its memberships; returns what changed.
+    fn remove_user(&mut self, name: &str) -> Option<Departure> {
+        let connection = self.users.remove(name)?;
+        let mut departure = Departure {
+            groups_left: connection.groups.len(),
+            groups_deleted: Vec::new(),
+        };
+        for group in connection.groups {
+            if self.remove_member(&group, name) {
+                departure.groups_deleted.push(group);
+            }
+        }
+        Some(departure)
+    }
+
+    /// Removes `member` from `group`; deletes the group and returns true if
+    /// it is left empty.
+    fn remove_member(&mut self, group: &str, member: &str) -> bool {
+        let Some(entry) = self.groups.get_mut(group) else {
+            return false;
+        };
+        entry.members.remove(member);
+        if entry.members.is_empty() {
+            self.groups.remove(group);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl Session {
+    /// The connected user's name.
+    pub fn name(&self) -> &Name {
+        &self.name
+    }
+
+    /// Disconnects the user now and reports what changed; later calls, and
+    /// the drop, do nothing. Returns `None` if the user was already removed
+    /// (evicted as a slow consumer).
+    pub fn end(&mut self) -> Option<Departure> {
+        if std::mem::replace(&mut self.ended, true) {
+            return None;
+        }
+        self.registry.disconnect(&self.name, self.id)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+#[cfg(test)]
+mod tests;

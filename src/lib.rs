@@ -1,0 +1,19 @@
+//! An in-memory real-time chat service over gRPC (grpcio, gRPC C-core).
+//!
+//! Components, from the inside out:
+//! - [`domain`]: users, groups, mailboxes and delivery; plain Rust, no gRPC.
+//!   [`domain::Registry`] is the one shared state, behind one mutex.
+//! - [`service`]: the gRPC adapter implementing `chat.v1.ChatService`; maps
+//!   requests to registry calls and [`domain::ChatError`]s to status codes
+//!   ([`service::status`]); feeds each Connect stream from its mailbox
+//!   ([`service::delivery`]).
+//! - [`server`]: bootstrap; builds the grpcio environment and server from a
+//!   [`config::Config`] and runs it until an injected shutdown signal fires.
+//! - [`config`] and [`logging`]: flags into a validated config; the root
+//!   logger.
+
+pub mod config;
+pub mod domain;
+pub mod logging;
+pub mod server;
+pub mod service;

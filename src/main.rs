@@ -1,0 +1,48 @@
+//! The `chat-server` binary: parses flags, sets up logging, wires SIGINT and
+//! SIGTERM to the server's shutdown, and runs it. Exits 0 after a clean
+//! shutdown, 2 on a bad flag and 1 when the server cannot start.
+
+use std::process::ExitCode;
+
+use chat_server::config::{Config, Opt};
+use chat_server::logging::stderr_logger;
+use chat_server::server::{run, shutdown_channel};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use structopt::StructOpt;
+
+fn main() -> ExitCode {
+    let config = match Config::from_opt(Opt::from_args()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("chat-server: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let log = stderr_logger(config.log_level);
+
+    let (trigger, shutdown) = shutdown_channel();
+    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+        Ok(signals) => signals,
+        Err(error) => {
+            eprintln!("chat-server: cannot handle signals: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let signal_log = log.clone();
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            slog::info!(signal_log, "signal received"; "signal" => signal);
+            trigger.fire();
+        }
+    });
+
+    match run(&config, &log, shutdown) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            slog::error!(log, "cannot start"; "error" => %error);
+            eprintln!("chat-server: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

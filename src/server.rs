@@ -1,0 +1,184 @@
+//! Bootstrap: builds the grpcio environment and server from a [`Config`],
+//! starts it, and shuts it down when the injected [`ShutdownSignal`] fires.
+//! Shutdown refuses new work, ends every Connect stream with UNAVAILABLE,
+//! waits up to [`SHUTDOWN_GRACE`] for calls to finish and cancels the rest.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use grpcio::{ChannelBuilder, EnvBuilder, Environment, Server, ServerBuilder, ServerCredentials};
+use slog::{info, warn, Logger};
+
+use crate::config::{Config, MAX_REQUEST_BYTES, SHUTDOWN_GRACE};
+use crate::domain::Registry;
+use crate::service::ChatHandler;
+
+/// Fires a shutdown. Cheap to clone; firing twice is harmless.
+#[derive(Debug, Clone)]
+pub struct ShutdownTrigger(Sender<()>);
+
+/// Waits for a shutdown to be fired.
+#[derive(Debug)]
+pub struct ShutdownSignal(Receiver<()>);
+
+/// A connected trigger and signal.
+pub fn shutdown_channel() -> (ShutdownTrigger, ShutdownSignal) {
+    let (sender, receiver) = crossbeam_channel::bounded(1);
+    (ShutdownTrigger(sender), ShutdownSignal(receiver))
+}
+
+impl ShutdownTrigger {
+    /// Asks the server to shut down.
+    pub fn fire(&self) {
+        let _ = self.0.try_send(());
+    }
+}
+
+impl ShutdownSignal {
+    /// Blocks until the trigger fires or every trigger is dropped.
+    pub fn wait(self) {
+        let _ = self.0.recv();
+    }
+}
+
+/// The server could not start.
+#[derive(Debug)]
+pub struct StartError {
+    listen: String,
+    source: grpcio::Error,
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot listen on {}: {}", self.listen, self.source)
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// A started server. Stop it with [`RunningServer::stop`]; dropping it
+/// stops it too.
+pub struct RunningServer {
+    server: Option<Server>,
+    registry: Arc<Registry>,
+    port: u16,
+    log: Logger,
+    // Dropped after the server: its threads drive the shutdown.
+    _env: Arc<Environment>,
+}
+
+/// Builds and starts the server described by `config`.
+///
+/// # Errors
+/// [`StartError`] when the address cannot be bound.
+pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError> {
+    let env = Arc::new(
+        EnvBuilder::new()
+            .cq_count(config.threads.get())
+            .name_prefix("chat-cq")
+            .build(),
+    );
+    let registry = Registry::new(config.limits);
+    let handler = ChatHandler::new(Arc::clone(&registry), log.clone());
+    let args = ChannelBuilder::new(Arc::clone(&env))
+        .max_receive_message_len(MAX_REQUEST_BYTES as i32)
+        .build_args();
+    let start_error = |source| StartError {
+        listen: config.listen.clone(),
+        source,
+    };
+    let mut server = ServerBuilder::new(Arc::clone(&env))
+        .channel_args(args)
+        .register_service(chat_proto::chat_grpc::create_chat_service(handler))
+        .build()
+        .map_err(start_error)?;
+    let port = server
+        .add_listening_port(config.listen.as_str(), ServerCredentials::insecure())
+        .map_err(start_error)?;
+    server.start();
+    info!(log, "listening";
+        "address" => &config.listen, "port" => port, "threads" => config.threads.get(),
+        "max_connections" => config.limits.max_connections,
+        "queue_depth" => config.limits.queue_depth,
+        "max_text_bytes" => config.limits.max_text_bytes);
+    Ok(RunningServer {
+        server: Some(server),
+        registry,
+        port,
+        log: log.clone(),
+        _env: env,
+    })
+}
+
+/// Runs the server until `shutdown` fires, then stops it.
+///
+/// # Errors
+/// [`StartError`] when the server cannot start.
+pub fn run(config: &Config, log: &Logger, shutdown: ShutdownSignal) -> Result<(), StartError> {
+    let server = start(config, log)?;
+    shutdown.wait();
+    server.stop();
+    Ok(())
+}
+
+impl RunningServer {
+    /// The port the server listens on (the chosen one when asked for 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The registry, for tests and diagnostics.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Shuts down: refuses new work, ends every stream with UNAVAILABLE,
+    /// waits for in-flight calls up to the grace period, cancels the rest.
+    pub fn stop(mut self) {
+        self.shut_down();
+    }
+
+    fn shut_down(&mut self) {
+        let Some(mut server) = self.server.take() else {
+            return;
+        };
+        info!(self.log, "shutting down";
+            "connected" => self.registry.connected_users(),
+            "grace_ms" => SHUTDOWN_GRACE.as_millis() as u64);
+        self.registry.shutdown();
+        let finished = wait_for(server.shutdown(), SHUTDOWN_GRACE);
+        if !finished {
+            warn!(
+                self.log,
+                "calls still open after the grace period; cancelling them"
+            );
+            server.cancel_all_calls();
+        }
+        info!(self.log, "stopped");
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}
+
+/// Drives `future` on a helper thread; true if it finished within `limit`.
+fn wait_for<F>(future: F, limit: Duration) -> bool
+where
+    F: std::future::Future + Send + 'static,
+{
+    let (done, finished) = crossbeam_channel::bounded(1);
+    std::thread::spawn(move || {
+        let _ = futures::executor::block_on(future);
+        let _ = done.send(());
+    });
+    finished.recv_timeout(limit).is_ok()
+}

@@ -1,0 +1,247 @@
+//! The gRPC adapter: implements the generated `ChatService` trait by reading
+//! the caller from the `authorization` header, calling the registry, and
+//! turning results into replies and errors into statuses (see [`status`]).
+//! It holds no chat state of its own and makes no chat decisions; it is the
+//! only module besides the bootstrap that knows grpcio.
+
+mod convert;
+pub mod delivery;
+pub mod status;
+
+use std::sync::Arc;
+
+use chat_proto::chat::{
+    ConnectRequest, ConnectResponse, CreateGroupChatRequest, CreateGroupChatResponse,
+    JoinGroupChatRequest, JoinGroupChatResponse, LeaveGroupChatRequest, LeaveGroupChatResponse,
+    ListChannelsRequest, ListChannelsResponse, SendMessageRequest, SendMessageResponse,
+};
+use chat_proto::chat_grpc::ChatService;
+use futures::{FutureExt, SinkExt};
+use grpcio::{RpcContext, ServerStreamingSink, UnarySink};
+use slog::{debug, info, o, warn, Logger};
+
+use crate::domain::{CloseReason, Left, Registry, Session};
+use delivery::DeliveryStream;
+use status::{close_status, finish, log_refusal, status_of};
+
+/// The request header that names the caller.
+pub const AUTHORIZATION: &str = "authorization";
+
+/// The chat service as grpcio sees it: a cheap `Clone` handle (grpcio clones
+/// it per completion queue) around the shared registry and logger.
+#[derive(Clone)]
+pub struct ChatHandler {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Arc<Registry>,
+    log: Logger,
+}
+
+impl ChatHandler {
+    /// A handler serving `registry`, logging to `log`.
+    pub fn new(registry: Arc<Registry>, log: Logger) -> ChatHandler {
+        ChatHandler {
+            inner: Arc::new(Inner { registry, log }),
+        }
+    }
+}
+
+/// The caller's username from the `authorization` header, bare or as
+/// `Bearer <name>`; empty when the header is missing or not UTF-8, which the
+/// registry refuses as unauthenticated.
+pub fn caller_of(ctx: &RpcContext<'_>) -> String {
+    let Some((_, value)) = ctx
+        .request_headers()
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(AUTHORIZATION))
+    else {
+        return String::new();
+    };
+    let Ok(value) = std::str::from_utf8(value) else {
+        return String::new();
+    };
+    parse_authorization(value).to_owned()
+}
+
+/// The username in an `authorization` header value.
+pub fn parse_authorization(value: &str) -> &str {
+    let value = value.trim();
+    match value.split_once(' ') {
+        Some((scheme, name)) if scheme.eq_ignore_ascii_case("bearer") => name.trim(),
+        _ => value,
+    }
+}
+
+impl ChatService for ChatHandler {
+    fn connect(
+        &mut self,
+        ctx: RpcContext<'_>,
+        req: ConnectRequest,
+        sink: ServerStreamingSink<ConnectResponse>,
+    ) {
+        let log = &self.inner.log;
+        let (session, inbox) = match self.inner.registry.connect(&req.username) {
+            Ok(registered) => registered,
+            Err(error) => {
+                log_refusal(log, "Connect", &req.username, &error);
+                let log = log.clone();
+                ctx.spawn(sink.fail(status_of(&error)).map(move |sent| {
+                    if let Err(error) = sent {
+                        warn!(log, "could not send the reply"; "rpc" => "Connect", "error" => %error);
+                    }
+                }));
+                return;
+            }
+        };
+        let log = log.new(o!("user" => req.username.clone()));
+        info!(log, "connected"; "peer" => ctx.peer());
+        let stream = DeliveryStream::new(req.username, inbox);
+        ctx.spawn(serve_connection(session, stream, sink, log));
+    }
+
+    fn create_group_chat(
+        &mut self,
+        ctx: RpcContext<'_>,
+        req: CreateGroupChatRequest,
+        sink: UnarySink<CreateGroupChatResponse>,
+    ) {
+        let caller = caller_of(&ctx);
+        let result = self.inner.registry.create_group(&caller, &req.name);
+        if result.is_ok() {
+            info!(self.inner.log, "group created"; "group" => &req.name, "user" => &caller);
+        }
+        let reply = result.map(|()| CreateGroupChatResponse::new());
+        finish(
+            &ctx,
+            sink,
+            &self.inner.log,
+            "CreateGroupChat",
+            &caller,
+            reply,
+        );
+    }
+
+    fn join_group_chat(
+        &mut self,
+        ctx: RpcContext<'_>,
+        req: JoinGroupChatRequest,
+        sink: UnarySink<JoinGroupChatResponse>,
+    ) {
+        let caller = caller_of(&ctx);
+        let result = self.inner.registry.join_group(&caller, &req.name);
+        if result.is_ok() {
+            debug!(self.inner.log, "group joined"; "group" => &req.name, "user" => &caller);
+        }
+        let reply = result.map(|()| JoinGroupChatResponse::new());
+        finish(&ctx, sink, &self.inner.log, "JoinGroupChat", &caller, reply);
+    }
+
+    fn leave_group_chat(
+        &mut self,
+        ctx: RpcContext<'_>,
+        req: LeaveGroupChatRequest,
+        sink: UnarySink<LeaveGroupChatResponse>,
+    ) {
+        let caller = caller_of(&ctx);
+        let result = self.inner.registry.leave_group(&caller, &req.name);
+        match result {
+            Ok(Left::GroupDeleted) => {
+                info!(self.inner.log, "group deleted"; "group" => &req.name, "reason" => "last member left");
+            }
+            Ok(Left::GroupKept) => {
+                debug!(self.inner.log, "group left"; "group" => &req.name, "user" => &caller);
+            }
+            Err(_) => {}
+        }
+        let reply = result.map(|_| LeaveGroupChatResponse::new());
+        finish(
+            &ctx,
+            sink,
+            &self.inner.log,
+            "LeaveGroupChat",
+            &caller,
+            reply,
+        );
+    }
+
+    fn send_message(
+        &mut self,
+        ctx: RpcContext<'_>,
+        req: SendMessageRequest,
+        sink: UnarySink<SendMessageResponse>,
+    ) {
+        let caller = caller_of(&ctx);
+        let SendMessageRequest {
+            recipient, text, ..
+        } = req;
+        let result = self.inner.registry.send(&caller, &recipient, text);
+        if let Ok(sent) = &result {
+            debug!(self.inner.log, "message sent";
+                "id" => sent.id, "sender" => &caller, "recipient" => &recipient,
+                "recipients" => sent.recipients);
+            for name in &sent.evicted {
+                info!(self.inner.log, "slow consumer dropped";
+                    "user" => &**name, "group" => &recipient);
+            }
+        }
+        let reply = result.map(|sent| convert::sent_to_proto(&sent));
+        finish(&ctx, sink, &self.inner.log, "SendMessage", &caller, reply);
+    }
+
+    fn list_channels(
+        &mut self,
+        ctx: RpcContext<'_>,
+        _req: ListChannelsRequest,
+        sink: UnarySink<ListChannelsResponse>,
+    ) {
+        let caller = caller_of(&ctx);
+        let reply = self
+            .inner
+            .registry
+            .list_channels(&caller)
+            .map(|channels| convert::channels_to_proto(&channels));
+        finish(&ctx, sink, &self.inner.log, "ListChannels", &caller, reply);
+    }
+}
+
+/// Feeds one Connect stream until it ends, then finishes the call and
+/// disconnects the user. Runs as a task on a completion-queue thread:
+/// `send_all` keeps the sink polled, so a client's cancel ends it at once
+/// even when no message is flowing.
+async fn serve_connection(
+    mut session: Session,
+    mut stream: DeliveryStream,
+    mut sink: ServerStreamingSink<ConnectResponse>,
+    log: Logger,
+) {
+    let outcome = sink.send_all(&mut stream).await;
+    // Leave the registry before the status goes out, so the name is free by
+    // the time the client sees its stream end.
+    let departure = session.end().unwrap_or_default();
+    let closed_by_server = stream.closed_by_server();
+    let reason = match (closed_by_server, &outcome) {
+        (Some(CloseReason::SlowConsumer), _) => "slow consumer",
+        (Some(CloseReason::Shutdown), _) => "server shutdown",
+        (None, Err(grpcio::Error::RemoteStopped)) => "client closed the stream",
+        (None, Err(_)) => "stream failed",
+        (None, Ok(())) => "stream ended",
+    };
+    let (messages, deliveries) = stream.delivered();
+    info!(log, "disconnected";
+        "reason" => reason,
+        "groups_left" => departure.groups_left,
+        "messages" => messages,
+        "deliveries" => deliveries);
+    for group in &departure.groups_deleted {
+        info!(log, "group deleted"; "group" => &**group, "reason" => "last member disconnected");
+    }
+    if let Some(reason) = closed_by_server {
+        // A client that stopped reading may never take this status; the
+        // task then lives until its connection dies.
+        if let Err(error) = sink.fail(close_status(reason)).await {
+            debug!(log, "could not send the closing status"; "error" => %error);
+        }
+    }
+}

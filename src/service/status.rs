@@ -1,0 +1,80 @@
+//! Maps domain errors to gRPC statuses, and finishes unary calls. Every
+//! refused call leaves through [`status_of`], which matches every
+//! [`ChatError`] case without a catch-all, so a new case cannot reach a
+//! client as UNKNOWN or INTERNAL.
+
+use futures::FutureExt;
+use grpcio::{RpcContext, RpcStatus, RpcStatusCode, UnarySink};
+use slog::{info, warn, Logger};
+
+use crate::domain::{ChatError, CloseReason};
+
+/// The status code a domain error is answered with.
+pub fn code_of(error: &ChatError) -> RpcStatusCode {
+    match error {
+        ChatError::InvalidName { .. } | ChatError::InvalidText(_) => {
+            RpcStatusCode::INVALID_ARGUMENT
+        }
+        ChatError::Unauthenticated => RpcStatusCode::UNAUTHENTICATED,
+        ChatError::NameTaken(_) | ChatError::AlreadyMember(_) => RpcStatusCode::ALREADY_EXISTS,
+        ChatError::TooManyConnections(_) | ChatError::RecipientOverloaded(_) => {
+            RpcStatusCode::RESOURCE_EXHAUSTED
+        }
+        ChatError::GroupNotFound(_) | ChatError::RecipientNotFound(_) => RpcStatusCode::NOT_FOUND,
+        ChatError::NotMember(_) => RpcStatusCode::FAILED_PRECONDITION,
+        ChatError::NotMemberOfRecipient(_) => RpcStatusCode::PERMISSION_DENIED,
+        ChatError::ShuttingDown => RpcStatusCode::UNAVAILABLE,
+    }
+}
+
+/// The status a domain error is answered with: its code and its message.
+pub fn status_of(error: &ChatError) -> RpcStatus {
+    RpcStatus::with_message(code_of(error), error.to_string())
+}
+
+/// The status a Connect stream ends with when the server closes it.
+pub fn close_status(reason: CloseReason) -> RpcStatus {
+    match reason {
+        CloseReason::SlowConsumer => RpcStatus::with_message(
+            RpcStatusCode::RESOURCE_EXHAUSTED,
+            "disconnected: the client did not read its messages fast enough".to_owned(),
+        ),
+        CloseReason::Shutdown => RpcStatus::with_message(
+            RpcStatusCode::UNAVAILABLE,
+            "the server is shutting down".to_owned(),
+        ),
+    }
+}
+
+/// Logs a refused call: one line with the RPC, the caller and the status.
+pub fn log_refusal(log: &Logger, rpc: &'static str, caller: &str, error: &ChatError) {
+    info!(log, "call refused";
+        "rpc" => rpc, "caller" => caller, "code" => ?code_of(error), "error" => %error);
+}
+
+/// Finishes a unary call exactly once: `Ok` is sent as the response, `Err`
+/// is logged and mapped to its status. The sink's future is spawned, not
+/// dropped (dropping it would cancel the call); a failure to send is logged
+/// with the RPC name.
+pub fn finish<T: Send + 'static>(
+    ctx: &RpcContext<'_>,
+    sink: UnarySink<T>,
+    log: &Logger,
+    rpc: &'static str,
+    caller: &str,
+    result: Result<T, ChatError>,
+) {
+    let sent = match result {
+        Ok(response) => sink.success(response),
+        Err(error) => {
+            log_refusal(log, rpc, caller, &error);
+            sink.fail(status_of(&error))
+        }
+    };
+    let log = log.clone();
+    ctx.spawn(sent.map(move |outcome| {
+        if let Err(error) = outcome {
+            warn!(log, "could not send the reply"; "rpc" => rpc, "error" => %error);
+        }
+    }));
+}

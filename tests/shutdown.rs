@@ -1,0 +1,123 @@
+//! Shutdown: open streams end with UNAVAILABLE, and the real binary exits 0
+//! promptly on SIGTERM and SIGINT.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chat_client::api::Api;
+use common::*;
+use grpcio::RpcStatusCode as Code;
+
+#[test]
+fn stopping_the_server_ends_every_stream_with_unavailable() {
+    let mut server = TestServer::start();
+    let alice = server.connect("alice");
+    let bob = server.connect("bob");
+    server.create("alice", "room").unwrap();
+    server.join("bob", "room").unwrap();
+    let started = Instant::now();
+    server.stop();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(end_status(&alice).code(), Code::UNAVAILABLE);
+    assert_eq!(end_status(&bob).code(), Code::UNAVAILABLE);
+}
+
+/// The real binary on an ephemeral port, killed on drop if still running.
+struct Binary {
+    child: Child,
+    port: u16,
+}
+
+impl Binary {
+    fn start() -> Binary {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .args(["--listen", "127.0.0.1:0", "--threads", "2"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start chat-server");
+        let stderr = child.stderr.take().unwrap();
+        let (port_tx, port_rx) = crossbeam_channel::bounded(1);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { return };
+                if line.contains("listening") {
+                    // slog-term writes fields as `key: value, key: value`.
+                    let port = line
+                        .split(", ")
+                        .find_map(|field| field.trim().strip_prefix("port: "))
+                        .and_then(|p| p.parse::<u16>().ok());
+                    let _ = port_tx.send(port);
+                }
+            }
+        });
+        let port = port_rx
+            .recv_timeout(WAIT)
+            .expect("the server logs its port")
+            .expect("the port parses");
+        Binary { child, port }
+    }
+
+    fn signal(&self, signal: i32) {
+        let pid = i32::try_from(self.child.id()).unwrap();
+        // SAFETY: kill(2) on the PID of a child this test started.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    }
+
+    /// The exit code, if it exits within `limit`.
+    fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn signal_ends_streams_and_exits_zero(signal: i32) {
+    let mut binary = Binary::start();
+    let api = Api::connect(&format!("127.0.0.1:{}", binary.port), WAIT).unwrap();
+    let alice = api.open_inbox("alice", WAIT).unwrap();
+    let _idle = api.open_inbox("idle", WAIT).unwrap();
+    send_with(&api, "alice", "alice", "before the signal").unwrap();
+    receive(&alice, 1);
+    binary.signal(signal);
+    assert_eq!(end_status(&alice).code(), Code::UNAVAILABLE);
+    assert_eq!(binary.wait_exit(Duration::from_secs(5)), Some(0));
+}
+
+#[test]
+fn sigterm_ends_streams_with_unavailable_and_exits_zero_within_5_seconds() {
+    signal_ends_streams_and_exits_zero(libc::SIGTERM);
+}
+
+#[test]
+fn sigint_does_the_same() {
+    signal_ends_streams_and_exits_zero(libc::SIGINT);
+}
+
+#[test]
+fn a_bad_flag_is_refused_with_a_message() {
+    let output = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .args(["--queue-depth", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--queue-depth"), "{stderr}");
+}
