@@ -8,7 +8,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=${1:-logs.txt}
 cd "$root"
 
-cargo build --quiet --bin chat-server --bin chat-client
+cargo build --quiet --bin chat-server && cargo build --quiet -p chat-client --bin chat-client
 target=${CARGO_TARGET_DIR:-$root/target}/debug
 
 work=$(mktemp -d)

@@ -3,51 +3,9 @@
 
 mod common;
 
-
-use chat_proto::chat::{connect_response, ConnectRequest, ConnectResponse};
+use chat_client::api::{final_status, open_unread};
 use common::*;
-use futures::StreamExt;
-use grpcio::{CallOption, ClientSStreamReceiver, RpcStatusCode as Code};
-
-/// Opens `user`'s stream, reads `connected`, and then never reads again.
-fn connect_and_stop_reading(
-    server: &TestServer,
-    user: &str,
-) -> ClientSStreamReceiver<ConnectResponse> {
-    let mut request = ConnectRequest::new();
-    request.username = user.to_owned();
-    let mut stream = server
-        .api
-        .client
-        .connect_opt(&request, CallOption::default())
-        .unwrap();
-    let first = futures::executor::block_on(stream.next()).unwrap().unwrap();
-    assert!(matches!(
-        first.event,
-        Some(connect_response::Event::Connected(_))
-    ));
-    stream
-}
-
-/// Reads what is left of `stream` on a helper thread; returns the status it
-/// ended with, or panics if it does not end within [`WAIT`].
-fn final_status(mut stream: ClientSStreamReceiver<ConnectResponse>) -> grpcio::RpcStatus {
-    let (done, result) = crossbeam_channel::bounded(1);
-    std::thread::spawn(move || {
-        let status = futures::executor::block_on(async {
-            while let Some(item) = stream.next().await {
-                if let Err(error) = item {
-                    return chat_client::api::status_of(error);
-                }
-            }
-            grpcio::RpcStatus::ok()
-        });
-        let _ = done.send(status);
-    });
-    result
-        .recv_timeout(WAIT)
-        .expect("the slow consumer's stream ends")
-}
+use grpcio::RpcStatusCode as Code;
 
 const BIG: usize = 4000;
 const MAX_SENDS: usize = 20_000;
@@ -56,7 +14,7 @@ const MAX_SENDS: usize = 20_000;
 fn a_direct_send_to_a_full_queue_fails_and_disconnects_the_recipient() {
     let server = TestServer::start_with(|config| config.limits.queue_depth = 16);
     let _alice = server.connect("alice");
-    let slow = connect_and_stop_reading(&server, "slow");
+    let slow = open_unread(&server.api, "slow").unwrap();
     server.create("slow", "slow-group").unwrap();
     let text = "x".repeat(BIG);
     let mut refused = None;
@@ -75,7 +33,10 @@ fn a_direct_send_to_a_full_queue_fails_and_disconnects_the_recipient() {
         Code::NOT_FOUND,
         server.send("alice", "slow", "still there?"),
     );
-    assert_eq!(final_status(slow).code(), Code::RESOURCE_EXHAUSTED);
+    assert_eq!(
+        final_status(slow, WAIT).expect("the stream ends").code(),
+        Code::RESOURCE_EXHAUSTED
+    );
     let _slow_again = server.connect("slow");
 }
 
@@ -84,7 +45,7 @@ fn a_full_group_member_is_dropped_and_the_others_lose_nothing() {
     let server = TestServer::start_with(|config| config.limits.queue_depth = 16);
     let alice = server.connect("alice");
     let bob = server.connect("bob");
-    let slow = connect_and_stop_reading(&server, "slow");
+    let slow = open_unread(&server.api, "slow").unwrap();
     server.create("alice", "room").unwrap();
     server.join("bob", "room").unwrap();
     server.join("slow", "room").unwrap();
@@ -109,7 +70,10 @@ fn a_full_group_member_is_dropped_and_the_others_lose_nothing() {
             true
         )
     );
-    assert_eq!(final_status(slow).code(), Code::RESOURCE_EXHAUSTED);
+    assert_eq!(
+        final_status(slow, WAIT).expect("the stream ends").code(),
+        Code::RESOURCE_EXHAUSTED
+    );
     server.send("bob", "room", "after").unwrap();
     assert_eq!(receive(&alice, 1)[0].text, "after");
     assert_eq!(receive(&bob, 1)[0].text, "after");

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chat_proto::chat::{connect_response, ConnectRequest, ConnectResponse, Message};
 use chat_proto::chat_grpc::ChatServiceClient;
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::Receiver;
 use futures::channel::oneshot;
 use futures::{future, StreamExt};
 use grpcio::{
@@ -91,6 +91,52 @@ impl Api {
     }
 }
 
+/// Opens `username`'s stream and reads `connected`, and then nothing more:
+/// a client that has stopped reading, as the slow-consumer rule sees it.
+///
+/// # Errors
+/// The status the server refused the stream with.
+pub fn open_unread(
+    api: &Api,
+    username: &str,
+) -> Result<ClientSStreamReceiver<ConnectResponse>, RpcStatus> {
+    let mut request = ConnectRequest::new();
+    request.username = username.to_owned();
+    let mut stream = api
+        .client
+        .connect_opt(&request, CallOption::default())
+        .map_err(status_of)?;
+    match futures::executor::block_on(stream.next()) {
+        Some(Ok(_connected)) => Ok(stream),
+        Some(Err(error)) => Err(status_of(error)),
+        None => Err(RpcStatus::with_message(
+            RpcStatusCode::INTERNAL,
+            "the stream ended without a status".into(),
+        )),
+    }
+}
+
+/// Reads what is left of `stream` on a helper thread and returns the status
+/// it ends with, or `None` if it has not ended within `timeout`.
+pub fn final_status(
+    mut stream: ClientSStreamReceiver<ConnectResponse>,
+    timeout: Duration,
+) -> Option<RpcStatus> {
+    let (done, result) = crossbeam_channel::bounded(1);
+    std::thread::spawn(move || {
+        let status = futures::executor::block_on(async {
+            while let Some(item) = stream.next().await {
+                if let Err(error) = item {
+                    return status_of(error);
+                }
+            }
+            RpcStatus::ok()
+        });
+        let _ = done.send(status);
+    });
+    result.recv_timeout(timeout).ok()
+}
+
 /// The status carried by a grpcio error (transport errors become
 /// UNAVAILABLE, the way other gRPC clients report them).
 pub fn status_of(error: grpcio::Error) -> RpcStatus {
@@ -153,10 +199,7 @@ impl Inbox {
 
     /// The next event, waiting up to `timeout`; `None` if none came.
     pub fn next_event(&self, timeout: Duration) -> Option<InboxEvent> {
-        match self.events.recv_timeout(timeout) {
-            Ok(event) => Some(event),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.events.recv_timeout(timeout).ok()
     }
 
     /// The event channel, for callers that select over several inboxes.

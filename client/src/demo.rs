@@ -5,7 +5,6 @@
 //! one is marked `MISMATCH`, and the demo exits non-zero: it is also a check.
 
 use std::collections::BTreeMap;
-use std::fmt::Debug;
 use std::time::{Duration, Instant};
 
 use chat_proto::chat::{
@@ -14,10 +13,12 @@ use chat_proto::chat::{
 };
 use grpcio::{CallOption, RpcStatus, RpcStatusCode};
 
-use crate::api::{status_of, Api, Inbox, InboxEvent};
+use crate::api::{final_status, open_unread, status_of, Api, Inbox, InboxEvent};
 use crate::format::{code_name, describe_message};
 
 const WAIT: Duration = Duration::from_secs(5);
+/// Most sends the slow-consumer step makes before giving up.
+const MAX_STALL_SENDS: usize = 50_000;
 
 /// What a call is expected to return.
 #[derive(Clone, Copy)]
@@ -175,6 +176,9 @@ impl Demo {
         self.list("alice", Expect::Ok);
         self.join("bob", "rust-fans", Expect::Code(C::NOT_FOUND));
 
+        self.section("a client that stops reading is dropped when its queue fills");
+        self.stall("dave", "alice");
+
         self.section("disconnecting leaves every group and frees the name");
         self.create("carol", "book-club", Expect::Ok);
         self.join("alice", "book-club", Expect::Ok);
@@ -197,15 +201,18 @@ impl Demo {
         println!("[demo] --- {title} ---");
     }
 
-    fn record<T: Debug>(
+    /// Logs one call and checks its outcome; `result` holds what to show of
+    /// a successful reply. Returns whether the outcome was the expected one.
+    fn record(
         &mut self,
         who: &str,
         call: String,
-        result: &Result<T, RpcStatus>,
+        result: &Result<String, RpcStatus>,
         expect: Expect,
     ) -> bool {
         let outcome = match result {
-            Ok(reply) => format!("OK {reply:?}"),
+            Ok(shown) if shown.is_empty() => "OK".to_owned(),
+            Ok(shown) => format!("OK {shown}"),
             Err(status) => format!("{} {:?}", code_name(status.code()), status.message()),
         };
         let matches = match (expect, result) {
@@ -230,7 +237,10 @@ impl Demo {
 
     fn connect(&mut self, user: &'static str, expect: Expect) {
         let result = self.api.open_inbox(user, WAIT);
-        let shown = result.as_ref().map(|_| "connected").map_err(Clone::clone);
+        let shown = result
+            .as_ref()
+            .map(|_| "connected".to_owned())
+            .map_err(Clone::clone);
         if self.record(user, format!("Connect(username={user:?})"), &shown, expect) {
             if let Ok(inbox) = result {
                 self.inboxes.insert(user, inbox);
@@ -263,6 +273,63 @@ impl Demo {
             .push(format!("{user} still listed {WAIT:?} after disconnecting"));
     }
 
+    /// `user` connects and stops reading; `sender` sends it 4000-byte texts
+    /// until its queue is full and the send fails with RESOURCE_EXHAUSTED;
+    /// the stream ends with RESOURCE_EXHAUSTED and `user` is gone.
+    fn stall(&mut self, user: &'static str, sender: &'static str) {
+        let call = format!("Connect(username={user:?})");
+        let stream = match open_unread(&self.api, user) {
+            Ok(stream) => {
+                let shown = Ok("connected, then reads nothing more".to_owned());
+                self.record(user, call, &shown, Expect::Ok);
+                stream
+            }
+            Err(status) => {
+                self.record(user, call, &Err(status), Expect::Ok);
+                return;
+            }
+        };
+        self.create(user, "daves-den", Expect::Ok);
+        let mut request = SendMessageRequest::new();
+        request.recipient = user.to_owned();
+        request.text = "z".repeat(4000);
+        let mut accepted = 0;
+        let mut last = Ok(format!("{MAX_STALL_SENDS} sends, all OK"));
+        while accepted < MAX_STALL_SENDS {
+            match self.api.client.send_message_opt(&request, opts(sender)) {
+                Ok(_) => accepted += 1,
+                Err(error) => {
+                    last = Err(status_of(error));
+                    break;
+                }
+            }
+        }
+        println!("[demo] {sender:<14} sent {user} {accepted} texts of 4000 bytes, each OK, then:");
+        let call = format!("SendMessage(recipient={user:?}, text=<4000 bytes>)");
+        self.record(
+            sender,
+            call,
+            &last,
+            Expect::Code(RpcStatusCode::RESOURCE_EXHAUSTED),
+        );
+        let ended = match final_status(stream, WAIT) {
+            Some(status) if status.code() == RpcStatusCode::OK => Ok("ended with OK".to_owned()),
+            Some(status) => Err(status),
+            None => Err(RpcStatus::with_message(
+                RpcStatusCode::DEADLINE_EXCEEDED,
+                format!("the stream did not end within {WAIT:?}"),
+            )),
+        };
+        let call = "Connect stream read to its end".to_owned();
+        self.record(
+            user,
+            call,
+            &ended,
+            Expect::Code(RpcStatusCode::RESOURCE_EXHAUSTED),
+        );
+        self.list(sender, Expect::Ok);
+    }
+
     fn create(&mut self, user: &str, name: &str, expect: Expect) {
         let mut request = CreateGroupChatRequest::new();
         request.name = name.to_owned();
@@ -270,6 +337,7 @@ impl Demo {
             .api
             .client
             .create_group_chat_opt(&request, opts(user))
+            .map(|_| String::new())
             .map_err(status_of);
         self.record(
             user,
@@ -286,6 +354,7 @@ impl Demo {
             .api
             .client
             .join_group_chat_opt(&request, opts(user))
+            .map(|_| String::new())
             .map_err(status_of);
         self.record(
             user,
@@ -302,6 +371,7 @@ impl Demo {
             .api
             .client
             .leave_group_chat_opt(&request, opts(user))
+            .map(|_| String::new())
             .map_err(status_of);
         self.record(
             user,
@@ -331,6 +401,7 @@ impl Demo {
                         _ => format!("user {}", c.name),
                     })
                     .collect::<Vec<_>>()
+                    .join(", ")
             });
         self.record(user, "ListChannels()".to_owned(), &result, expect);
     }

@@ -6,13 +6,13 @@
 //! reader. This module knows nothing of gRPC or of how messages are written.
 
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Waker;
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use futures::task::AtomicWaker;
 
-use super::registry::Message;
+use super::registry::{Departure, Message};
 
 /// Why the server closed a mailbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +35,9 @@ struct Signal {
     waker: AtomicWaker,
     /// `OPEN` or the close reason; the first reason set wins.
     closed: AtomicU8,
+    /// What the user's removal changed, when the registry removed it on its
+    /// own (a slow consumer), kept for the session to report.
+    departure: Mutex<Option<Departure>>,
 }
 
 /// The sending half, held by the registry. Cheap to clone.
@@ -101,9 +104,21 @@ impl Outbox {
         self.wake();
     }
 
-    /// Whether this outbox and `other` feed the same inbox.
-    pub fn same_mailbox(&self, other: &Outbox) -> bool {
-        Arc::ptr_eq(&self.signal, &other.signal)
+    /// Keeps what the user's removal changed, for [`Outbox::take_departure`].
+    pub fn keep_departure(&self, departure: Departure) {
+        *self.departure() = Some(departure);
+    }
+
+    /// What the registry's own removal of this user changed, once.
+    pub fn take_departure(&self) -> Option<Departure> {
+        self.departure().take()
+    }
+
+    fn departure(&self) -> std::sync::MutexGuard<'_, Option<Departure>> {
+        self.signal
+            .departure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -144,10 +159,8 @@ impl Inbox {
     /// Takes the oldest queued message if there is one, without registering
     /// for wake-ups.
     pub fn try_take(&self) -> Option<Arc<Message>> {
-        match self.receiver.try_recv() {
-            Ok(message) => Some(message),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-        }
+        // Empty or disconnected alike: nothing to take.
+        self.receiver.try_recv().ok()
     }
 
     /// How many messages are waiting.

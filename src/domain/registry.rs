@@ -1,6 +1,6 @@
 //! The chat's shared state: who is connected, which groups exist and who is
 //! in them, and the delivery of messages into connected users' mailboxes.
-//! Everything lives in one [`State`] behind one mutex; every operation is a
+//! Everything lives in one `State` behind one mutex; every operation is a
 //! short synchronous critical section that validates, changes state and
 //! queues messages, then wakes readers after the lock is released. It knows
 //! nothing of gRPC: callers get plain values and [`ChatError`]s.
@@ -154,6 +154,8 @@ pub struct Session {
     registry: Arc<Registry>,
     name: Name,
     id: SessionId,
+    /// The user's outbox, where an eviction leaves its departure.
+    outbox: Outbox,
     ended: bool,
 }
 
@@ -208,7 +210,7 @@ impl Registry {
                 Arc::clone(&name),
                 Connection {
                     session: id,
-                    outbox,
+                    outbox: outbox.clone(),
                     groups: HashSet::new(),
                 },
             );
@@ -217,6 +219,7 @@ impl Registry {
             registry: Arc::clone(self),
             name,
             id,
+            outbox,
             ended: false,
         };
         Ok((session, inbox))
@@ -530,13 +533,16 @@ impl State {
         })
     }
 
-    /// Disconnects a slow consumer: it leaves every group and its stream is
-    /// told to end.
+    /// Disconnects a slow consumer: it leaves every group at once and its
+    /// stream is told to end; its session reports the departure later.
     fn evict(&mut self, name: &str) {
-        if let Some(connection) = self.users.get(name) {
-            connection.outbox.close(CloseReason::SlowConsumer);
+        let Some(outbox) = self.users.get(name).map(|c| c.outbox.clone()) else {
+            return;
+        };
+        if let Some(departure) = self.remove_user(name) {
+            outbox.keep_departure(departure);
         }
-        self.remove_user(name);
+        outbox.close(CloseReason::SlowConsumer);
     }
 
     /// Removes a user and its memberships; returns what changed.
@@ -576,14 +582,16 @@ impl Session {
         &self.name
     }
 
-    /// Disconnects the user now and reports what changed; later calls, and
-    /// the drop, do nothing. Returns `None` if the user was already removed
-    /// (evicted as a slow consumer).
+    /// Disconnects the user now and reports what changed, including when
+    /// the registry already removed it as a slow consumer; later calls, and
+    /// the drop, do nothing and return `None`.
     pub fn end(&mut self) -> Option<Departure> {
         if std::mem::replace(&mut self.ended, true) {
             return None;
         }
-        self.registry.disconnect(&self.name, self.id)
+        self.registry
+            .disconnect(&self.name, self.id)
+            .or_else(|| self.outbox.take_departure())
     }
 }
 

@@ -134,7 +134,129 @@ impl Stream for DeliveryStream {
 
 #[cfg(test)]
 mod tests {
-    use super::entry_size;
+    use std::sync::Arc;
+    use std::time::SystemTime;
+
+    use futures::task::noop_waker;
+
+    use super::*;
+    use crate::domain::{mailbox::mailbox, ChannelKind, Message, Outbox};
+
+    fn message(id: u64, text_len: usize) -> Message {
+        Message {
+            id,
+            sender: Arc::from("alice"),
+            recipient: Arc::from("bob"),
+            recipient_kind: ChannelKind::User,
+            text: "x".repeat(text_len),
+            sent_at: SystemTime::now(),
+        }
+    }
+
+    fn push(outbox: &Outbox, id: u64, text_len: usize) {
+        outbox.push(Arc::new(message(id, text_len))).unwrap();
+    }
+
+    /// Polls once: `Some(Ok(n))` for a delivery of n messages (checking its
+    /// encoded size), `Some(Err(()))` for an error, `None` for pending or end.
+    fn poll(stream: &mut DeliveryStream) -> Option<Result<Vec<u64>, grpcio::Error>> {
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        match Pin::new(stream).poll_next(&mut cx) {
+            Poll::Ready(Some(Ok((event, _)))) => match event.event {
+                Some(connect_response::Event::Delivery(delivery)) => {
+                    assert!(delivery.compute_size() as usize <= MAX_DELIVERY_BYTES);
+                    Some(Ok(delivery.messages.iter().map(|m| m.id).collect()))
+                }
+                Some(connect_response::Event::Connected(c)) => {
+                    assert_eq!(c.username, "bob");
+                    Some(Ok(Vec::new()))
+                }
+                other => panic!("unexpected event {other:?}"),
+            },
+            Poll::Ready(Some(Err(error))) => Some(Err(error)),
+            Poll::Ready(None) | Poll::Pending => None,
+        }
+    }
+
+    fn stream(capacity: usize) -> (Outbox, DeliveryStream) {
+        let (outbox, inbox) = mailbox(capacity);
+        let mut stream = DeliveryStream::new("bob".into(), inbox);
+        assert_eq!(poll(&mut stream).unwrap().unwrap(), Vec::<u64>::new());
+        (outbox, stream)
+    }
+
+    #[test]
+    fn connected_comes_first_even_with_messages_waiting() {
+        let (outbox, inbox) = mailbox(8);
+        push(&outbox, 1, 10);
+        let mut stream = DeliveryStream::new("bob".into(), inbox);
+        assert_eq!(poll(&mut stream).unwrap().unwrap(), Vec::<u64>::new());
+        assert_eq!(poll(&mut stream).unwrap().unwrap(), vec![1]);
+    }
+
+    #[test]
+    fn a_lone_message_goes_out_alone_and_an_empty_inbox_is_pending() {
+        let (outbox, mut stream) = stream(8);
+        assert!(poll(&mut stream).is_none());
+        push(&outbox, 7, 10);
+        assert_eq!(poll(&mut stream).unwrap().unwrap(), vec![7]);
+        assert!(poll(&mut stream).is_none());
+    }
+
+    #[test]
+    fn queued_messages_are_drained_256_at_a_time_in_order() {
+        let (outbox, mut stream) = stream(1024);
+        for id in 0..600 {
+            push(&outbox, id, 10);
+        }
+        let mut seen = Vec::new();
+        for expected in [256, 256, 88] {
+            let ids = poll(&mut stream).unwrap().unwrap();
+            assert_eq!(ids.len(), expected);
+            seen.extend(ids);
+        }
+        assert_eq!(seen, (0..600).collect::<Vec<_>>());
+        assert!(poll(&mut stream).is_none());
+        assert_eq!(stream.delivered(), (600, 3));
+    }
+
+    #[test]
+    fn a_delivery_stops_before_64_kib_and_the_rest_follows() {
+        let (outbox, mut stream) = stream(64);
+        for id in 0..40 {
+            push(&outbox, id, 4000);
+        }
+        let entry = entry_size(message_to_proto(&message(1, 4000)).compute_size() as usize);
+        let fit = MAX_DELIVERY_BYTES / entry;
+        assert!(fit < 40);
+        let mut seen = Vec::new();
+        while let Some(Ok(ids)) = poll(&mut stream) {
+            // As many as fit, except the last delivery.
+            assert!(
+                ids.len() == fit || seen.len() + ids.len() == 40,
+                "{}",
+                ids.len()
+            );
+            seen.extend(ids);
+        }
+        assert_eq!(seen, (0..40).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_closed_inbox_ends_the_stream_with_the_status_without_draining() {
+        let (outbox, mut stream) = stream(8);
+        push(&outbox, 1, 10);
+        outbox.close(CloseReason::SlowConsumer);
+        match poll(&mut stream) {
+            Some(Err(grpcio::Error::RpcFailure(status))) => {
+                assert_eq!(status.code(), grpcio::RpcStatusCode::RESOURCE_EXHAUSTED);
+            }
+            other => panic!("expected the closing status, got {other:?}"),
+        }
+        assert_eq!(stream.closed_by_server(), Some(CloseReason::SlowConsumer));
+        assert!(poll(&mut stream).is_none());
+    }
 
     #[test]
     fn entry_size_counts_tag_varint_and_payload() {

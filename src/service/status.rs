@@ -49,7 +49,22 @@ pub fn close_status(reason: CloseReason) -> RpcStatus {
 /// Logs a refused call: one line with the RPC, the caller and the status.
 pub fn log_refusal(log: &Logger, rpc: &'static str, caller: &str, error: &ChatError) {
     info!(log, "call refused";
-        "rpc" => rpc, "caller" => caller, "code" => ?code_of(error), "error" => %error);
+        "rpc" => rpc, "caller" => caller, "code" => %CodeName(code_of(error)), "error" => %error);
+}
+
+/// Shows a status code by its name alone (grpcio's `Debug` prints
+/// `5-NOT_FOUND`).
+pub struct CodeName(pub RpcStatusCode);
+
+impl std::fmt::Display for CodeName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = format!("{:?}", self.0);
+        f.write_str(
+            shown
+                .split_once('-')
+                .map_or(shown.as_str(), |(_, name)| name),
+        )
+    }
 }
 
 /// Finishes a unary call exactly once: `Ok` is sent as the response, `Err`

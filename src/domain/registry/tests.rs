@@ -292,9 +292,10 @@ fn a_full_group_member_is_evicted_and_the_others_still_receive() {
         max_text_bytes: 64,
     });
     let (_a, ai) = reg.connect("alice").unwrap();
-    let (_s, si) = reg.connect("slow").unwrap();
+    let (mut slow, si) = reg.connect("slow").unwrap();
     reg.create_group("alice", "g").unwrap();
     reg.join_group("slow", "g").unwrap();
+    reg.create_group("slow", "slow-only").unwrap();
     for i in 0..2 {
         reg.send("alice", "g", format!("m{i}")).unwrap();
         drain(&ai);
@@ -312,6 +313,11 @@ fn a_full_group_member_is_evicted_and_the_others_still_receive() {
             ("g", ChannelKind::Group, 1, true)
         ]
     );
+    // The session reports what the eviction changed, once.
+    let departure = slow.end().unwrap();
+    assert_eq!(departure.groups_left, 2);
+    assert_eq!(departure.groups_deleted, vec![Name::from("slow-only")]);
+    assert_eq!(slow.end(), None);
 }
 
 #[test]
