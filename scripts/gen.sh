@@ -36,21 +36,29 @@ install_plugin grpcio-compiler "$GRPCIO_COMPILER_VERSION" grpc_rust_plugin
 
 # The well-known types (google/protobuf/timestamp.proto) ship with protoc.
 wkt_include=/usr/include
-protos=(chat/v1/chat.proto)
 
-scratch=$(mktemp -d)
-trap 'rm -rf "$scratch"' EXIT
-protoc \
-  --plugin=protoc-gen-rs="$tools/bin/protoc-gen-rs" \
-  --plugin=protoc-gen-grpc="$tools/bin/grpc_rust_plugin" \
-  -I "$root/proto" -I "$wkt_include" \
-  --rs_out="$scratch" --grpc_out="$scratch" \
-  "${protos[@]}"
+# generate PROTO DEST: compiles one .proto into DEST (relative to
+# generated/src). Each file gets its own run because protoc-gen-rs names its
+# output after the file's stem: the two reflection.proto would collide.
+generate() {
+  local proto=$1 dest="$out/$2" scratch
+  scratch=$(mktemp -d)
+  protoc \
+    --plugin=protoc-gen-rs="$tools/bin/protoc-gen-rs" \
+    --plugin=protoc-gen-grpc="$tools/bin/grpc_rust_plugin" \
+    -I "$root/proto" -I "$wkt_include" \
+    --rs_out="$scratch" --grpc_out="$scratch" \
+    "$proto"
+  # protoc-gen-rs also writes a mod.rs; generated/src/lib.rs declares the
+  # modules instead, so only the per-file outputs are kept.
+  rm -f "$scratch/mod.rs"
+  mkdir -p "$dest"
+  cp "$scratch"/*.rs "$dest/"
+  echo "gen.sh: $proto -> generated/src/${2:+$2/}$(cd "$scratch" && ls *.rs | tr '\n' ' ')" >&2
+  rm -rf "$scratch"
+}
 
-# protoc-gen-rs also writes a mod.rs; generated/src/lib.rs declares the
-# modules instead, so only the per-file outputs are kept.
-rm -f "$scratch/mod.rs"
-for file in "$scratch"/*.rs; do
-  cp "$file" "$out/$(basename "$file")"
-done
-echo "gen.sh: wrote $(cd "$scratch" && ls *.rs | tr '\n' ' ')into generated/src/" >&2
+generate chat/v1/chat.proto ""
+generate grpc/health/v1/health.proto ""
+generate grpc/reflection/v1/reflection.proto reflection_v1
+generate grpc/reflection/v1alpha/reflection.proto reflection_v1alpha

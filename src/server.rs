@@ -1,7 +1,9 @@
 //! Bootstrap: builds the grpcio environment and server from a [`Config`],
 //! starts it, and shuts it down when the injected [`ShutdownSignal`] fires.
-//! Shutdown refuses new work, ends every Connect stream with UNAVAILABLE,
-//! waits up to [`SHUTDOWN_GRACE`] for calls to finish and cancels the rest.
+//! Besides the chat service it serves health checking and reflection.
+//! Shutdown reports NOT_SERVING, refuses new work, ends every Connect stream
+//! with UNAVAILABLE, waits up to [`SHUTDOWN_GRACE`] for calls to finish and
+//! cancels the rest.
 
 use std::fmt;
 use std::sync::Arc;
@@ -13,6 +15,8 @@ use slog::{info, warn, Logger};
 
 use crate::config::{Config, MAX_REQUEST_BYTES, SHUTDOWN_GRACE};
 use crate::domain::Registry;
+use crate::service::health::HealthService;
+use crate::service::reflection::ReflectionService;
 use crate::service::ChatHandler;
 
 /// Fires a shutdown. Cheap to clone; firing twice is harmless.
@@ -67,6 +71,7 @@ impl std::error::Error for StartError {
 pub struct RunningServer {
     server: Option<Server>,
     registry: Arc<Registry>,
+    health: HealthService,
     port: u16,
     log: Logger,
     // Dropped after the server: its threads drive the shutdown.
@@ -86,6 +91,8 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
     );
     let registry = Registry::new(config.limits);
     let handler = ChatHandler::new(Arc::clone(&registry), log.clone());
+    let health = HealthService::new(log.clone());
+    let reflection = ReflectionService::new(log.clone());
     let args = ChannelBuilder::new(Arc::clone(&env))
         .max_receive_message_len(MAX_REQUEST_BYTES as i32)
         .build_args();
@@ -96,6 +103,9 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
     let mut server = ServerBuilder::new(Arc::clone(&env))
         .channel_args(args)
         .register_service(chat_proto::chat_grpc::create_chat_service(handler))
+        .register_service(chat_proto::health_grpc::create_health(health.clone()))
+        .register_service(reflection.v1())
+        .register_service(reflection.v1alpha())
         .build()
         .map_err(start_error)?;
     let port = server
@@ -110,6 +120,7 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
     Ok(RunningServer {
         server: Some(server),
         registry,
+        health,
         port,
         log: log.clone(),
         _env: env,
@@ -151,6 +162,7 @@ impl RunningServer {
         info!(self.log, "shutting down";
             "connected" => self.registry.connected_users(),
             "grace_ms" => SHUTDOWN_GRACE.as_millis() as u64);
+        self.health.set_not_serving();
         self.registry.shutdown();
         let finished = wait_for(server.shutdown(), SHUTDOWN_GRACE);
         if !finished {

@@ -6,6 +6,8 @@
 
 mod convert;
 pub mod delivery;
+pub mod health;
+pub mod reflection;
 pub mod status;
 
 use std::sync::Arc;

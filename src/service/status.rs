@@ -68,9 +68,7 @@ impl std::fmt::Display for CodeName {
 }
 
 /// Finishes a unary call exactly once: `Ok` is sent as the response, `Err`
-/// is logged and mapped to its status. The sink's future is spawned, not
-/// dropped (dropping it would cancel the call); a failure to send is logged
-/// with the RPC name.
+/// is logged and mapped to its status.
 pub fn finish<T: Send + 'static>(
     ctx: &RpcContext<'_>,
     sink: UnarySink<T>,
@@ -79,12 +77,26 @@ pub fn finish<T: Send + 'static>(
     caller: &str,
     result: Result<T, ChatError>,
 ) {
+    let result = result.map_err(|error| {
+        log_refusal(log, rpc, caller, &error);
+        status_of(&error)
+    });
+    finish_with_status(ctx, sink, log, rpc, result);
+}
+
+/// Sends a unary call's reply or status. The sink's future is spawned, not
+/// dropped (dropping it would cancel the call); a failure to send is logged
+/// with the RPC name.
+pub fn finish_with_status<T: Send + 'static>(
+    ctx: &RpcContext<'_>,
+    sink: UnarySink<T>,
+    log: &Logger,
+    rpc: &'static str,
+    result: Result<T, RpcStatus>,
+) {
     let sent = match result {
         Ok(response) => sink.success(response),
-        Err(error) => {
-            log_refusal(log, rpc, caller, &error);
-            sink.fail(status_of(&error))
-        }
+        Err(status) => sink.fail(status),
     };
     let log = log.clone();
     ctx.spawn(sent.map(move |outcome| {
