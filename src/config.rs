@@ -11,6 +11,7 @@ use slog::Level;
 use structopt::StructOpt;
 
 use crate::domain::Limits;
+use crate::logging::LogFormat;
 use crate::service::delivery::MAX_DELIVERY_BYTES;
 
 /// Longest `--max-text-bytes` accepted: a message this long plus its sender,
@@ -57,6 +58,10 @@ pub struct Opt {
     /// Least severe log level written: critical, error, warning, info, debug, trace
     #[structopt(long, default_value = "info")]
     pub log_level: String,
+
+    /// Log line format: term (human-readable) or json (one object per line)
+    #[structopt(long, default_value = "term", possible_values = &["term", "json"])]
+    pub log_format: LogFormat,
 }
 
 /// The validated configuration the server runs with.
@@ -70,6 +75,8 @@ pub struct Config {
     pub limits: Limits,
     /// Least severe log level written.
     pub log_level: Level,
+    /// How log lines are written.
+    pub log_format: LogFormat,
 }
 
 /// A flag value that cannot be used.
@@ -127,6 +134,7 @@ impl Config {
                 max_text_bytes,
             },
             log_level,
+            log_format: opt.log_format,
         })
     }
 
@@ -141,6 +149,7 @@ impl Config {
                 max_text_bytes: 4096,
             },
             log_level: Level::Info,
+            log_format: LogFormat::Term,
         }
     }
 }
@@ -169,6 +178,12 @@ mod tests {
         assert_eq!(config.limits.queue_depth, 1024);
         assert_eq!(config.limits.max_text_bytes, 4096);
         assert_eq!(config.log_level, Level::Info);
+        assert_eq!(config.log_format, LogFormat::Term);
+        assert_eq!(
+            parse(&["--log-format", "json"]).unwrap().log_format,
+            LogFormat::Json
+        );
+        assert!(parse(&["--log-format", "xml"]).is_err());
     }
 
     #[test]

@@ -19,7 +19,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let log = stderr_logger(config.log_level);
+    let log = stderr_logger(config.log_format, config.log_level);
 
     let (trigger, shutdown) = shutdown_channel();
     let mut signals = match Signals::new([SIGINT, SIGTERM]) {

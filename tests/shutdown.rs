@@ -33,32 +33,36 @@ struct Binary {
 
 impl Binary {
     fn start() -> Binary {
+        Binary::start_with(&[]).0
+    }
+
+    /// Starts the binary with `extra` flags; returns it and its log lines
+    /// as they come.
+    fn start_with(extra: &[&str]) -> (Binary, crossbeam_channel::Receiver<String>) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
             .args(["--listen", "127.0.0.1:0", "--threads", "2"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start chat-server");
         let stderr = child.stderr.take().unwrap();
         let (port_tx, port_rx) = crossbeam_channel::bounded(1);
+        let (lines_tx, lines) = crossbeam_channel::unbounded();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { return };
                 if line.contains("listening") {
-                    // slog-term writes fields as `key: value, key: value`.
-                    let port = line
-                        .split(", ")
-                        .find_map(|field| field.trim().strip_prefix("port: "))
-                        .and_then(|p| p.parse::<u16>().ok());
-                    let _ = port_tx.send(port);
+                    let _ = port_tx.send(port_in(&line));
                 }
+                let _ = lines_tx.send(line);
             }
         });
         let port = port_rx
             .recv_timeout(WAIT)
             .expect("the server logs its port")
             .expect("the port parses");
-        Binary { child, port }
+        (Binary { child, port }, lines)
     }
 
     fn signal(&self, signal: i32) {
@@ -87,6 +91,20 @@ impl Drop for Binary {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The port in a `listening` log line, term (`port: N,`) or JSON
+/// (`"port":N,`).
+fn port_in(line: &str) -> Option<u16> {
+    let start = line
+        .find("port: ")
+        .map(|i| i + 6)
+        .or_else(|| line.find("\"port\":").map(|i| i + 7))?;
+    let digits: String = line[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
 }
 
 fn signal_ends_streams_and_exits_zero(signal: i32) {
@@ -120,4 +138,33 @@ fn a_bad_flag_is_refused_with_a_message() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--queue-depth"), "{stderr}");
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_with_fields() {
+    let (mut binary, lines) = Binary::start_with(&["--log-format", "json"]);
+    let api = Api::connect(&format!("127.0.0.1:{}", binary.port), WAIT).unwrap();
+    let alice = api.open_inbox("alice", WAIT).unwrap();
+    alice.close();
+    binary.signal(libc::SIGTERM);
+    assert_eq!(binary.wait_exit(Duration::from_secs(5)), Some(0));
+    // The process has exited, so its stderr is closed and the reader ends.
+    let lines: Vec<String> = lines.iter().collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        assert!(line.starts_with('{') && line.ends_with('}'), "{line}");
+        assert!(
+            line.contains("\"level\":") && line.contains("\"ts\":"),
+            "{line}"
+        );
+    }
+    let find = |msg: &str| {
+        lines
+            .iter()
+            .find(|line| line.contains(&format!("\"msg\":\"{msg}\"")))
+            .unwrap_or_else(|| panic!("no {msg:?} line in {lines:#?}"))
+    };
+    assert!(find("connected").contains("\"user\":\"alice\""));
+    assert!(find("disconnected").contains("\"reason\":\"client closed the stream\""));
+    find("stopped");
 }

@@ -37,7 +37,7 @@ impl TestServer {
         let mut config = Config::with_listen("127.0.0.1:0");
         adjust(&mut config);
         let log = if std::env::var_os("CHAT_TEST_LOG").is_some() {
-            logging::stderr_logger(slog::Level::Debug)
+            logging::stderr_logger(logging::LogFormat::Term, slog::Level::Debug)
         } else {
             logging::discard()
         };
