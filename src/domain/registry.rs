@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::SystemTime;
 
 use super::error::{ChatError, TextProblem};
@@ -46,6 +46,10 @@ pub struct Message {
     pub text: String,
     /// When the registry accepted it.
     pub sent_at: SystemTime,
+    /// The transport's encoded form of this message, filled by the first
+    /// connection that writes it and reused by every other recipient, so a
+    /// group message is encoded once. The domain never reads it.
+    pub encoded: OnceLock<Box<[u8]>>,
 }
 
 /// The limits the registry enforces.
@@ -482,6 +486,7 @@ impl State {
                 recipient_kind: ChannelKind::User,
                 text,
                 sent_at,
+                encoded: OnceLock::new(),
             });
             self.next_message_id += 1;
             if connection.outbox.push(message).is_err() {
@@ -510,6 +515,7 @@ impl State {
             recipient_kind: ChannelKind::Group,
             text,
             sent_at,
+            encoded: OnceLock::new(),
         });
         self.next_message_id += 1;
         wake.reserve(group.members.len());

@@ -5,23 +5,55 @@
 //! inbox is empty it registers the task's waker and returns `Pending`, so no
 //! thread is parked per connection; when the server closes the inbox it ends
 //! with an error carrying the status the stream must finish with.
+//!
+//! Events are written as pre-encoded bytes ([`EncodedEvent`], sent through
+//! [`EVENT_MARSHALLER`]): each message is encoded once, by the first stream
+//! that writes it, and every recipient's `Delivery` is the concatenation of
+//! those encodings (a repeated field is just its entries back to back).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use chat_proto::chat::{connect_response, ConnectResponse, Connected, Delivery};
+use chat_proto::chat::{connect_response, ConnectResponse, Connected};
 use futures::Stream;
-use grpcio::WriteFlags;
+use grpcio::{GrpcSlice, Marshaller, MessageReader, WriteFlags};
 use protobuf::Message as _;
 
 use super::convert::message_to_proto;
 use super::status::close_status;
-use crate::domain::{mailbox, CloseReason, Inbox};
+use crate::domain::{mailbox, CloseReason, Inbox, Message};
 
 /// Most messages in one `Delivery`.
 pub const MAX_MESSAGES: usize = 256;
 /// Most bytes in one encoded `Delivery`.
 pub const MAX_DELIVERY_BYTES: usize = 64 * 1024;
+
+/// Field 1 (`Delivery.messages`), length-delimited.
+const DELIVERY_MESSAGES_TAG: u8 = 0x0a;
+/// Field 2 (`ConnectResponse.delivery`), length-delimited.
+const CONNECT_RESPONSE_DELIVERY_TAG: u8 = 0x12;
+
+/// One `ConnectResponse`, already encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedEvent(pub Vec<u8>);
+
+fn serialize_event(event: &EncodedEvent, buf: &mut GrpcSlice) -> grpcio::Result<()> {
+    *buf = GrpcSlice::from(event.0.as_slice());
+    Ok(())
+}
+
+fn deserialize_event(mut reader: MessageReader) -> grpcio::Result<EncodedEvent> {
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut reader, &mut bytes)
+        .map_err(|error| grpcio::Error::Codec(Box::new(error)))?;
+    Ok(EncodedEvent(bytes))
+}
+
+/// Writes [`EncodedEvent`]s as they are (and reads them back as bytes).
+pub const EVENT_MARSHALLER: Marshaller<EncodedEvent> = Marshaller {
+    ser: serialize_event,
+    de: deserialize_event,
+};
 
 /// See the module documentation.
 pub struct DeliveryStream {
@@ -29,7 +61,9 @@ pub struct DeliveryStream {
     /// The username for the `connected` event, until it is sent.
     connected: Option<String>,
     /// A message taken from the inbox that did not fit in the last delivery.
-    carry: Option<(chat_proto::chat::Message, usize)>,
+    carry: Option<std::sync::Arc<Message>>,
+    /// The messages of the delivery being built (kept to reuse its capacity).
+    batch: Vec<std::sync::Arc<Message>>,
     /// Set when the server closed the inbox; the stream has ended.
     closed: Option<CloseReason>,
     /// Messages and deliveries yielded, for the connection's closing log line.
@@ -43,6 +77,7 @@ impl DeliveryStream {
             inbox,
             connected: Some(username),
             carry: None,
+            batch: Vec::new(),
             closed: None,
             delivered: (0, 0),
         }
@@ -64,18 +99,60 @@ impl DeliveryStream {
     }
 }
 
-type Event = (ConnectResponse, WriteFlags);
+type Event = (EncodedEvent, WriteFlags);
 
-/// The encoded size of `len` bytes as one entry of a repeated field numbered
-/// below 16: a one-byte tag, the length as a varint, then the bytes.
-fn entry_size(len: usize) -> usize {
-    let mut varint = 1;
-    let mut rest = len >> 7;
+/// How many bytes `value` takes as a varint.
+fn varint_len(value: usize) -> usize {
+    let mut len = 1;
+    let mut rest = value >> 7;
     while rest > 0 {
-        varint += 1;
+        len += 1;
         rest >>= 7;
     }
-    1 + varint + len
+    len
+}
+
+fn put_varint(out: &mut Vec<u8>, mut value: usize) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// `message` encoded as one entry of `Delivery.messages`: tag, length,
+/// bytes. Computed once per message and shared by all its recipients.
+fn entry(message: &Message) -> &[u8] {
+    message.encoded.get_or_init(|| {
+        let payload = message_to_proto(message)
+            .write_to_bytes()
+            .unwrap_or_default();
+        let mut entry = Vec::with_capacity(1 + varint_len(payload.len()) + payload.len());
+        entry.push(DELIVERY_MESSAGES_TAG);
+        put_varint(&mut entry, payload.len());
+        entry.extend_from_slice(&payload);
+        entry.into_boxed_slice()
+    })
+}
+
+/// The `connected` event.
+fn connected_event(username: String) -> EncodedEvent {
+    let mut connected = Connected::new();
+    connected.username = username;
+    let mut event = ConnectResponse::new();
+    event.event = Some(connect_response::Event::Connected(connected));
+    EncodedEvent(event.write_to_bytes().unwrap_or_default())
+}
+
+/// A `delivery` event holding `batch`, whose entries take `body` bytes.
+fn delivery_event(batch: &[std::sync::Arc<Message>], body: usize) -> EncodedEvent {
+    let mut out = Vec::with_capacity(1 + varint_len(body) + body);
+    out.push(CONNECT_RESPONSE_DELIVERY_TAG);
+    put_varint(&mut out, body);
+    for message in batch {
+        out.extend_from_slice(entry(message));
+    }
+    EncodedEvent(out)
 }
 
 impl Stream for DeliveryStream {
@@ -87,23 +164,19 @@ impl Stream for DeliveryStream {
             return Poll::Ready(None);
         }
         if let Some(username) = this.connected.take() {
-            let mut connected = Connected::new();
-            connected.username = username;
-            let mut event = ConnectResponse::new();
-            event.event = Some(connect_response::Event::Connected(connected));
-            return Poll::Ready(Some(Ok((event, WriteFlags::default()))));
+            return Poll::Ready(Some(Ok((connected_event(username), WriteFlags::default()))));
         }
         if let Some(reason) = this.inbox.close_reason() {
             return this.close(reason);
         }
-        let mut delivery = Delivery::new();
-        let mut bytes = 0;
-        if let Some((message, size)) = this.carry.take() {
-            delivery.messages.push(message);
-            bytes += size;
+        this.batch.clear();
+        let mut body = 0;
+        if let Some(message) = this.carry.take() {
+            body += entry(&message).len();
+            this.batch.push(message);
         }
-        while delivery.messages.len() < MAX_MESSAGES {
-            let next = if delivery.messages.is_empty() {
+        while this.batch.len() < MAX_MESSAGES {
+            let next = if this.batch.is_empty() {
                 match this.inbox.poll(cx.waker()) {
                     mailbox::Poll::Message(message) => message,
                     mailbox::Poll::Empty => return Poll::Pending,
@@ -115,20 +188,23 @@ impl Stream for DeliveryStream {
                     None => break,
                 }
             };
-            let message = message_to_proto(&next);
-            let size = entry_size(message.compute_size() as usize);
-            if bytes + size > MAX_DELIVERY_BYTES && !delivery.messages.is_empty() {
-                this.carry = Some((message, size));
+            let size = entry(&next).len();
+            if body + size > MAX_DELIVERY_BYTES && !this.batch.is_empty() {
+                this.carry = Some(next);
                 break;
             }
-            bytes += size;
-            delivery.messages.push(message);
+            body += size;
+            this.batch.push(next);
         }
-        this.delivered.0 += delivery.messages.len() as u64;
+        let event = delivery_event(&this.batch, body);
+        this.delivered.0 += this.batch.len() as u64;
         this.delivered.1 += 1;
-        let mut event = ConnectResponse::new();
-        event.event = Some(connect_response::Event::Delivery(delivery));
-        Poll::Ready(Some(Ok((event, WriteFlags::default()))))
+        // More is already waiting: let C-core hold this write and send it
+        // with the next one. The last delivery of a burst goes without the
+        // hint, which flushes; a lone message is never held back.
+        let more = this.carry.is_some() || this.inbox.queued() > 0;
+        let flags = WriteFlags::default().buffer_hint(more);
+        Poll::Ready(Some(Ok((event, flags))))
     }
 }
 
@@ -150,6 +226,7 @@ mod tests {
             recipient_kind: ChannelKind::User,
             text: "x".repeat(text_len),
             sent_at: SystemTime::now(),
+            encoded: std::sync::OnceLock::new(),
         }
     }
 
@@ -163,9 +240,17 @@ mod tests {
         let waker = noop_waker();
         let mut cx = Context::from_waker(&waker);
         match Pin::new(stream).poll_next(&mut cx) {
-            Poll::Ready(Some(Ok((event, _)))) => match event.event {
+            Poll::Ready(Some(Ok((event, _)))) => match ConnectResponse::parse_from_bytes(&event.0)
+                .expect("the event decodes")
+                .event
+            {
                 Some(connect_response::Event::Delivery(delivery)) => {
                     assert!(delivery.compute_size() as usize <= MAX_DELIVERY_BYTES);
+                    for decoded in &delivery.messages {
+                        assert_eq!(decoded.sender, "alice");
+                        assert_eq!(decoded.recipient, "bob");
+                        assert!(decoded.sent_at.is_some());
+                    }
                     Some(Ok(delivery.messages.iter().map(|m| m.id).collect()))
                 }
                 Some(connect_response::Event::Connected(c)) => {
@@ -227,8 +312,7 @@ mod tests {
         for id in 0..40 {
             push(&outbox, id, 4000);
         }
-        let entry = entry_size(message_to_proto(&message(1, 4000)).compute_size() as usize);
-        let fit = MAX_DELIVERY_BYTES / entry;
+        let fit = MAX_DELIVERY_BYTES / entry(&message(1, 4000)).len();
         assert!(fit < 40);
         let mut seen = Vec::new();
         while let Some(Ok(ids)) = poll(&mut stream) {
@@ -259,10 +343,20 @@ mod tests {
     }
 
     #[test]
-    fn entry_size_counts_tag_varint_and_payload() {
-        assert_eq!(entry_size(0), 2);
-        assert_eq!(entry_size(127), 129);
-        assert_eq!(entry_size(128), 131);
-        assert_eq!(entry_size(16_384), 16_388);
+    fn varints_are_sized_and_written_as_protobuf_does() {
+        for value in [0usize, 1, 127, 128, 300, 16_383, 16_384, 65_536] {
+            let mut out = Vec::new();
+            put_varint(&mut out, value);
+            assert_eq!(out.len(), varint_len(value), "{value}");
+            let mut input = protobuf::CodedInputStream::from_bytes(&out);
+            assert_eq!(input.read_raw_varint64().unwrap(), value as u64);
+        }
+    }
+
+    #[test]
+    fn a_message_is_encoded_once_and_shared() {
+        let shared = message(9, 10);
+        let first = entry(&shared).as_ptr();
+        assert_eq!(entry(&shared).as_ptr(), first);
     }
 }

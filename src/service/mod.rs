@@ -13,17 +13,19 @@ pub mod status;
 use std::sync::Arc;
 
 use chat_proto::chat::{
-    ConnectRequest, ConnectResponse, CreateGroupChatRequest, CreateGroupChatResponse,
-    JoinGroupChatRequest, JoinGroupChatResponse, LeaveGroupChatRequest, LeaveGroupChatResponse,
-    ListChannelsRequest, ListChannelsResponse, SendMessageRequest, SendMessageResponse,
+    ConnectRequest, CreateGroupChatRequest, CreateGroupChatResponse, JoinGroupChatRequest,
+    JoinGroupChatResponse, LeaveGroupChatRequest, LeaveGroupChatResponse, ListChannelsRequest,
+    ListChannelsResponse, SendMessageRequest, SendMessageResponse,
 };
 use chat_proto::chat_grpc::ChatService;
 use futures::{FutureExt, SinkExt};
-use grpcio::{RpcContext, ServerStreamingSink, UnarySink};
+use grpcio::{
+    Marshaller, Method, MethodType, RpcContext, ServerStreamingSink, ServiceBuilder, UnarySink,
+};
 use slog::{debug, info, o, warn, Logger};
 
 use crate::domain::{CloseReason, Left, Registry, Session};
-use delivery::DeliveryStream;
+use delivery::{DeliveryStream, EncodedEvent};
 use status::{close_status, finish, log_refusal, status_of};
 
 /// The request header that names the caller.
@@ -48,6 +50,107 @@ impl ChatHandler {
             inner: Arc::new(Inner { registry, log }),
         }
     }
+
+    /// Connect: registers the user and feeds its stream until it ends. Not
+    /// the generated trait's method: events go out pre-encoded (see
+    /// [`delivery`]), so the method is registered by [`chat_service`].
+    pub fn connect(
+        &mut self,
+        ctx: RpcContext<'_>,
+        req: ConnectRequest,
+        sink: ServerStreamingSink<EncodedEvent>,
+    ) {
+        let log = &self.inner.log;
+        let (session, inbox) = match self.inner.registry.connect(&req.username) {
+            Ok(registered) => registered,
+            Err(error) => {
+                log_refusal(log, "Connect", &req.username, &error);
+                let log = log.clone();
+                ctx.spawn(sink.fail(status_of(&error)).map(move |sent| {
+                    if let Err(error) = sent {
+                        warn!(log, "could not send the reply"; "rpc" => "Connect", "error" => %error);
+                    }
+                }));
+                return;
+            }
+        };
+        let log = log.new(o!("user" => req.username.clone()));
+        info!(log, "connected"; "peer" => ctx.peer());
+        let stream = DeliveryStream::new(req.username, inbox);
+        ctx.spawn(serve_connection(session, stream, sink, log));
+    }
+}
+
+/// A method of `chat.v1.ChatService` whose messages use the protobuf codec.
+const fn unary<Req, Resp>(name: &'static str) -> Method<Req, Resp>
+where
+    Req: protobuf::MessageFull,
+    Resp: protobuf::MessageFull,
+{
+    Method {
+        ty: MethodType::Unary,
+        name,
+        req_mar: Marshaller {
+            ser: grpcio::pb_ser,
+            de: grpcio::pb_de,
+        },
+        resp_mar: Marshaller {
+            ser: grpcio::pb_ser,
+            de: grpcio::pb_de,
+        },
+    }
+}
+
+/// `chat.v1.ChatService` as grpcio serves it: the generated trait's unary
+/// methods, and Connect writing pre-encoded events. The paths are the
+/// contract's (`/chat.v1.ChatService/<Rpc>`).
+pub fn chat_service(handler: ChatHandler) -> grpcio::Service {
+    let connect: Method<ConnectRequest, EncodedEvent> = Method {
+        ty: MethodType::ServerStreaming,
+        name: "/chat.v1.ChatService/Connect",
+        req_mar: Marshaller {
+            ser: grpcio::pb_ser,
+            de: grpcio::pb_de,
+        },
+        resp_mar: delivery::EVENT_MARSHALLER,
+    };
+    let create = unary::<CreateGroupChatRequest, CreateGroupChatResponse>(
+        "/chat.v1.ChatService/CreateGroupChat",
+    );
+    let join =
+        unary::<JoinGroupChatRequest, JoinGroupChatResponse>("/chat.v1.ChatService/JoinGroupChat");
+    let leave = unary::<LeaveGroupChatRequest, LeaveGroupChatResponse>(
+        "/chat.v1.ChatService/LeaveGroupChat",
+    );
+    let send = unary::<SendMessageRequest, SendMessageResponse>("/chat.v1.ChatService/SendMessage");
+    let list =
+        unary::<ListChannelsRequest, ListChannelsResponse>("/chat.v1.ChatService/ListChannels");
+    let mut h = (
+        handler.clone(),
+        handler.clone(),
+        handler.clone(),
+        handler.clone(),
+        handler.clone(),
+        handler,
+    );
+    ServiceBuilder::new()
+        .add_server_streaming_handler(&connect, move |ctx, req, sink| h.0.connect(ctx, req, sink))
+        .add_unary_handler(&create, move |ctx, req, sink| {
+            h.1.create_group_chat(ctx, req, sink)
+        })
+        .add_unary_handler(&join, move |ctx, req, sink| {
+            h.2.join_group_chat(ctx, req, sink)
+        })
+        .add_unary_handler(&leave, move |ctx, req, sink| {
+            h.3.leave_group_chat(ctx, req, sink)
+        })
+        .add_unary_handler(&send, move |ctx, req, sink| {
+            h.4.send_message(ctx, req, sink)
+        })
+        .add_unary_handler(&list, move |ctx, req, sink| {
+            h.5.list_channels(ctx, req, sink)
+        })
+        .build()
 }
 
 /// The caller's username from the `authorization` header, bare or as
@@ -77,32 +180,6 @@ pub fn parse_authorization(value: &str) -> &str {
 }
 
 impl ChatService for ChatHandler {
-    fn connect(
-        &mut self,
-        ctx: RpcContext<'_>,
-        req: ConnectRequest,
-        sink: ServerStreamingSink<ConnectResponse>,
-    ) {
-        let log = &self.inner.log;
-        let (session, inbox) = match self.inner.registry.connect(&req.username) {
-            Ok(registered) => registered,
-            Err(error) => {
-                log_refusal(log, "Connect", &req.username, &error);
-                let log = log.clone();
-                ctx.spawn(sink.fail(status_of(&error)).map(move |sent| {
-                    if let Err(error) = sent {
-                        warn!(log, "could not send the reply"; "rpc" => "Connect", "error" => %error);
-                    }
-                }));
-                return;
-            }
-        };
-        let log = log.new(o!("user" => req.username.clone()));
-        info!(log, "connected"; "peer" => ctx.peer());
-        let stream = DeliveryStream::new(req.username, inbox);
-        ctx.spawn(serve_connection(session, stream, sink, log));
-    }
-
     fn create_group_chat(
         &mut self,
         ctx: RpcContext<'_>,
@@ -215,7 +292,7 @@ impl ChatService for ChatHandler {
 async fn serve_connection(
     mut session: Session,
     mut stream: DeliveryStream,
-    mut sink: ServerStreamingSink<ConnectResponse>,
+    mut sink: ServerStreamingSink<EncodedEvent>,
     log: Logger,
 ) {
     let outcome = sink.send_all(&mut stream).await;
