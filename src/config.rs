@@ -59,6 +59,11 @@ pub struct Opt {
     #[structopt(long, default_value = "info")]
     pub log_level: String,
 
+    /// How long a delivery may wait to collect more messages before it is
+    /// written, e.g. 500us, 2ms (0: write at once; at most 1s)
+    #[structopt(long, default_value = "0")]
+    pub write_delay: String,
+
     /// Log line format: term (human-readable) or json (one object per line)
     #[structopt(long, default_value = "term", possible_values = &["term", "json"])]
     pub log_format: LogFormat,
@@ -77,6 +82,8 @@ pub struct Config {
     pub log_level: Level,
     /// How log lines are written.
     pub log_format: LogFormat,
+    /// How long a delivery may wait to collect more messages.
+    pub write_delay: Duration,
 }
 
 /// A flag value that cannot be used.
@@ -119,6 +126,14 @@ impl Config {
                 opt.log_level
             ))
         })?;
+        let write_delay = parse_duration(&opt.write_delay)
+            .filter(|delay| *delay <= Duration::from_secs(1))
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "--write-delay must be a duration of at most 1s such as 0, 500us or 2ms; got {:?}",
+                    opt.write_delay
+                ))
+            })?;
         if !opt.listen.contains(':') {
             return Err(ConfigError(format!(
                 "--listen must be host:port, got {:?}",
@@ -135,6 +150,7 @@ impl Config {
             },
             log_level,
             log_format: opt.log_format,
+            write_delay,
         })
     }
 
@@ -150,7 +166,24 @@ impl Config {
             },
             log_level: Level::Info,
             log_format: LogFormat::Term,
+            write_delay: Duration::ZERO,
         }
+    }
+}
+
+/// Parses `0`, `250us`, `2ms` or `1s` (whole numbers).
+fn parse_duration(text: &str) -> Option<Duration> {
+    if text == "0" {
+        return Some(Duration::ZERO);
+    }
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    match unit {
+        "us" => Some(Duration::from_micros(number)),
+        "ms" => Some(Duration::from_millis(number)),
+        "s" => Some(Duration::from_secs(number)),
+        _ => None,
     }
 }
 
@@ -184,6 +217,11 @@ mod tests {
             LogFormat::Json
         );
         assert!(parse(&["--log-format", "xml"]).is_err());
+        assert_eq!(config.write_delay, Duration::ZERO);
+        for (text, delay) in [("500us", 500), ("2ms", 2000), ("1s", 1_000_000)] {
+            let parsed = parse(&["--write-delay", text]).unwrap().write_delay;
+            assert_eq!(parsed, Duration::from_micros(delay), "{text}");
+        }
     }
 
     #[test]
@@ -194,6 +232,9 @@ mod tests {
             (&["--max-text-bytes", "70000"][..], "--max-text-bytes"),
             (&["--log-level", "loud"][..], "--log-level"),
             (&["--listen", "nowhere"][..], "--listen"),
+            (&["--write-delay", "5"][..], "--write-delay"),
+            (&["--write-delay", "2s"][..], "--write-delay"),
+            (&["--write-delay", "ms"][..], "--write-delay"),
         ] {
             let error = parse(args).unwrap_err();
             assert!(error.0.contains(flag), "{args:?}: {error}");

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use chat_server::config::{Config, Opt};
 use chat_server::logging::stderr_logger;
-use chat_server::server::{run, shutdown_channel};
+use chat_server::server::{raise_open_file_limit, run, shutdown_channel};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use structopt::StructOpt;
@@ -20,6 +20,10 @@ fn main() -> ExitCode {
         }
     };
     let log = stderr_logger(config.log_format, config.log_level);
+    match raise_open_file_limit() {
+        Ok(limit) => slog::debug!(log, "open-file limit"; "limit" => limit),
+        Err(error) => slog::warn!(log, "cannot raise the open-file limit"; "error" => %error),
+    }
 
     let (trigger, shutdown) = shutdown_channel();
     let mut signals = match Signals::new([SIGINT, SIGTERM]) {

@@ -90,7 +90,7 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
             .build(),
     );
     let registry = Registry::new(config.limits);
-    let handler = ChatHandler::new(Arc::clone(&registry), log.clone());
+    let handler = ChatHandler::new(Arc::clone(&registry), log.clone(), config.write_delay);
     let health = HealthService::new(log.clone());
     let reflection = ReflectionService::new(log.clone());
     let args = ChannelBuilder::new(Arc::clone(&env))
@@ -116,7 +116,8 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
         "address" => &config.listen, "port" => port, "threads" => config.threads.get(),
         "max_connections" => config.limits.max_connections,
         "queue_depth" => config.limits.queue_depth,
-        "max_text_bytes" => config.limits.max_text_bytes);
+        "max_text_bytes" => config.limits.max_text_bytes,
+        "write_delay_us" => config.write_delay.as_micros() as u64);
     Ok(RunningServer {
         server: Some(server),
         registry,
@@ -180,6 +181,32 @@ impl Drop for RunningServer {
     fn drop(&mut self) {
         self.shut_down();
     }
+}
+
+/// Raises this process's open-file soft limit to its hard limit, so the
+/// server can hold as many connections as the system lets it; returns the
+/// limit now in force.
+///
+/// # Errors
+/// The OS error if the limit cannot be read or set.
+pub fn raise_open_file_limit() -> std::io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(limit.rlim_cur)
 }
 
 /// Drives `future` on a helper thread; true if it finished within `limit`.

@@ -133,6 +133,17 @@ pub enum Poll {
     Closed(CloseReason),
 }
 
+/// Whether the reader has something to do, without taking a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// At least one message is queued.
+    Ready,
+    /// Nothing queued; the waker passed in will be woken on the next change.
+    Empty,
+    /// The server closed the mailbox.
+    Closed(CloseReason),
+}
+
 impl Inbox {
     /// Takes the oldest queued message, or reports that the mailbox is
     /// closed, or registers `waker` to be woken when either changes. The
@@ -153,6 +164,26 @@ impl Inbox {
         match self.try_take() {
             Some(message) => Poll::Message(message),
             None => Poll::Empty,
+        }
+    }
+
+    /// Whether a message is waiting, without taking it; when none is, the
+    /// waker is registered as by [`Inbox::poll`].
+    pub fn poll_ready(&self, waker: &Waker) -> Readiness {
+        if let Some(reason) = self.close_reason() {
+            return Readiness::Closed(reason);
+        }
+        if !self.receiver.is_empty() {
+            return Readiness::Ready;
+        }
+        self.signal.waker.register(waker);
+        if let Some(reason) = self.close_reason() {
+            return Readiness::Closed(reason);
+        }
+        if self.receiver.is_empty() {
+            Readiness::Empty
+        } else {
+            Readiness::Ready
         }
     }
 

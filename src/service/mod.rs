@@ -11,6 +11,7 @@ pub mod reflection;
 pub mod status;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chat_proto::chat::{
     ConnectRequest, CreateGroupChatRequest, CreateGroupChatResponse, JoinGroupChatRequest,
@@ -41,13 +42,20 @@ pub struct ChatHandler {
 struct Inner {
     registry: Arc<Registry>,
     log: Logger,
+    /// How long a delivery may wait to collect more messages.
+    write_delay: Duration,
 }
 
 impl ChatHandler {
-    /// A handler serving `registry`, logging to `log`.
-    pub fn new(registry: Arc<Registry>, log: Logger) -> ChatHandler {
+    /// A handler serving `registry`, logging to `log`, letting deliveries
+    /// wait up to `write_delay` to collect more messages (zero: never).
+    pub fn new(registry: Arc<Registry>, log: Logger, write_delay: Duration) -> ChatHandler {
         ChatHandler {
-            inner: Arc::new(Inner { registry, log }),
+            inner: Arc::new(Inner {
+                registry,
+                log,
+                write_delay,
+            }),
         }
     }
 
@@ -76,7 +84,7 @@ impl ChatHandler {
         };
         let log = log.new(o!("user" => req.username.clone()));
         info!(log, "connected"; "peer" => ctx.peer());
-        let stream = DeliveryStream::new(req.username, inbox);
+        let stream = DeliveryStream::new(req.username, inbox, self.inner.write_delay);
         ctx.spawn(serve_connection(session, stream, sink, log));
     }
 }
