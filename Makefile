@@ -7,9 +7,13 @@ CARGO ?= cargo
 # e.g. make run-server ARGS="--listen 0.0.0.0:13111"
 ARGS ?=
 SERVER ?= 127.0.0.1:13111
+# Where cargo puts builds (CI points it at a cache outside the clone).
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+# The debug server binary the interop suites start.
+export CHAT_SERVER_BIN ?= $(TARGET_DIR)/debug/chat-server
 
-.PHONY: all deps build run-server run-client demo generate check-generated \
-        fmt fmt-check clippy doc unit-test test
+.PHONY: all deps build build-debug run-server run-client demo generate check-generated \
+        fmt fmt-check clippy doc lint unit-test interop-python interop-node test
 
 all: build
 
@@ -18,6 +22,9 @@ deps:
 
 build: deps
 	$(CARGO) build --workspace --release
+
+build-debug: deps
+	$(CARGO) build --workspace --bins
 
 run-server: deps
 	$(CARGO) run --release --bin chat-server -- $(ARGS)
@@ -47,6 +54,17 @@ clippy: deps
 doc: deps
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 
+# buf lint (STANDARD rules) on proto/chat, with buf from npm (@bufbuild/buf).
+lint:
+	tests/interop/node/lint.sh
+
+# The contract from other languages, against the real server binary.
+interop-python: build-debug
+	tests/interop/python/run.sh
+
+interop-node: build-debug
+	tests/interop/node/run.sh
+
 # Unit and integration tests (the integration tests start real servers on
 # 127.0.0.1:0). nextest when available: it ends with one summary line.
 unit-test: deps
@@ -56,5 +74,6 @@ unit-test: deps
 	  $(CARGO) test --workspace --no-fail-fast; \
 	fi
 
-# The whole gate: formatting, generated-code drift, lints, docs, tests.
-test: fmt-check check-generated clippy doc unit-test
+# The whole gate: formatting, generated-code drift, lints, docs, the Python
+# and Node interop suites, then the Rust tests (whose summary ends the run).
+test: fmt-check check-generated clippy doc lint interop-python interop-node unit-test

@@ -1,0 +1,430 @@
+"""Helpers for the interop tests: the real chat-server process, Connect
+streams read on a background thread into a queue, and clients that call the
+unary RPCs as one user.
+
+Every wait here is bounded: a helper that waits takes a timeout (WAIT by
+default) and raises AssertionError when it runs out. Nothing sleeps to
+synchronise; `wait_until` polls a condition up to a deadline.
+
+The generated stubs (`chat.v1.chat_pb2`, `chat.v1.chat_pb2_grpc`) must be
+importable; conftest.py puts run.sh's output folder on sys.path.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import queue
+import re
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, NamedTuple, Optional
+
+import grpc
+
+from chat.v1 import chat_pb2, chat_pb2_grpc
+
+# How long a test waits for something that should happen at once.
+WAIT = 5.0
+# How long the server may take to stop after SIGTERM (the contract's limit).
+STOP_WAIT = 5.0
+
+Code = grpc.StatusCode
+USER = chat_pb2.CHANNEL_TYPE_USER
+GROUP = chat_pb2.CHANNEL_TYPE_GROUP
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[2]
+
+_PORT = re.compile(r"\bport: (\d+)")
+
+
+def server_binary() -> Path:
+    """$CHAT_SERVER_BIN, else ${CARGO_TARGET_DIR:-<repo>/target}/debug/chat-server."""
+    explicit = os.environ.get("CHAT_SERVER_BIN")
+    if explicit:
+        return Path(explicit)
+    target_dir = os.environ.get("CARGO_TARGET_DIR") or str(REPO / "target")
+    return Path(target_dir) / "debug" / "chat-server"
+
+
+# ---------------------------------------------------------------------------
+# The server process
+# ---------------------------------------------------------------------------
+
+
+class ChatServer:
+    """A chat-server process listening on an ephemeral 127.0.0.1 port.
+
+    Started with `--listen 127.0.0.1:0 --threads 2` plus `flags`; the port is
+    read from the `listening` line the server logs to stderr. The log is kept
+    (its last lines) for failure messages.
+    """
+
+    # Every server still running, so that a run that is interrupted can
+    # stop them (see conftest.py).
+    running: "set[ChatServer]" = set()
+
+    def __init__(self, binary: Path, flags: tuple[str, ...] = ()):
+        self.args = [str(binary), "--listen", "127.0.0.1:0", "--threads", "2", *flags]
+        self.log: collections.deque[str] = collections.deque(maxlen=2000)
+        self._port: "queue.Queue[Optional[int]]" = queue.Queue()
+        self.proc = subprocess.Popen(
+            self.args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        ChatServer.running.add(self)
+        self._reader = threading.Thread(
+            target=self._read_log, name=f"server-log-{self.proc.pid}", daemon=True
+        )
+        self._reader.start()
+        try:
+            port = self._port.get(timeout=2 * WAIT)
+        except queue.Empty:
+            self.stop()
+            raise RuntimeError(f"{self.args} logged no port in {2 * WAIT}s:\n{self.log_text()}")
+        if port is None:
+            self.stop()
+            raise RuntimeError(f"{self.args} exited before listening:\n{self.log_text()}")
+        self.port = port
+        self.target = f"127.0.0.1:{port}"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _read_log(self) -> None:
+        announced = False
+        assert self.proc.stderr is not None
+        # Read to the end even after the port is known, so the server never
+        # blocks on a full pipe.
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self.log.append(line)
+            if not announced and "listening" in line:
+                match = _PORT.search(line)
+                if match:
+                    announced = True
+                    self._port.put(int(match.group(1)))
+        self._port.put(None)
+
+    def log_text(self) -> str:
+        return "\n".join(self.log)
+
+    def sigterm(self) -> None:
+        """Asks the server to shut down (SIGTERM to the PID this started)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+
+    def wait_exit(self, timeout: float = STOP_WAIT) -> Optional[int]:
+        """The exit code, or None if it is still running after `timeout`."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self) -> Optional[int]:
+        """SIGTERM, then SIGKILL if it is still running after STOP_WAIT.
+
+        Returns the exit code of a clean exit, None if it had to be killed.
+        """
+        code: Optional[int] = None
+        if self.proc.poll() is None:
+            self.sigterm()
+            code = self.wait_exit(STOP_WAIT)
+            if code is None:
+                self.proc.kill()
+                self.proc.wait(timeout=STOP_WAIT)
+        else:
+            code = self.proc.returncode
+        self._reader.join(timeout=WAIT)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+        ChatServer.running.discard(self)
+        return code
+
+
+# ---------------------------------------------------------------------------
+# Channels and waiting
+# ---------------------------------------------------------------------------
+
+
+def new_channel(target: str) -> grpc.Channel:
+    """A channel with its own HTTP/2 connection (made on the first call).
+
+    (No channel_ready_future: its connectivity polling makes close() take
+    200 ms.)
+    """
+    return grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = WAIT, what: str = "condition") -> Any:
+    """Polls `condition` until it returns a true value, which is returned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} not true within {timeout}s (last: {value!r})")
+        time.sleep(0.01)
+
+
+def rpc_error(code: grpc.StatusCode, call: Callable[..., Any], *args: Any, **kwargs: Any) -> grpc.RpcError:
+    """Calls `call` and asserts that it fails with `code`; returns the error."""
+    try:
+        result = call(*args, **kwargs)
+    except grpc.RpcError as error:
+        assert error.code() == code, (
+            f"expected {code.name}, got {error.code().name}: {error.details()}"
+        )
+        return error
+    raise AssertionError(f"expected {code.name}, got OK: {result!r}")
+
+
+# ---------------------------------------------------------------------------
+# Streams
+# ---------------------------------------------------------------------------
+
+
+class End(NamedTuple):
+    """How a stream ended: its status."""
+
+    code: grpc.StatusCode
+    details: Optional[str]
+
+
+class StreamReader:
+    """A server-streaming call, read on a background thread.
+
+    Every response is put on a queue as it arrives, and finally an `End`
+    with the call's status, so a test can wait for the next event with a
+    timeout. With `pause_after_first`, the thread reads the first response
+    and then stops reading until `resume()`: a client that reads too slowly.
+    """
+
+    def __init__(self, call: Any, name: str, pause_after_first: bool = False):
+        self.name = name
+        self._call = call
+        self._events: "queue.Queue[Any]" = queue.Queue()
+        self._resume = threading.Event()
+        if not pause_after_first:
+            self._resume.set()
+        self._thread = threading.Thread(target=self._read, name=f"stream-{name}", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            first = True
+            for response in self._call:
+                self._events.put(response)
+                if first:
+                    first = False
+                    self._resume.wait()
+            self._events.put(End(self._call.code(), self._call.details()))
+        except grpc.RpcError as error:
+            self._events.put(End(error.code(), error.details()))
+
+    def resume(self) -> None:
+        """Starts reading again after `pause_after_first`."""
+        self._resume.set()
+
+    def cancel(self) -> None:
+        """Cancels the call and stops the reader."""
+        self._resume.set()
+        self._call.cancel()
+        self._thread.join(timeout=WAIT)
+
+    def next_event(self, timeout: float = WAIT) -> Any:
+        """The next response, or the End of the stream."""
+        try:
+            return self._events.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"{self.name}: nothing arrived within {timeout}s") from None
+
+    def end(self, timeout: float = WAIT) -> End:
+        """Waits for the stream to end, skipping responses; its status."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{self.name}: stream still open after {timeout}s")
+            event = self.next_event(left)
+            if isinstance(event, End):
+                return event
+
+
+class Inbox(StreamReader):
+    """One Connect stream (see StreamReader), with helpers for its events."""
+
+    def __init__(self, channel: grpc.Channel, username: str, pause_after_first: bool = False):
+        self.username = username
+        stub = chat_pb2_grpc.ChatServiceStub(channel)
+        call = stub.Connect(chat_pb2.ConnectRequest(username=username))
+        super().__init__(call, username, pause_after_first)
+
+    def connected(self, timeout: float = WAIT) -> chat_pb2.Connected:
+        """Waits for the first event, which must be `connected`."""
+        event = self.next_event(timeout)
+        if isinstance(event, End):
+            raise AssertionError(f"Connect {self.username!r} ended: {event.code.name} {event.details}")
+        assert event.WhichOneof("event") == "connected", f"first event is not connected: {event}"
+        return event.connected
+
+    def refused(self, timeout: float = WAIT) -> End:
+        """Waits for a Connect that fails before `connected`; its status."""
+        event = self.next_event(timeout)
+        assert isinstance(event, End), f"Connect {self.username!r} was not refused: {event}"
+        return event
+
+    def delivery(self, timeout: float = WAIT) -> list:
+        """The messages of the next event, which must be a delivery."""
+        event = self.next_event(timeout)
+        if isinstance(event, End):
+            raise AssertionError(
+                f"{self.username}: stream ended ({event.code.name} {event.details}) "
+                "while a delivery was expected"
+            )
+        assert event.WhichOneof("event") == "delivery", f"expected a delivery: {event}"
+        messages = list(event.delivery.messages)
+        assert 1 <= len(messages) <= 256, f"a delivery of {len(messages)} messages"
+        return messages
+
+    def receive(self, count: int, timeout: float = WAIT) -> list:
+        """Exactly `count` messages, across as many deliveries as it takes."""
+        deadline = time.monotonic() + timeout
+        messages: list = []
+        while len(messages) < count:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(
+                    f"{self.username}: {len(messages)} of {count} messages within {timeout}s"
+                )
+            messages.extend(self.delivery(left))
+        assert len(messages) == count, (
+            f"{self.username}: expected {count} messages, got {len(messages)}: "
+            f"{[m.text[:20] for m in messages]}"
+        )
+        return messages
+
+
+# ---------------------------------------------------------------------------
+# Unary calls
+# ---------------------------------------------------------------------------
+
+
+class Client:
+    """Calls the unary RPCs with one `authorization` header value (None: no
+    header at all). Failures raise grpc.RpcError."""
+
+    def __init__(self, channel: grpc.Channel, authorization: Optional[str]):
+        self.stub = chat_pb2_grpc.ChatServiceStub(channel)
+        self.metadata = () if authorization is None else (("authorization", authorization),)
+
+    def _call(self, method: Callable[..., Any], request: Any) -> Any:
+        return method(request, metadata=self.metadata, timeout=WAIT)
+
+    def create(self, name: str) -> chat_pb2.CreateGroupChatResponse:
+        return self._call(self.stub.CreateGroupChat, chat_pb2.CreateGroupChatRequest(name=name))
+
+    def join(self, name: str) -> chat_pb2.JoinGroupChatResponse:
+        return self._call(self.stub.JoinGroupChat, chat_pb2.JoinGroupChatRequest(name=name))
+
+    def leave(self, name: str) -> chat_pb2.LeaveGroupChatResponse:
+        return self._call(self.stub.LeaveGroupChat, chat_pb2.LeaveGroupChatRequest(name=name))
+
+    def send(self, recipient: str, text: str) -> chat_pb2.SendMessageResponse:
+        return self._call(
+            self.stub.SendMessage, chat_pb2.SendMessageRequest(recipient=recipient, text=text)
+        )
+
+    def channels(self) -> list:
+        """ListChannels: the Channel messages."""
+        return list(self._call(self.stub.ListChannels, chat_pb2.ListChannelsRequest()).channels)
+
+    def rows(self) -> list:
+        """ListChannels as (name, type, member_count, joined) tuples."""
+        return [(c.name, c.type, c.member_count, c.joined) for c in self.channels()]
+
+    def names(self) -> list:
+        return [c.name for c in self.channels()]
+
+
+class User(Client):
+    """A connected user: its Connect stream plus a client that calls as it."""
+
+    def __init__(self, channel: grpc.Channel, inbox: Inbox):
+        super().__init__(channel, inbox.username)
+        self.channel = channel
+        self.name = inbox.username
+        self.inbox = inbox
+
+    def receive(self, count: int, timeout: float = WAIT) -> list:
+        return self.inbox.receive(count, timeout)
+
+    def texts(self, count: int, timeout: float = WAIT) -> list:
+        return [m.text for m in self.inbox.receive(count, timeout)]
+
+    def disconnect(self) -> None:
+        self.inbox.cancel()
+
+
+class Chat:
+    """Everything one test opened against one server, closed by `close()`.
+
+    Users share one channel (one HTTP/2 connection) unless asked for their
+    own.
+    """
+
+    def __init__(self, target: str):
+        self.target = target
+        self._channels: list = []
+        self._streams: list = []
+        self.channel = self.new_channel()
+
+    def new_channel(self) -> grpc.Channel:
+        channel = new_channel(self.target)
+        self._channels.append(channel)
+        return channel
+
+    def open(
+        self, username: str, channel: Optional[grpc.Channel] = None, pause_after_first: bool = False
+    ) -> Inbox:
+        """Opens a Connect stream without waiting for anything."""
+        inbox = Inbox(channel or self.channel, username, pause_after_first)
+        self._streams.append(inbox)
+        return inbox
+
+    def connect(
+        self, username: str, own_channel: bool = False, pause_after_first: bool = False
+    ) -> User:
+        """Connects `username` and waits for `connected`."""
+        channel = self.new_channel() if own_channel else self.channel
+        inbox = self.open(username, channel, pause_after_first)
+        assert inbox.connected().username == username
+        return User(channel, inbox)
+
+    def refused(self, username: str) -> End:
+        """The status a Connect for `username` is refused with."""
+        inbox = self.open(username)
+        return inbox.refused()
+
+    def stream(self, call: Any, name: str) -> StreamReader:
+        """Reads any server-streaming `call` in the background."""
+        reader = StreamReader(call, name)
+        self._streams.append(reader)
+        return reader
+
+    def client(self, authorization: Optional[str]) -> Client:
+        """A client sending this `authorization` header (None: none)."""
+        return Client(self.channel, authorization)
+
+    def close(self) -> None:
+        for inbox in self._streams:
+            inbox.cancel()
+        for channel in self._channels:
+            channel.close()
