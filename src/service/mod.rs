@@ -21,13 +21,14 @@ use chat_proto::chat::{
 use chat_proto::chat_grpc::ChatService;
 use futures::{FutureExt, SinkExt};
 use grpcio::{
-    Marshaller, Method, MethodType, RpcContext, ServerStreamingSink, ServiceBuilder, UnarySink,
+    Marshaller, MessageReader, Method, MethodType, RpcContext, RpcStatus, RpcStatusCode,
+    ServerStreamingSink, ServiceBuilder, UnarySink,
 };
 use slog::{debug, info, o, warn, Logger};
 
 use crate::domain::{CloseReason, Left, Registry, Session};
 use delivery::{DeliveryStream, EncodedEvent};
-use status::{close_status, finish, log_refusal, status_of};
+use status::{close_status, finish, finish_with_status, log_refusal, status_of};
 
 /// The request header that names the caller.
 pub const AUTHORIZATION: &str = "authorization";
@@ -89,76 +90,141 @@ impl ChatHandler {
     }
 }
 
-/// A method of `chat.v1.ChatService` whose messages use the protobuf codec.
-const fn unary<Req, Resp>(name: &'static str) -> Method<Req, Resp>
+/// A request as received: decoded, or why its bytes are not a valid
+/// message. Decoding never fails the call inside grpcio (which would answer
+/// INTERNAL); a bad request is refused with INVALID_ARGUMENT instead.
+pub type Received<T> = Result<T, String>;
+
+fn decode<T: protobuf::Message>(mut reader: MessageReader) -> grpcio::Result<Received<T>> {
+    let mut input = protobuf::CodedInputStream::from_buf_read(&mut reader);
+    let mut message = T::new();
+    Ok(match message.merge_from(&mut input) {
+        Ok(()) => Ok(message),
+        Err(error) => Err(error.to_string()),
+    })
+}
+
+/// The marshaller for a request type of ours.
+fn request_marshaller<T: protobuf::Message>() -> Marshaller<Received<T>> {
+    fn unused<T>(_: &Received<T>, _: &mut grpcio::GrpcSlice) -> grpcio::Result<()> {
+        Err(grpcio::Error::Codec(
+            "requests are only decoded here".into(),
+        ))
+    }
+    Marshaller {
+        ser: unused::<T>,
+        de: decode::<T>,
+    }
+}
+
+/// The status for a request whose bytes do not decode.
+fn malformed(rpc: &'static str, log: &Logger, error: &str) -> RpcStatus {
+    info!(log, "call refused";
+        "rpc" => rpc, "code" => "INVALID_ARGUMENT", "error" => %error, "reason" => "malformed request");
+    RpcStatus::with_message(
+        RpcStatusCode::INVALID_ARGUMENT,
+        format!("the request is not a valid {rpc} request: {error}"),
+    )
+}
+
+/// A handler method of the generated trait.
+type UnaryMethod<Req, Resp> = fn(&mut ChatHandler, RpcContext<'_>, Req, UnarySink<Resp>);
+
+/// Registers `method` of `chat.v1.ChatService` under `/chat.v1.ChatService/<rpc>`,
+/// refusing undecodable requests with INVALID_ARGUMENT.
+fn add_unary<Req, Resp>(
+    builder: ServiceBuilder,
+    rpc: &'static str,
+    path: &'static str,
+    handler: &ChatHandler,
+    method: UnaryMethod<Req, Resp>,
+) -> ServiceBuilder
 where
-    Req: protobuf::MessageFull,
+    Req: protobuf::Message,
     Resp: protobuf::MessageFull,
 {
-    Method {
+    let descriptor: Method<Received<Req>, Resp> = Method {
         ty: MethodType::Unary,
-        name,
-        req_mar: Marshaller {
-            ser: grpcio::pb_ser,
-            de: grpcio::pb_de,
-        },
+        name: path,
+        req_mar: request_marshaller::<Req>(),
         resp_mar: Marshaller {
             ser: grpcio::pb_ser,
             de: grpcio::pb_de,
         },
-    }
+    };
+    let mut handler = handler.clone();
+    builder.add_unary_handler(&descriptor, move |ctx, request, sink| match request {
+        Ok(request) => method(&mut handler, ctx, request, sink),
+        Err(error) => {
+            let status = malformed(rpc, &handler.inner.log, &error);
+            finish_with_status(&ctx, sink, &handler.inner.log, rpc, Err(status));
+        }
+    })
 }
 
 /// `chat.v1.ChatService` as grpcio serves it: the generated trait's unary
-/// methods, and Connect writing pre-encoded events. The paths are the
+/// methods, and Connect writing pre-encoded events. Requests are decoded by
+/// [`decode`], so a malformed one gets INVALID_ARGUMENT. The paths are the
 /// contract's (`/chat.v1.ChatService/<Rpc>`).
 pub fn chat_service(handler: ChatHandler) -> grpcio::Service {
-    let connect: Method<ConnectRequest, EncodedEvent> = Method {
+    let connect: Method<Received<ConnectRequest>, EncodedEvent> = Method {
         ty: MethodType::ServerStreaming,
         name: "/chat.v1.ChatService/Connect",
-        req_mar: Marshaller {
-            ser: grpcio::pb_ser,
-            de: grpcio::pb_de,
-        },
+        req_mar: request_marshaller::<ConnectRequest>(),
         resp_mar: delivery::EVENT_MARSHALLER,
     };
-    let create = unary::<CreateGroupChatRequest, CreateGroupChatResponse>(
+    let mut connect_handler = handler.clone();
+    let builder = ServiceBuilder::new().add_server_streaming_handler(
+        &connect,
+        move |ctx, request, sink| match request {
+            Ok(request) => connect_handler.connect(ctx, request, sink),
+            Err(error) => {
+                let log = connect_handler.inner.log.clone();
+                let status = malformed("Connect", &log, &error);
+                ctx.spawn(sink.fail(status).map(move |sent| {
+                    if let Err(error) = sent {
+                        warn!(log, "could not send the reply"; "rpc" => "Connect", "error" => %error);
+                    }
+                }));
+            }
+        },
+    );
+    let builder = add_unary(
+        builder,
+        "CreateGroupChat",
         "/chat.v1.ChatService/CreateGroupChat",
+        &handler,
+        <ChatHandler as ChatService>::create_group_chat,
     );
-    let join =
-        unary::<JoinGroupChatRequest, JoinGroupChatResponse>("/chat.v1.ChatService/JoinGroupChat");
-    let leave = unary::<LeaveGroupChatRequest, LeaveGroupChatResponse>(
+    let builder = add_unary(
+        builder,
+        "JoinGroupChat",
+        "/chat.v1.ChatService/JoinGroupChat",
+        &handler,
+        <ChatHandler as ChatService>::join_group_chat,
+    );
+    let builder = add_unary(
+        builder,
+        "LeaveGroupChat",
         "/chat.v1.ChatService/LeaveGroupChat",
+        &handler,
+        <ChatHandler as ChatService>::leave_group_chat,
     );
-    let send = unary::<SendMessageRequest, SendMessageResponse>("/chat.v1.ChatService/SendMessage");
-    let list =
-        unary::<ListChannelsRequest, ListChannelsResponse>("/chat.v1.ChatService/ListChannels");
-    let mut h = (
-        handler.clone(),
-        handler.clone(),
-        handler.clone(),
-        handler.clone(),
-        handler.clone(),
-        handler,
+    let builder = add_unary(
+        builder,
+        "SendMessage",
+        "/chat.v1.ChatService/SendMessage",
+        &handler,
+        <ChatHandler as ChatService>::send_message,
     );
-    ServiceBuilder::new()
-        .add_server_streaming_handler(&connect, move |ctx, req, sink| h.0.connect(ctx, req, sink))
-        .add_unary_handler(&create, move |ctx, req, sink| {
-            h.1.create_group_chat(ctx, req, sink)
-        })
-        .add_unary_handler(&join, move |ctx, req, sink| {
-            h.2.join_group_chat(ctx, req, sink)
-        })
-        .add_unary_handler(&leave, move |ctx, req, sink| {
-            h.3.leave_group_chat(ctx, req, sink)
-        })
-        .add_unary_handler(&send, move |ctx, req, sink| {
-            h.4.send_message(ctx, req, sink)
-        })
-        .add_unary_handler(&list, move |ctx, req, sink| {
-            h.5.list_channels(ctx, req, sink)
-        })
-        .build()
+    let builder = add_unary(
+        builder,
+        "ListChannels",
+        "/chat.v1.ChatService/ListChannels",
+        &handler,
+        <ChatHandler as ChatService>::list_channels,
+    );
+    builder.build()
 }
 
 /// The caller's username from the `authorization` header, bare or as
