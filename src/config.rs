@@ -51,9 +51,37 @@ pub struct Opt {
     #[structopt(long, default_value = "1024")]
     pub queue_depth: usize,
 
+    /// Bytes of undelivered messages a connection may have queued; past it
+    /// the connection is dropped as a slow consumer
+    #[structopt(long, default_value = "1048576")]
+    pub queue_bytes: usize,
+
     /// Longest message text, in bytes of UTF-8 (at most 64512)
     #[structopt(long, default_value = "4096")]
     pub max_text_bytes: usize,
+
+    /// Most groups one user may be in; past it CreateGroupChat and
+    /// JoinGroupChat fail with RESOURCE_EXHAUSTED
+    #[structopt(long, default_value = "100")]
+    pub max_groups_per_user: usize,
+
+    /// Seconds of idleness after which the server pings a connection
+    #[structopt(long, default_value = "30")]
+    pub keepalive_secs: u64,
+
+    /// Seconds the server waits for a ping's answer before it drops the
+    /// connection (and disconnects its users)
+    #[structopt(long, default_value = "10")]
+    pub keepalive_timeout_secs: u64,
+
+    /// Most concurrent calls (streams) on one HTTP/2 connection
+    #[structopt(long, default_value = "1024")]
+    pub max_streams_per_connection: usize,
+
+    /// Memory gRPC C-core may use for its buffers, in MiB (its resource
+    /// quota); 0 leaves C-core's own default, sized from the machine's memory
+    #[structopt(long, default_value = "0")]
+    pub memory_quota_mib: usize,
 
     /// Least severe log level written: critical, error, warning, info, debug, trace
     #[structopt(long, default_value = "info")]
@@ -84,6 +112,14 @@ pub struct Config {
     pub log_format: LogFormat,
     /// How long a delivery may wait to collect more messages.
     pub write_delay: Duration,
+    /// HTTP/2 keepalive: ping after this much idleness...
+    pub keepalive: Duration,
+    /// ...and drop the connection if the ping is not answered in this long.
+    pub keepalive_timeout: Duration,
+    /// Most concurrent streams per HTTP/2 connection.
+    pub max_streams_per_connection: NonZeroUsize,
+    /// gRPC C-core's memory quota, in bytes (`None`: C-core's default).
+    pub memory_quota_bytes: Option<usize>,
 }
 
 /// A flag value that cannot be used.
@@ -115,6 +151,27 @@ impl Config {
         let max_connections = positive("max-connections", opt.max_connections)?.get();
         let queue_depth = positive("queue-depth", opt.queue_depth)?.get();
         let max_text_bytes = positive("max-text-bytes", opt.max_text_bytes)?.get();
+        let queue_bytes = positive("queue-bytes", opt.queue_bytes)?.get();
+        let max_groups_per_user = positive("max-groups-per-user", opt.max_groups_per_user)?.get();
+        let max_streams_per_connection =
+            positive("max-streams-per-connection", opt.max_streams_per_connection)?;
+        if max_streams_per_connection.get() > i32::MAX as usize {
+            return Err(ConfigError(format!(
+                "--max-streams-per-connection must be at most {}",
+                i32::MAX
+            )));
+        }
+        let keepalive_secs = positive("keepalive-secs", opt.keepalive_secs as usize)?.get();
+        let keepalive_timeout_secs = positive(
+            "keepalive-timeout-secs",
+            opt.keepalive_timeout_secs as usize,
+        )?
+        .get();
+        if queue_bytes < MAX_DELIVERY_BYTES {
+            return Err(ConfigError(format!(
+                "--queue-bytes must be at least {MAX_DELIVERY_BYTES} (one full delivery), got {queue_bytes}"
+            )));
+        }
         if max_text_bytes > MAX_TEXT_BYTES_LIMIT {
             return Err(ConfigError(format!(
                 "--max-text-bytes must be at most {MAX_TEXT_BYTES_LIMIT}, got {max_text_bytes}"
@@ -146,11 +203,18 @@ impl Config {
             limits: Limits {
                 max_connections,
                 queue_depth,
+                queue_bytes,
                 max_text_bytes,
+                max_groups_per_user,
             },
             log_level,
             log_format: opt.log_format,
             write_delay,
+            keepalive: Duration::from_secs(keepalive_secs as u64),
+            keepalive_timeout: Duration::from_secs(keepalive_timeout_secs as u64),
+            max_streams_per_connection,
+            memory_quota_bytes: (opt.memory_quota_mib > 0)
+                .then(|| opt.memory_quota_mib.saturating_mul(1024 * 1024)),
         })
     }
 
@@ -162,11 +226,17 @@ impl Config {
             limits: Limits {
                 max_connections: 10_000,
                 queue_depth: 1024,
+                queue_bytes: 1024 * 1024,
                 max_text_bytes: 4096,
+                max_groups_per_user: 100,
             },
             log_level: Level::Info,
             log_format: LogFormat::Term,
             write_delay: Duration::ZERO,
+            keepalive: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+            max_streams_per_connection: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),
+            memory_quota_bytes: None,
         }
     }
 }
@@ -210,6 +280,25 @@ mod tests {
         assert_eq!(config.limits.max_connections, 10_000);
         assert_eq!(config.limits.queue_depth, 1024);
         assert_eq!(config.limits.max_text_bytes, 4096);
+        assert_eq!(config.limits.queue_bytes, 1024 * 1024);
+        assert_eq!(config.limits.max_groups_per_user, 100);
+        assert_eq!(config.keepalive, Duration::from_secs(30));
+        assert_eq!(config.keepalive_timeout, Duration::from_secs(10));
+        assert_eq!(config.max_streams_per_connection.get(), 1024);
+        assert_eq!(config.memory_quota_bytes, None);
+        assert_eq!(
+            parse(&["--memory-quota-mib", "64"])
+                .unwrap()
+                .memory_quota_bytes,
+            Some(64 << 20)
+        );
+        let defaults = Config::with_listen("127.0.0.1:13111");
+        assert_eq!(defaults.limits, config.limits);
+        assert_eq!(defaults.keepalive, config.keepalive);
+        assert_eq!(
+            defaults.max_streams_per_connection,
+            config.max_streams_per_connection
+        );
         assert_eq!(config.log_level, Level::Info);
         assert_eq!(config.log_format, LogFormat::Term);
         assert_eq!(
@@ -233,6 +322,9 @@ mod tests {
             (&["--log-level", "loud"][..], "--log-level"),
             (&["--listen", "nowhere"][..], "--listen"),
             (&["--write-delay", "5"][..], "--write-delay"),
+            (&["--queue-bytes", "1000"][..], "--queue-bytes"),
+            (&["--max-groups-per-user", "0"][..], "--max-groups-per-user"),
+            (&["--keepalive-secs", "0"][..], "--keepalive-secs"),
             (&["--write-delay", "2s"][..], "--write-delay"),
             (&["--write-delay", "ms"][..], "--write-delay"),
         ] {

@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
-use grpcio::{ChannelBuilder, EnvBuilder, Environment, Server, ServerBuilder, ServerCredentials};
+use grpcio::{
+    ChannelBuilder, EnvBuilder, Environment, ResourceQuota, Server, ServerBuilder,
+    ServerCredentials,
+};
 use slog::{info, warn, Logger};
 
 use crate::config::{Config, MAX_REQUEST_BYTES, SHUTDOWN_GRACE};
@@ -18,6 +21,10 @@ use crate::domain::Registry;
 use crate::service::health::HealthService;
 use crate::service::reflection::ReflectionService;
 use crate::service::ChatHandler;
+
+/// The shortest interval between pings the server accepts from a client on
+/// an idle connection.
+const CLIENT_PING_MIN_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Fires a shutdown. Cheap to clone; firing twice is harmless.
 #[derive(Debug, Clone)]
@@ -93,8 +100,33 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
     let handler = ChatHandler::new(Arc::clone(&registry), log.clone(), config.write_delay);
     let health = HealthService::new(log.clone());
     let reflection = ReflectionService::new(log.clone());
-    let args = ChannelBuilder::new(Arc::clone(&env))
+    let mut args = ChannelBuilder::new(Arc::clone(&env));
+    // No explicit quota by default: C-core then sizes its memory pressure
+    // from the machine. A 1 GiB quota made deliveries stall under a burst
+    // of concurrent group sends (memory pressure shrinks the transport's
+    // buffers), so a quota is only set when asked for.
+    if let Some(bytes) = config.memory_quota_bytes {
+        args =
+            args.set_resource_quota(ResourceQuota::new(Some("chat-server")).resize_memory(bytes));
+    }
+    let args = args
         .max_receive_message_len(MAX_REQUEST_BYTES as i32)
+        .max_concurrent_stream(
+            i32::try_from(config.max_streams_per_connection.get()).unwrap_or(i32::MAX),
+        )
+        // Dead peers: ping every connection after `keepalive` of idleness,
+        // drop it when a ping goes unanswered for `keepalive_timeout`. C-core
+        // by default stops pinging after two pings without data and only
+        // pings while calls are open; an idle Connect stream is exactly what
+        // must keep being checked.
+        .keepalive_time(config.keepalive)
+        .keepalive_timeout(config.keepalive_timeout)
+        .keepalive_permit_without_calls(true)
+        .http2_max_pings_without_data(0)
+        .http2_min_sent_ping_interval_without_data(config.keepalive)
+        // Clients may ping us too, as often as every 5 s, without being
+        // told to go away (C-core's default minimum is 5 minutes).
+        .http2_min_recv_ping_interval_without_data(CLIENT_PING_MIN_INTERVAL)
         .build_args();
     let start_error = |source| StartError {
         listen: config.listen.clone(),
@@ -117,7 +149,11 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
         "max_connections" => config.limits.max_connections,
         "queue_depth" => config.limits.queue_depth,
         "max_text_bytes" => config.limits.max_text_bytes,
-        "write_delay_us" => config.write_delay.as_micros() as u64);
+        "write_delay_us" => config.write_delay.as_micros() as u64,
+        "queue_bytes" => config.limits.queue_bytes,
+        "max_groups_per_user" => config.limits.max_groups_per_user,
+        "keepalive_s" => config.keepalive.as_secs(),
+        "keepalive_timeout_s" => config.keepalive_timeout.as_secs());
     Ok(RunningServer {
         server: Some(server),
         registry,

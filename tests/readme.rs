@@ -13,7 +13,9 @@ fn read(path: &str) -> String {
 /// including) the first line starting with `until`, trailing blank lines
 /// dropped.
 fn excerpt(text: &str, from: &str, until: &str) -> String {
-    let start = text.find(from).unwrap_or_else(|| panic!("{from:?} not found"));
+    let start = text
+        .find(from)
+        .unwrap_or_else(|| panic!("{from:?} not found"));
     let end = start
         + text[start..]
             .find(until)

@@ -28,6 +28,9 @@ pub enum ChatError {
     /// The server already holds its maximum number of connections.
     /// Status: RESOURCE_EXHAUSTED.
     TooManyConnections(usize),
+    /// The caller is in as many groups as one user may be.
+    /// Status: RESOURCE_EXHAUSTED.
+    TooManyGroups(usize),
     /// No group has this name. Status: NOT_FOUND.
     GroupNotFound(String),
     /// No connected user or group has this name. Status: NOT_FOUND.
@@ -80,6 +83,9 @@ impl fmt::Display for ChatError {
             }
             ChatError::TooManyConnections(limit) => {
                 write!(f, "the server holds its maximum of {limit} connections")
+            }
+            ChatError::TooManyGroups(limit) => {
+                write!(f, "already in {limit} groups, the most one user may be in")
             }
             ChatError::GroupNotFound(name) => write!(f, "no group named {name:?}"),
             ChatError::RecipientNotFound(name) => {

@@ -3,9 +3,10 @@
 //! receiving half ([`Inbox`]) and is woken through a registered waker when a
 //! message arrives or the mailbox is closed. Nothing here blocks: a full
 //! queue is reported to the sender, which decides what to do with the slow
-//! reader. This module knows nothing of gRPC or of how messages are written.
+//! reader. The queue is bounded in messages and in bytes. This module knows
+//! nothing of gRPC or of how messages are written.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Waker;
 
@@ -38,6 +39,9 @@ struct Signal {
     /// What the user's removal changed, when the registry removed it on its
     /// own (a slow consumer), kept for the session to report.
     departure: Mutex<Option<Departure>>,
+    /// Bytes queued (by [`Message::queued_bytes`]), and the most allowed.
+    queued_bytes: AtomicUsize,
+    byte_limit: usize,
 }
 
 /// The sending half, held by the registry. Cheap to clone.
@@ -58,10 +62,14 @@ pub struct Inbox {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueFull;
 
-/// Creates a mailbox that holds at most `capacity` undelivered messages.
-pub fn mailbox(capacity: usize) -> (Outbox, Inbox) {
+/// Creates a mailbox that holds at most `capacity` undelivered messages and
+/// `byte_limit` bytes of them.
+pub fn mailbox(capacity: usize, byte_limit: usize) -> (Outbox, Inbox) {
     let (sender, receiver) = crossbeam_channel::bounded(capacity);
-    let signal = Arc::new(Signal::default());
+    let signal = Arc::new(Signal {
+        byte_limit,
+        ..Signal::default()
+    });
     (
         Outbox {
             sender,
@@ -78,10 +86,21 @@ impl Outbox {
     /// # Errors
     /// [`QueueFull`] when the queue has no room. A queue whose reader is gone
     /// accepts and drops the message: the reader's cleanup is on its way.
+    /// [`QueueFull`] also when the message would take the queued bytes past
+    /// the mailbox's byte limit.
     pub fn push(&self, message: Arc<Message>) -> Result<(), QueueFull> {
+        let size = message.queued_bytes();
+        let before = self.signal.queued_bytes.fetch_add(size, Ordering::AcqRel);
+        if before + size > self.signal.byte_limit {
+            self.signal.queued_bytes.fetch_sub(size, Ordering::AcqRel);
+            return Err(QueueFull);
+        }
         match self.sender.try_send(message) {
             Ok(()) | Err(TrySendError::Disconnected(_)) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(QueueFull),
+            Err(TrySendError::Full(_)) => {
+                self.signal.queued_bytes.fetch_sub(size, Ordering::AcqRel);
+                Err(QueueFull)
+            }
         }
     }
 
@@ -191,7 +210,16 @@ impl Inbox {
     /// for wake-ups.
     pub fn try_take(&self) -> Option<Arc<Message>> {
         // Empty or disconnected alike: nothing to take.
-        self.receiver.try_recv().ok()
+        let message = self.receiver.try_recv().ok()?;
+        self.signal
+            .queued_bytes
+            .fetch_sub(message.queued_bytes(), Ordering::AcqRel);
+        Some(message)
+    }
+
+    /// How many bytes of messages are waiting.
+    pub fn queued_bytes(&self) -> usize {
+        self.signal.queued_bytes.load(Ordering::Acquire)
     }
 
     /// How many messages are waiting.

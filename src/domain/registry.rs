@@ -52,6 +52,14 @@ pub struct Message {
     pub encoded: OnceLock<Box<[u8]>>,
 }
 
+impl Message {
+    /// What the message counts for against a queue's byte limit: its
+    /// strings plus a fixed allowance for ids, timestamp and framing.
+    pub fn queued_bytes(&self) -> usize {
+        self.text.len() + self.sender.len() + self.recipient.len() + 32
+    }
+}
+
 /// The limits the registry enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -60,8 +68,13 @@ pub struct Limits {
     /// Most undelivered messages per connection before it is dropped as a
     /// slow consumer.
     pub queue_depth: usize,
+    /// Most bytes of undelivered messages per connection (as counted by
+    /// [`Message::queued_bytes`]) before it is dropped as a slow consumer.
+    pub queue_bytes: usize,
     /// Longest message text, in bytes of UTF-8.
     pub max_text_bytes: usize,
+    /// Most groups one user may be in.
+    pub max_groups_per_user: usize,
 }
 
 /// A user or group as seen by the caller of [`Registry::list_channels`].
@@ -196,7 +209,7 @@ impl Registry {
             field: "username",
             problem,
         })?;
-        let (outbox, inbox) = mailbox(self.limits.queue_depth);
+        let (outbox, inbox) = mailbox(self.limits.queue_depth, self.limits.queue_bytes);
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         let name: Name = Arc::from(username);
         {
@@ -232,7 +245,8 @@ impl Registry {
     /// Creates group `name` with `caller` as its only member.
     ///
     /// # Errors
-    /// `Unauthenticated`, `InvalidName`, `NameTaken`, `ShuttingDown`.
+    /// `Unauthenticated`, `InvalidName`, `NameTaken`, `TooManyGroups`,
+    /// `ShuttingDown`.
     pub fn create_group(&self, caller: &str, name: &str) -> Result<(), ChatError> {
         let valid = check_group_name(name);
         let mut state = self.lock();
@@ -241,6 +255,7 @@ impl Registry {
         if state.name_taken(name) {
             return Err(ChatError::NameTaken(name.to_owned()));
         }
+        state.check_group_room(&caller, self.limits.max_groups_per_user)?;
         let group_name: Name = Arc::from(name);
         let mut group = Group::default();
         group.members.insert(Arc::clone(&caller), outbox);
@@ -253,7 +268,7 @@ impl Registry {
     ///
     /// # Errors
     /// `Unauthenticated`, `InvalidName`, `GroupNotFound`, `AlreadyMember`,
-    /// `ShuttingDown`.
+    /// `TooManyGroups`, `ShuttingDown`.
     pub fn join_group(&self, caller: &str, name: &str) -> Result<(), ChatError> {
         let valid = check_group_name(name);
         let mut state = self.lock();
@@ -267,6 +282,7 @@ impl Registry {
             return Err(ChatError::AlreadyMember(name.to_owned()));
         }
         let group_name = Arc::clone(group_name);
+        state.check_group_room(&caller, self.limits.max_groups_per_user)?;
         state
             .group_mut(&group_name)
             .members
@@ -451,6 +467,17 @@ impl State {
         match self.users.get_key_value(caller) {
             Some((name, connection)) => Ok((Arc::clone(name), connection.outbox.clone())),
             None => Err(ChatError::Unauthenticated),
+        }
+    }
+
+    /// Refuses a create or join that would put `user` in more than `limit`
+    /// groups.
+    fn check_group_room(&self, user: &str, limit: usize) -> Result<(), ChatError> {
+        match self.users.get(user) {
+            Some(connection) if connection.groups.len() >= limit => {
+                Err(ChatError::TooManyGroups(limit))
+            }
+            _ => Ok(()),
         }
     }
 

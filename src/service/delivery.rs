@@ -306,7 +306,7 @@ mod tests {
     }
 
     fn stream(capacity: usize) -> (Outbox, DeliveryStream) {
-        let (outbox, inbox) = mailbox(capacity);
+        let (outbox, inbox) = mailbox(capacity, 1 << 20);
         let mut stream = DeliveryStream::new("bob".into(), inbox, Duration::ZERO);
         assert_eq!(poll(&mut stream).unwrap().unwrap(), Vec::<u64>::new());
         (outbox, stream)
@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn connected_comes_first_even_with_messages_waiting() {
-        let (outbox, inbox) = mailbox(8);
+        let (outbox, inbox) = mailbox(8, 1 << 20);
         push(&outbox, 1, 10);
         let mut stream = DeliveryStream::new("bob".into(), inbox, Duration::ZERO);
         assert_eq!(poll(&mut stream).unwrap().unwrap(), Vec::<u64>::new());
@@ -385,7 +385,7 @@ mod tests {
 
     #[test]
     fn a_write_delay_holds_the_first_message_to_collect_more() {
-        let (outbox, inbox) = mailbox(64);
+        let (outbox, inbox) = mailbox(64, 1 << 20);
         let mut stream = DeliveryStream::new("bob".into(), inbox, Duration::from_millis(200));
         assert_eq!(poll(&mut stream).unwrap().unwrap(), Vec::<u64>::new());
         push(&outbox, 1, 10);

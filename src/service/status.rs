@@ -17,9 +17,9 @@ pub fn code_of(error: &ChatError) -> RpcStatusCode {
         }
         ChatError::Unauthenticated => RpcStatusCode::UNAUTHENTICATED,
         ChatError::NameTaken(_) | ChatError::AlreadyMember(_) => RpcStatusCode::ALREADY_EXISTS,
-        ChatError::TooManyConnections(_) | ChatError::RecipientOverloaded(_) => {
-            RpcStatusCode::RESOURCE_EXHAUSTED
-        }
+        ChatError::TooManyConnections(_)
+        | ChatError::TooManyGroups(_)
+        | ChatError::RecipientOverloaded(_) => RpcStatusCode::RESOURCE_EXHAUSTED,
         ChatError::GroupNotFound(_) | ChatError::RecipientNotFound(_) => RpcStatusCode::NOT_FOUND,
         ChatError::NotMember(_) => RpcStatusCode::FAILED_PRECONDITION,
         ChatError::NotMemberOfRecipient(_) => RpcStatusCode::PERMISSION_DENIED,

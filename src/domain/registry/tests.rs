@@ -7,7 +7,9 @@ fn registry() -> Arc<Registry> {
     registry_with(Limits {
         max_connections: 100,
         queue_depth: 16,
+        queue_bytes: 1 << 20,
         max_text_bytes: 64,
+        max_groups_per_user: 100,
     })
 }
 
@@ -59,7 +61,9 @@ fn connect_refuses_past_the_connection_limit() {
     let reg = registry_with(Limits {
         max_connections: 2,
         queue_depth: 4,
+        queue_bytes: 1 << 20,
         max_text_bytes: 64,
+        max_groups_per_user: 100,
     });
     let _a = reg.connect("a").unwrap();
     let b = reg.connect("b").unwrap();
@@ -116,7 +120,9 @@ fn a_stale_session_does_not_remove_a_newer_owner_of_the_name() {
     let reg = registry_with(Limits {
         max_connections: 10,
         queue_depth: 1,
+        queue_bytes: 1 << 20,
         max_text_bytes: 64,
+        max_groups_per_user: 100,
     });
     let (_a, _ai) = reg.connect("a").unwrap();
     let (old_b, _bi) = reg.connect("b").unwrap();
@@ -289,7 +295,9 @@ fn a_full_group_member_is_evicted_and_the_others_still_receive() {
     let reg = registry_with(Limits {
         max_connections: 10,
         queue_depth: 2,
+        queue_bytes: 1 << 20,
         max_text_bytes: 64,
+        max_groups_per_user: 100,
     });
     let (_a, ai) = reg.connect("alice").unwrap();
     let (mut slow, si) = reg.connect("slow").unwrap();
@@ -338,7 +346,9 @@ fn concurrent_group_senders_give_every_member_the_same_order() {
     let reg = registry_with(Limits {
         max_connections: 10,
         queue_depth: 4096,
+        queue_bytes: 1 << 20,
         max_text_bytes: 64,
+        max_groups_per_user: 100,
     });
     let mut sessions = Vec::new();
     let mut inboxes = Vec::new();
