@@ -12,6 +12,13 @@
 //! - [`config`] and [`logging`]: flags into a validated config; the root
 //!   logger.
 
+// Handlers run on shared completion-queue threads: no unwrap, expect or
+// panic on anything a client controls (tests may).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod config;
 pub mod domain;
 pub mod logging;

@@ -67,10 +67,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[test]
 fn a_reader_that_never_reads_costs_bounded_memory_and_nobody_else_loses_anything() {
-    let messages_env = std::env::var("LIMITS_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok());
-    let MESSAGES: usize = messages_env.unwrap_or(100_000);
+    const MESSAGES: usize = 100_000;
     const IN_FLIGHT: usize = 64;
     let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
         .args(["--listen", "127.0.0.1:0", "--threads", "2"])

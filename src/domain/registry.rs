@@ -635,4 +635,6 @@ impl Drop for Session {
 }
 
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod tests;

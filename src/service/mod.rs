@@ -10,6 +10,7 @@ pub mod health;
 pub mod reflection;
 pub mod status;
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,11 +25,11 @@ use grpcio::{
     Marshaller, MessageReader, Method, MethodType, RpcContext, RpcStatus, RpcStatusCode,
     ServerStreamingSink, ServiceBuilder, UnarySink,
 };
-use slog::{debug, info, o, warn, Logger};
+use slog::{debug, error, info, o, warn, Logger};
 
 use crate::domain::{CloseReason, Left, Registry, Session};
 use delivery::{DeliveryStream, EncodedEvent};
-use status::{close_status, finish, finish_with_status, log_refusal, status_of};
+use status::{close_status, finish, finish_with_status, guarded, refusal_status};
 
 /// The request header that names the caller.
 pub const AUTHORIZATION: &str = "authorization";
@@ -70,12 +71,13 @@ impl ChatHandler {
         sink: ServerStreamingSink<EncodedEvent>,
     ) {
         let log = &self.inner.log;
-        let (session, inbox) = match self.inner.registry.connect(&req.username) {
+        let registered = guarded(|| self.inner.registry.connect(&req.username));
+        let (session, inbox) = match registered {
             Ok(registered) => registered,
-            Err(error) => {
-                log_refusal(log, "Connect", &req.username, &error);
+            Err(refused) => {
+                let status = refusal_status(log, "Connect", &req.username, &refused);
                 let log = log.clone();
-                ctx.spawn(sink.fail(status_of(&error)).map(move |sent| {
+                ctx.spawn(sink.fail(status).map(move |sent| {
                     if let Err(error) = sent {
                         warn!(log, "could not send the reply"; "rpc" => "Connect", "error" => %error);
                     }
@@ -86,7 +88,16 @@ impl ChatHandler {
         let log = log.new(o!("user" => req.username.clone()));
         info!(log, "connected"; "peer" => ctx.peer());
         let stream = DeliveryStream::new(req.username, inbox, self.inner.write_delay);
-        ctx.spawn(serve_connection(session, stream, sink, log));
+        // A panic while serving the stream (a bug) must not unwind through
+        // the completion-queue thread: it is logged, and the session guard,
+        // dropped on the way out, still disconnects the user.
+        let panic_log = log.clone();
+        let served = AssertUnwindSafe(serve_connection(session, stream, sink, log)).catch_unwind();
+        ctx.spawn(served.map(move |outcome| {
+            if outcome.is_err() {
+                error!(panic_log, "connection task panicked");
+            }
+        }));
     }
 }
 
@@ -261,7 +272,7 @@ impl ChatService for ChatHandler {
         sink: UnarySink<CreateGroupChatResponse>,
     ) {
         let caller = caller_of(&ctx);
-        let result = self.inner.registry.create_group(&caller, &req.name);
+        let result = guarded(|| self.inner.registry.create_group(&caller, &req.name));
         if result.is_ok() {
             info!(self.inner.log, "group created"; "group" => &req.name, "user" => &caller);
         }
@@ -283,7 +294,7 @@ impl ChatService for ChatHandler {
         sink: UnarySink<JoinGroupChatResponse>,
     ) {
         let caller = caller_of(&ctx);
-        let result = self.inner.registry.join_group(&caller, &req.name);
+        let result = guarded(|| self.inner.registry.join_group(&caller, &req.name));
         if result.is_ok() {
             debug!(self.inner.log, "group joined"; "group" => &req.name, "user" => &caller);
         }
@@ -298,7 +309,7 @@ impl ChatService for ChatHandler {
         sink: UnarySink<LeaveGroupChatResponse>,
     ) {
         let caller = caller_of(&ctx);
-        let result = self.inner.registry.leave_group(&caller, &req.name);
+        let result = guarded(|| self.inner.registry.leave_group(&caller, &req.name));
         match result {
             Ok(Left::GroupDeleted) => {
                 info!(self.inner.log, "group deleted"; "group" => &req.name, "reason" => "last member left");
@@ -329,7 +340,7 @@ impl ChatService for ChatHandler {
         let SendMessageRequest {
             recipient, text, ..
         } = req;
-        let result = self.inner.registry.send(&caller, &recipient, text);
+        let result = guarded(|| self.inner.registry.send(&caller, &recipient, text));
         if let Ok(sent) = &result {
             debug!(self.inner.log, "message sent";
                 "id" => sent.id, "sender" => &caller, "recipient" => &recipient,
@@ -350,10 +361,7 @@ impl ChatService for ChatHandler {
         sink: UnarySink<ListChannelsResponse>,
     ) {
         let caller = caller_of(&ctx);
-        let reply = self
-            .inner
-            .registry
-            .list_channels(&caller)
+        let reply = guarded(|| self.inner.registry.list_channels(&caller))
             .map(|channels| convert::channels_to_proto(&channels));
         finish(&ctx, sink, &self.inner.log, "ListChannels", &caller, reply);
     }

@@ -3,9 +3,11 @@
 //! [`ChatError`] case without a catch-all, so a new case cannot reach a
 //! client as UNKNOWN or INTERNAL.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
 use futures::FutureExt;
 use grpcio::{RpcContext, RpcStatus, RpcStatusCode, UnarySink};
-use slog::{info, warn, Logger};
+use slog::{error, info, warn, Logger};
 
 use crate::domain::{ChatError, CloseReason};
 
@@ -52,6 +54,63 @@ pub fn log_refusal(log: &Logger, rpc: &'static str, caller: &str, error: &ChatEr
         "rpc" => rpc, "caller" => caller, "code" => %CodeName(code_of(error)), "error" => %error);
 }
 
+/// Why a call is refused: a domain error, or a panic caught while handling
+/// it (a bug: logged as an error and answered INTERNAL, and the server goes
+/// on serving).
+#[derive(Debug)]
+pub enum Refused {
+    /// The domain refused the call.
+    Chat(ChatError),
+    /// The handler panicked, with this message.
+    Panicked(String),
+}
+
+impl From<ChatError> for Refused {
+    fn from(error: ChatError) -> Refused {
+        Refused::Chat(error)
+    }
+}
+
+/// Runs `call`, catching a panic so that it cannot unwind through a
+/// completion-queue thread. The registry's state stays usable afterwards:
+/// its lock recovers from poisoning and its critical sections leave the
+/// maps consistent at every step.
+pub fn guarded<T>(call: impl FnOnce() -> Result<T, ChatError>) -> Result<T, Refused> {
+    match catch_unwind(AssertUnwindSafe(call)) {
+        Ok(result) => result.map_err(Refused::Chat),
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|text| (*text).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_owned());
+            Err(Refused::Panicked(message))
+        }
+    }
+}
+
+/// Logs a refused call and returns the status to answer it with.
+pub fn refusal_status(
+    log: &Logger,
+    rpc: &'static str,
+    caller: &str,
+    refused: &Refused,
+) -> RpcStatus {
+    match refused {
+        Refused::Chat(error) => {
+            log_refusal(log, rpc, caller, error);
+            status_of(error)
+        }
+        Refused::Panicked(message) => {
+            error!(log, "handler panicked"; "rpc" => rpc, "caller" => caller, "panic" => %message);
+            RpcStatus::with_message(
+                RpcStatusCode::INTERNAL,
+                "internal error; the server logged it".to_owned(),
+            )
+        }
+    }
+}
+
 /// Shows a status code by its name alone (grpcio's `Debug` prints
 /// `5-NOT_FOUND`).
 pub struct CodeName(pub RpcStatusCode);
@@ -68,19 +127,16 @@ impl std::fmt::Display for CodeName {
 }
 
 /// Finishes a unary call exactly once: `Ok` is sent as the response, `Err`
-/// is logged and mapped to its status.
+/// is logged and mapped to its status (INTERNAL only for a caught panic).
 pub fn finish<T: Send + 'static>(
     ctx: &RpcContext<'_>,
     sink: UnarySink<T>,
     log: &Logger,
     rpc: &'static str,
     caller: &str,
-    result: Result<T, ChatError>,
+    result: Result<T, Refused>,
 ) {
-    let result = result.map_err(|error| {
-        log_refusal(log, rpc, caller, &error);
-        status_of(&error)
-    });
+    let result = result.map_err(|refused| refusal_status(log, rpc, caller, &refused));
     finish_with_status(ctx, sink, log, rpc, result);
 }
 
@@ -104,4 +160,40 @@ pub fn finish_with_status<T: Send + 'static>(
             warn!(log, "could not send the reply"; "rpc" => rpc, "error" => %error);
         }
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Limits, Registry};
+
+    #[test]
+    fn a_panic_is_caught_and_the_registry_stays_usable() {
+        let registry = Registry::new(Limits {
+            max_connections: 10,
+            queue_depth: 8,
+            queue_bytes: 1 << 20,
+            max_text_bytes: 64,
+            max_groups_per_user: 10,
+        });
+        let (_alice, _inbox) = registry.connect("alice").unwrap();
+        let refused = guarded::<()>(|| {
+            // Panic while the registry's lock is held, poisoning it.
+            let _channels = registry.list_channels("alice");
+            std::panic::panic_any("boom".to_owned())
+        });
+        match refused {
+            Err(Refused::Panicked(message)) => assert_eq!(message, "boom"),
+            other => panic!("expected a caught panic, got {other:?}"),
+        }
+        let log = slog::Logger::root(slog::Discard, slog::o!());
+        let status = refusal_status(&log, "Test", "alice", &Refused::Panicked("boom".into()));
+        assert_eq!(status.code(), RpcStatusCode::INTERNAL);
+        // Still serving.
+        registry.create_group("alice", "g").unwrap();
+        assert_eq!(
+            guarded(|| registry.list_channels("alice")).unwrap().len(),
+            2
+        );
+    }
 }
