@@ -13,7 +13,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 export CHAT_SERVER_BIN ?= $(TARGET_DIR)/debug/chat-server
 
 .PHONY: all deps build build-debug run-server run-client demo generate check-generated \
-        fmt fmt-check clippy doc lint unit-test interop-python interop-node test
+        fmt fmt-check clippy doc lint audit fuzz unit-test interop-python interop-node test
 
 all: build
 
@@ -58,6 +58,18 @@ doc: deps
 lint:
 	tests/interop/node/lint.sh
 
+# cargo deny (advisories, licenses, bans, sources) against the offline
+# RustSec snapshot in ../shared/advisory-db or $(ADVISORY_DB); a loud skip,
+# not a pass, when neither exists.
+audit:
+	scripts/audit.sh
+
+# The registry fuzzed with arbitrary operation sequences (proptest), for a
+# bounded number of cases (FUZZ_CASES); `make test` runs a short version.
+FUZZ_CASES ?= 20000
+fuzz:
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) nextest run -p chat-server --lib -E 'test(fuzz_registry_invariants)'
+
 # The contract from other languages, against the real server binary.
 interop-python: build-debug
 	tests/interop/python/run.sh
@@ -74,6 +86,7 @@ unit-test: deps
 	  $(CARGO) test --workspace --no-fail-fast; \
 	fi
 
-# The whole gate: formatting, generated-code drift, lints, docs, the Python
-# and Node interop suites, then the Rust tests (whose summary ends the run).
-test: fmt-check check-generated clippy doc lint interop-python interop-node unit-test
+# The whole gate: formatting, generated-code drift, lints, docs, proto lint,
+# the dependency audit, the Python and Node interop suites, then the Rust
+# tests (whose summary ends the run).
+test: fmt-check check-generated clippy doc lint audit interop-python interop-node unit-test

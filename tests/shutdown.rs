@@ -168,3 +168,103 @@ fn json_logs_are_one_object_per_line_with_fields() {
     assert!(find("disconnected").contains("\"reason\":\"client closed the stream\""));
     find("stopped");
 }
+
+#[test]
+fn sigterm_under_load_reports_not_serving_ends_every_stream_and_exits_zero() {
+    use chat_proto::health::health_check_response::ServingStatus;
+    use chat_proto::health::HealthCheckRequest;
+    use chat_proto::health_grpc::HealthClient;
+    use futures::StreamExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let mut binary = Binary::start();
+    let address = format!("127.0.0.1:{}", binary.port);
+    let users = ["u0", "u1", "u2", "u3"];
+    let apis: Vec<Api> = users
+        .iter()
+        .map(|_| Api::connect(&address, WAIT).unwrap())
+        .collect();
+    let inboxes: Vec<_> = users
+        .iter()
+        .zip(&apis)
+        .map(|(user, api)| api.open_inbox(user, WAIT).unwrap())
+        .collect();
+    let mut create = chat_proto::chat::CreateGroupChatRequest::new();
+    create.name = "busy".into();
+    apis[0]
+        .client
+        .create_group_chat_opt(&create, Api::as_user("u0"))
+        .unwrap();
+    for (user, api) in users.iter().zip(&apis).skip(1) {
+        let mut join = chat_proto::chat::JoinGroupChatRequest::new();
+        join.name = "busy".into();
+        api.client
+            .join_group_chat_opt(&join, Api::as_user(user))
+            .unwrap();
+    }
+    let health = HealthClient::new(apis[0].client.client.channel().clone());
+    let mut request = HealthCheckRequest::new();
+    request.service = "chat.v1.ChatService".into();
+    let mut watch = health.watch(&request).unwrap();
+    let first = futures::executor::block_on(watch.next()).unwrap().unwrap();
+    assert_eq!(first.status.enum_value_or_default(), ServingStatus::SERVING);
+
+    let stop = AtomicBool::new(false);
+    let sent = std::thread::scope(|scope| {
+        let senders: Vec<_> = users
+            .iter()
+            .zip(&apis)
+            .map(|(user, api)| {
+                let stop = &stop;
+                scope.spawn(move || {
+                    // Until the server refuses: bounded by the signal below
+                    // and by a count.
+                    let mut sent = 0;
+                    while !stop.load(Ordering::Relaxed) && sent < 200_000 {
+                        if send_with(api, user, "busy", "load").is_err() {
+                            break;
+                        }
+                        sent += 1;
+                    }
+                    sent
+                })
+            })
+            .collect();
+        // Let traffic flow: wait until a member has received plenty.
+        let mut received = 0;
+        while received < 500 {
+            match inboxes[0].next_event(WAIT) {
+                Some(chat_client::api::InboxEvent::Messages(messages)) => {
+                    received += messages.len();
+                }
+                other => panic!("expected deliveries, got {other:?}"),
+            }
+        }
+        binary.signal(libc::SIGTERM);
+        let statuses: Vec<_> =
+            futures::executor::block_on(watch.by_ref().take(2).collect::<Vec<_>>())
+                .into_iter()
+                .map(|item| item.map_err(chat_client::api::status_of))
+                .collect();
+        stop.store(true, Ordering::Relaxed);
+        let total: usize = senders.into_iter().map(|s| s.join().unwrap()).sum();
+        (total, statuses)
+    });
+    let (total, statuses) = sent;
+    assert!(total > 0);
+    // Health said NOT_SERVING, then the watch ended with UNAVAILABLE.
+    match statuses.as_slice() {
+        [Ok(update), Err(status)] => {
+            assert_eq!(
+                update.status.enum_value_or_default(),
+                ServingStatus::NOT_SERVING
+            );
+            assert_eq!(status.code(), Code::UNAVAILABLE);
+        }
+        other => panic!("expected NOT_SERVING then UNAVAILABLE, got {other:?}"),
+    }
+    for inbox in &inboxes {
+        assert_eq!(end_status(inbox).code(), Code::UNAVAILABLE);
+    }
+    assert_eq!(binary.wait_exit(Duration::from_secs(5)), Some(0));
+}
