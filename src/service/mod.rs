@@ -175,7 +175,7 @@ where
 
 /// `chat.v1.ChatService` as grpcio serves it: the generated trait's unary
 /// methods, and Connect writing pre-encoded events. Requests are decoded by
-/// [`decode`], so a malformed one gets INVALID_ARGUMENT. The paths are the
+/// the server (`decode`), so a malformed one gets INVALID_ARGUMENT. The paths are the
 /// contract's (`/chat.v1.ChatService/<Rpc>`).
 pub fn chat_service(handler: ChatHandler) -> grpcio::Service {
     let connect: Method<Received<ConnectRequest>, EncodedEvent> = Method {
