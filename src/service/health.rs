@@ -153,3 +153,31 @@ impl Health for HealthService {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+
+    use super::*;
+
+    #[test]
+    fn not_serving_reaches_every_watcher_of_a_known_service_then_ends_them() {
+        let health = HealthService::new(Logger::root(slog::Discard, slog::o!()));
+        assert_eq!(health.status(""), Some(ServingStatus::SERVING));
+        assert_eq!(
+            health.status("chat.v1.ChatService"),
+            Some(ServingStatus::SERVING)
+        );
+        assert_eq!(health.status("other.Service"), None);
+        let (known, known_updates) = unbounded();
+        let (unknown, unknown_updates) = unbounded();
+        health.state().watchers.push((true, known));
+        health.state().watchers.push((false, unknown));
+        health.set_not_serving();
+        assert_eq!(health.status(""), Some(ServingStatus::NOT_SERVING));
+        let known: Vec<_> = futures::executor::block_on(known_updates.collect());
+        assert_eq!(known, [ServingStatus::NOT_SERVING]);
+        let unknown: Vec<_> = futures::executor::block_on(unknown_updates.collect());
+        assert!(unknown.is_empty());
+    }
+}
