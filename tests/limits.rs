@@ -69,13 +69,15 @@ fn rss_kib(pid: u32) -> u64 {
 fn a_reader_that_never_reads_costs_bounded_memory_and_nobody_else_loses_anything() {
     const MESSAGES: usize = 100_000;
     const IN_FLIGHT: usize = 64;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
-        .args(["--listen", "127.0.0.1:0", "--threads", "2"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut server = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .args(["--listen", "127.0.0.1:0", "--threads", "2"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = server.0.id();
+    let stderr = BufReader::new(server.0.stderr.take().unwrap());
     let (port_tx, port_rx) = crossbeam_channel::bounded(1);
     std::thread::spawn(move || {
         for line in stderr.lines().map_while(Result::ok) {
@@ -172,5 +174,17 @@ fn a_reader_that_never_reads_costs_bounded_memory_and_nobody_else_loses_anything
     assert!(growth < 64 * 1024, "server RSS grew by {growth} KiB");
     // SAFETY: kill(2) on the PID of the child this test started.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    assert!(child.wait().unwrap().success());
+    assert!(server.0.wait().unwrap().success());
+}
+
+/// The server process, killed if the test fails before stopping it.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
