@@ -6,14 +6,14 @@ use std::io::{BufRead, Write};
 use std::time::Duration;
 
 use chat_proto::chat::{
-    ChannelType, CreateGroupChatRequest, JoinGroupChatRequest, LeaveGroupChatRequest,
-    ListChannelsRequest, SendMessageRequest,
+    CreateGroupChatRequest, JoinGroupChatRequest, LeaveGroupChatRequest, ListChannelsRequest,
+    SendMessageRequest,
 };
 use crossbeam_channel::select;
 use grpcio::{RpcStatus, RpcStatusCode};
 
 use crate::api::{status_of, Api, InboxEvent};
-use crate::format::{code_name, describe_message};
+use crate::format::{code_name, describe_channel, describe_message};
 
 const HELP: &str = "\
 commands:
@@ -142,15 +142,7 @@ impl Session {
                     let lines: Vec<String> = reply
                         .channels
                         .iter()
-                        .map(|c| match c.type_.enum_value_or_default() {
-                            ChannelType::CHANNEL_TYPE_GROUP => format!(
-                                "  group {} ({} members{})",
-                                c.name,
-                                c.member_count,
-                                if c.joined { ", joined" } else { "" }
-                            ),
-                            _ => format!("  user  {}", c.name),
-                        })
+                        .map(|channel| format!("  {}", describe_channel(channel)))
                         .collect();
                     lines.join("\n")
                 }),

@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chat_proto::chat::{
-    ChannelType, CreateGroupChatRequest, JoinGroupChatRequest, LeaveGroupChatRequest,
-    ListChannelsRequest, Message, SendMessageRequest,
+    CreateGroupChatRequest, JoinGroupChatRequest, LeaveGroupChatRequest, ListChannelsRequest,
+    Message, SendMessageRequest,
 };
 use grpcio::{CallOption, RpcStatus, RpcStatusCode};
 
 use crate::api::{final_status, open_unread, status_of, Api, Inbox, InboxEvent};
-use crate::format::{code_name, describe_message};
+use crate::format::{code_name, describe_channel, describe_message};
 
 const WAIT: Duration = Duration::from_secs(5);
 /// Most sends the slow-consumer step makes before giving up.
@@ -391,15 +391,7 @@ impl Demo {
                 reply
                     .channels
                     .iter()
-                    .map(|c| match c.type_.enum_value_or_default() {
-                        ChannelType::CHANNEL_TYPE_GROUP => format!(
-                            "group {} ({} members{})",
-                            c.name,
-                            c.member_count,
-                            if c.joined { ", joined" } else { "" }
-                        ),
-                        _ => format!("user {}", c.name),
-                    })
+                    .map(describe_channel)
                     .collect::<Vec<_>>()
                     .join(", ")
             });

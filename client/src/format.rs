@@ -2,7 +2,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use chat_proto::chat::{ChannelType, Message};
+use chat_proto::chat::{Channel, ChannelType, Message};
 use grpcio::RpcStatusCode;
 
 /// A status code's name, e.g. `NOT_FOUND`.
@@ -12,6 +12,20 @@ pub fn code_name(code: RpcStatusCode) -> String {
     match shown.split_once('-') {
         Some((_, name)) => name.to_owned(),
         None => shown,
+    }
+}
+
+/// A channel as ListChannels shows it: `user NAME` or
+/// `group NAME (N members, joined)`.
+pub fn describe_channel(channel: &Channel) -> String {
+    match channel.type_.enum_value_or_default() {
+        ChannelType::CHANNEL_TYPE_GROUP => format!(
+            "group {} ({} members{})",
+            channel.name,
+            channel.member_count,
+            if channel.joined { ", joined" } else { "" }
+        ),
+        _ => format!("user {}", channel.name),
     }
 }
 
