@@ -1,0 +1,301 @@
+//! `chat-bench`: the load generator and benchmark for the chat server.
+//!
+//! Scenarios are subcommands (`direct`, `fanout`, `connections`, `mixed`,
+//! `pingpong`) and `all` runs them in that order. Each prints one JSON
+//! object per scenario on stdout (and appends it to `--json-out`), then a
+//! table; the exit code is 1 when any scenario failed a check, hit an
+//! error or timed out. Every simulated user has its own channel (HTTP/2
+//! connection); receivers and senders are futures on the client's
+//! completion queues, never a thread per user.
+
+mod check;
+mod flow;
+mod net;
+mod payload;
+mod procfs;
+mod report;
+mod scenario;
+mod util;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use structopt::StructOpt;
+
+use net::{wait_gone, Bench};
+use report::Report;
+use scenario::{closed_loop, connections, mixed, pingpong};
+use util::Deadline;
+
+/// Command-line flags.
+#[derive(Debug, StructOpt)]
+#[structopt(
+    name = "chat-bench",
+    about = "Load generator and benchmark for the chat server (chat.v1.ChatService)"
+)]
+struct Opt {
+    /// Server address, host:port
+    #[structopt(long, default_value = "127.0.0.1:13111")]
+    server: String,
+    /// The server's pid, to report its CPU time and RSS
+    #[structopt(long)]
+    server_pid: Option<u32>,
+    /// Append one JSON object per scenario to this file
+    #[structopt(long)]
+    json_out: Option<String>,
+    /// Completion-queue threads of the client's gRPC environment
+    #[structopt(long, default_value = "2")]
+    threads: usize,
+    /// Seconds a scenario may take before it reports failure
+    #[structopt(long, default_value = "120")]
+    timeout_secs: u64,
+    /// Messages a sender may have unreceived (mixed: all senders together)
+    #[structopt(long, default_value = "256")]
+    window: u32,
+    /// SendMessage calls a sender may have in flight (mixed: all together)
+    #[structopt(long, default_value = "32")]
+    max_inflight: u32,
+    /// The server's --queue-depth; windows are cut to stay within it
+    #[structopt(long, default_value = "1024")]
+    server_queue: u32,
+    #[structopt(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, StructOpt)]
+enum Command {
+    /// Sender/receiver pairs, each sender pipelining messages to its receiver
+    Direct(DirectOpt),
+    /// One group; a few members send, every member receives
+    Fanout(FanoutOpt),
+    /// Many concurrent Connect streams
+    Connections(ConnectionsOpt),
+    /// Users in groups at a target send rate, with join/leave churn
+    Mixed(MixedOpt),
+    /// Two users, one message in flight, bouncing back and forth
+    Pingpong(PingpongOpt),
+    /// Every scenario in turn with its defaults
+    All(AllOpt),
+}
+
+#[derive(Debug, StructOpt)]
+struct DirectOpt {
+    /// Sender/receiver pairs
+    #[structopt(long, default_value = "8")]
+    pairs: u32,
+    /// Messages per sender
+    #[structopt(long, default_value = "20000")]
+    messages: u32,
+}
+
+#[derive(Debug, StructOpt)]
+struct FanoutOpt {
+    /// Members of the group
+    #[structopt(long, default_value = "200")]
+    members: u32,
+    /// Members that send
+    #[structopt(long, default_value = "4")]
+    senders: u32,
+    /// Messages per sender
+    #[structopt(long, default_value = "2000")]
+    messages: u32,
+}
+
+#[derive(Debug, StructOpt)]
+struct ConnectionsOpt {
+    /// Concurrent Connect streams
+    #[structopt(long, default_value = "5000")]
+    connections: u32,
+    /// Channels (HTTP/2 connections) to spread them over
+    #[structopt(long, default_value = "64")]
+    channels: u32,
+    /// Connects waiting for `connected` at once
+    #[structopt(long, default_value = "1000")]
+    connect_concurrency: u32,
+    /// Milliseconds to hold every stream open before closing
+    #[structopt(long, default_value = "1000")]
+    hold_ms: u64,
+}
+
+#[derive(Debug, StructOpt)]
+struct MixedOpt {
+    /// Users
+    #[structopt(long, default_value = "500")]
+    users: u32,
+    /// Groups
+    #[structopt(long, default_value = "50")]
+    groups: u32,
+    /// Groups each user joins
+    #[structopt(long, default_value = "5")]
+    groups_per_user: u32,
+    /// Target sends per second, all users together
+    #[structopt(long, default_value = "10000")]
+    rate: f64,
+    /// Seconds of sending
+    #[structopt(long, default_value = "15")]
+    duration_secs: f64,
+    /// Share of sends to a group (the rest go to a random user)
+    #[structopt(long, default_value = "0.8")]
+    group_share: f64,
+    /// Share of operations that are a leave + join by a churning user
+    #[structopt(long, default_value = "0.01")]
+    churn_share: f64,
+    /// Users that churn (the last ones)
+    #[structopt(long, default_value = "25")]
+    churn_users: u32,
+    /// Seed of every random choice
+    #[structopt(long, default_value = "1")]
+    seed: u64,
+}
+
+#[derive(Debug, StructOpt)]
+struct PingpongOpt {
+    /// Round trips
+    #[structopt(long, default_value = "5000")]
+    rounds: u32,
+}
+
+#[derive(Debug, StructOpt)]
+struct AllOpt {
+    /// Also run `connections` with 19,000 streams
+    #[structopt(long)]
+    with_19k: bool,
+    /// Multiply every scenario's size (messages, round trips, duration,
+    /// connections) by this, for quick runs
+    #[structopt(long, default_value = "1.0")]
+    scale: f64,
+}
+
+/// The defaults of a scenario's flags.
+fn defaults<T: StructOpt>(name: &str) -> T {
+    T::from_iter([name])
+}
+
+fn scaled(value: u32, scale: f64) -> u32 {
+    ((f64::from(value) * scale).round() as u32).max(1)
+}
+
+fn direct(bench: &Bench, o: &DirectOpt) -> Report {
+    closed_loop::run(bench, closed_loop::direct(bench, o.pairs, o.messages))
+}
+
+fn fanout(bench: &Bench, o: &FanoutOpt) -> Report {
+    closed_loop::run(
+        bench,
+        closed_loop::fanout(bench, o.members, o.senders, o.messages),
+    )
+}
+
+fn connections(bench: &Bench, o: &ConnectionsOpt) -> Report {
+    connections::run(
+        bench,
+        connections::Sizes {
+            connections: o.connections,
+            channels: o.channels,
+            concurrency: o.connect_concurrency,
+            hold_ms: o.hold_ms,
+        },
+    )
+}
+
+fn mixed(bench: &Bench, o: &MixedOpt) -> Report {
+    mixed::run(
+        bench,
+        mixed::Sizes {
+            users: o.users,
+            groups: o.groups,
+            groups_per_user: o.groups_per_user,
+            rate: o.rate,
+            duration_s: o.duration_secs,
+            group_share: o.group_share,
+            churn_share: o.churn_share,
+            churn_users: o.churn_users,
+            seed: o.seed,
+        },
+    )
+}
+
+fn pingpong(bench: &Bench, o: &PingpongOpt) -> Report {
+    pingpong::run(bench, o.rounds)
+}
+
+/// Runs one scenario, emits its JSON and waits for the server to let go of
+/// every user this process connected, so the next one starts quiet.
+fn run_one(bench: &Bench, json_out: Option<&str>, scenario: impl FnOnce() -> Report) -> Report {
+    let mut report = scenario();
+    if let Err(error) = wait_gone(
+        bench,
+        &bench.process_prefix(),
+        Deadline::after(Duration::from_secs(60)),
+    ) {
+        report
+            .failures
+            .push(format!("server did not settle: {error}"));
+    }
+    if let Err(error) = report.emit(json_out) {
+        eprintln!("chat-bench: cannot write the JSON output: {error}");
+    }
+    report
+}
+
+fn main() -> ExitCode {
+    let opt = Opt::from_args();
+    util::start_clock();
+    if procfs::raise_fd_limit().is_none() {
+        eprintln!("chat-bench: could not raise the open-file limit");
+    }
+    let bench = Bench::new(
+        opt.threads,
+        opt.server.clone(),
+        opt.server_pid,
+        Duration::from_secs(opt.timeout_secs.max(1)),
+        opt.window.max(1),
+        opt.max_inflight.max(1),
+        opt.server_queue.max(1),
+    );
+    let json_out = opt.json_out.as_deref();
+    let mut reports = Vec::new();
+    match &opt.command {
+        Command::Direct(o) => reports.push(run_one(&bench, json_out, || direct(&bench, o))),
+        Command::Fanout(o) => reports.push(run_one(&bench, json_out, || fanout(&bench, o))),
+        Command::Connections(o) => {
+            reports.push(run_one(&bench, json_out, || connections(&bench, o)));
+        }
+        Command::Mixed(o) => reports.push(run_one(&bench, json_out, || mixed(&bench, o))),
+        Command::Pingpong(o) => reports.push(run_one(&bench, json_out, || pingpong(&bench, o))),
+        Command::All(all) => {
+            let s = all.scale;
+            let mut d: DirectOpt = defaults("direct");
+            d.messages = scaled(d.messages, s);
+            let mut f: FanoutOpt = defaults("fanout");
+            f.messages = scaled(f.messages, s);
+            let mut c: ConnectionsOpt = defaults("connections");
+            c.connections = scaled(c.connections, s);
+            let mut m: MixedOpt = defaults("mixed");
+            m.duration_secs *= s;
+            let mut p: PingpongOpt = defaults("pingpong");
+            p.rounds = scaled(p.rounds, s);
+            eprintln!("chat-bench: direct");
+            reports.push(run_one(&bench, json_out, || direct(&bench, &d)));
+            eprintln!("chat-bench: fanout");
+            reports.push(run_one(&bench, json_out, || fanout(&bench, &f)));
+            eprintln!("chat-bench: connections ({})", c.connections);
+            reports.push(run_one(&bench, json_out, || connections(&bench, &c)));
+            if all.with_19k {
+                c.connections = scaled(19_000, s);
+                eprintln!("chat-bench: connections ({})", c.connections);
+                reports.push(run_one(&bench, json_out, || connections(&bench, &c)));
+            }
+            eprintln!("chat-bench: mixed");
+            reports.push(run_one(&bench, json_out, || mixed(&bench, &m)));
+            eprintln!("chat-bench: pingpong");
+            reports.push(run_one(&bench, json_out, || pingpong(&bench, &p)));
+        }
+    }
+    print!("{}", report::table(&reports));
+    if reports.iter().all(Report::ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,197 @@
+//! The `connections` scenario: opens many concurrent Connect streams, spread
+//! over a fixed number of channels (HTTP/2 connections) because one process
+//! can only hold so many file descriptors, and waits for each stream's
+//! `connected` event with a bounded number of connects pending at once.
+//! Reports connects per second, connect latency, failures, the server's RSS
+//! before and with every stream open (KiB per connection) and its CPU per
+//! connection; then closes every stream and waits for the server to forget
+//! the users.
+
+use std::time::Duration;
+
+use chat_proto::chat::{connect_response, ConnectRequest, ConnectResponse};
+use chat_proto::chat_grpc::ChatServiceClient;
+use futures::{future, StreamExt};
+use grpcio::{CallOption, Channel, ClientSStreamReceiver};
+use serde_json::Map;
+
+use crate::check;
+use crate::net::{wait_gone, Bench, ErrorCounts};
+use crate::procfs::Sample;
+use crate::report::Report;
+use crate::util::{error_code, now_ns, secs_between, Deadline};
+
+/// Sizes of a `connections` run.
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    /// Streams to open.
+    pub connections: u32,
+    /// Channels to spread them over.
+    pub channels: u32,
+    /// Connects pending at once.
+    pub concurrency: u32,
+    /// How long to hold them all open before closing, in milliseconds.
+    pub hold_ms: u64,
+}
+
+/// One connect's result: its index, when it started, and the stream or the
+/// status code name it failed with.
+type Opened = (
+    u32,
+    u64,
+    u64,
+    Result<ClientSStreamReceiver<ConnectResponse>, String>,
+);
+
+/// Runs the scenario and reports.
+pub fn run(bench: &Bench, sizes: Sizes) -> Report {
+    let deadline = Deadline::after(bench.timeout);
+    let mut report = Report::new("connections", "connects/s");
+    let prefix = bench.run_prefix("conn");
+    let mut params = Map::new();
+    params.insert("connections".into(), sizes.connections.into());
+    params.insert("channels".into(), sizes.channels.into());
+    params.insert("connect_concurrency".into(), sizes.concurrency.into());
+    params.insert("hold_ms".into(), sizes.hold_ms.into());
+    report.params = params;
+
+    let channels: Vec<Channel> = (0..sizes.channels.max(1))
+        .map(|_| bench.dedicated_channel())
+        .collect();
+    let connected = futures::executor::block_on(future::join_all(
+        channels
+            .iter()
+            .map(|c| c.wait_for_connected(deadline.left())),
+    ));
+    if !connected.into_iter().all(|up| up) {
+        report.failures.push("channels did not connect".to_owned());
+        return report;
+    }
+    let clients: Vec<ChatServiceClient> =
+        channels.into_iter().map(ChatServiceClient::new).collect();
+
+    let before = Sample::take(bench.server_pid);
+    let start_ns = now_ns();
+    let (opened_tx, opened_rx) = crossbeam_channel::unbounded::<Opened>();
+    let mut streams = Vec::with_capacity(sizes.connections as usize);
+    let mut latencies = Vec::with_capacity(sizes.connections as usize);
+    let mut errors = ErrorCounts::new();
+    let mut issued = 0u32;
+    let mut pending = 0u32;
+    while issued < sizes.connections || pending > 0 {
+        while issued < sizes.connections && pending < sizes.concurrency.max(1) {
+            let client = &clients[(issued as usize) % clients.len()];
+            let mut request = ConnectRequest::new();
+            request.username = format!("{prefix}{issued}");
+            let started = now_ns();
+            match client.connect_opt(&request, CallOption::default()) {
+                Ok(stream) => {
+                    client.spawn(await_connected(issued, started, stream, opened_tx.clone()));
+                    pending += 1;
+                }
+                Err(error) => *errors.entry(error_code(&error)).or_default() += 1,
+            }
+            issued += 1;
+        }
+        if pending == 0 {
+            continue;
+        }
+        match opened_rx.recv_deadline(deadline.instant()) {
+            Ok((_, started, done, result)) => {
+                pending -= 1;
+                match result {
+                    Ok(stream) => {
+                        streams.push(stream);
+                        latencies.push(done.saturating_sub(started));
+                    }
+                    Err(code) => *errors.entry(code).or_default() += 1,
+                }
+            }
+            Err(_) => {
+                report
+                    .failures
+                    .push(format!("timed out with {pending} connects pending"));
+                break;
+            }
+        }
+    }
+    let end_ns = now_ns();
+    let after = Sample::take(bench.server_pid);
+    let opened = streams.len() as u64;
+
+    std::thread::sleep(Duration::from_millis(sizes.hold_ms));
+    let held = Sample::take(bench.server_pid);
+
+    // Close everything and wait until the server has let every user go.
+    let close_start = Sample::take(bench.server_pid);
+    let close_ns = now_ns();
+    for stream in &mut streams {
+        stream.cancel();
+    }
+    drop(streams);
+    match wait_gone(bench, &prefix, deadline.cap(Duration::from_secs(60))) {
+        Ok(_) => {
+            report.put(
+                "close_s",
+                (secs_between(close_ns, now_ns()) * 1e3).round() / 1e3,
+            );
+        }
+        Err(error) => report.failures.push(format!("after closing: {error}")),
+    }
+    let closed = Sample::take(bench.server_pid);
+    drop(clients);
+
+    report.elapsed_s = secs_between(start_ns, end_ns);
+    if report.elapsed_s > 0.0 {
+        report.throughput = opened as f64 / report.elapsed_s;
+    }
+    report.latency = check::latency(latencies);
+    if opened > 0 {
+        report.server_cpu_us_per_unit = before
+            .server_cpu_delta(&after)
+            .map(|cpu| cpu * 1e6 / opened as f64);
+        if let Some(cpu) = close_start.server_cpu_delta(&closed) {
+            report.put(
+                "close_cpu_us_per_connection",
+                (cpu * 1e6 / opened as f64 * 100.0).round() / 100.0,
+            );
+        }
+        if let (Some(b), Some(h)) = (before.server_rss_kb, held.server_rss_kb) {
+            let per = (h as f64 - b as f64) / opened as f64;
+            report.put("kb_per_connection", (per * 100.0).round() / 100.0);
+        }
+    }
+    if let Some(cpu) = before.bench_cpu_delta(&after) {
+        report.put("bench_cpu_s", (cpu * 1000.0).round() / 1000.0);
+    }
+    report.put("connected", opened);
+    let failed = u64::from(sizes.connections) - opened;
+    report.put("failed", failed);
+    if failed > 0 && report.failures.is_empty() && errors.is_empty() {
+        report.failures.push(format!("{failed} connects failed"));
+    }
+    report.rss_kb_before = before.server_rss_kb;
+    report.rss_kb_after = held.server_rss_kb;
+    report.put("rss_kb_after_close", closed.server_rss_kb);
+    report.errors = errors;
+    report
+}
+
+/// Waits for a stream's first event and hands the stream back.
+async fn await_connected(
+    idx: u32,
+    started: u64,
+    mut stream: ClientSStreamReceiver<ConnectResponse>,
+    opened: crossbeam_channel::Sender<Opened>,
+) {
+    let result = match stream.next().await {
+        Some(Ok(event)) => match event.event {
+            Some(connect_response::Event::Connected(_)) => Ok(()),
+            _ => Err("UNEXPECTED_FIRST_EVENT".to_owned()),
+        },
+        Some(Err(error)) => Err(error_code(&error)),
+        None => Err("STREAM_ENDED".to_owned()),
+    };
+    let done = now_ns();
+    let _ = opened.send((idx, started, done, result.map(|()| stream)));
+}
