@@ -13,7 +13,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 export CHAT_SERVER_BIN ?= $(TARGET_DIR)/debug/chat-server
 
 .PHONY: all deps build build-debug run-server run-client demo generate check-generated \
-        fmt fmt-check clippy doc lint audit fuzz unit-test interop-python interop-node test
+        fmt fmt-check clippy doc lint audit fuzz bench unit-test interop-python interop-node test
 
 all: build
 
@@ -31,6 +31,11 @@ run-server: deps
 
 run-client: deps
 	$(CARGO) run --release -p chat-client -- --server $(SERVER) demo $(ARGS)
+
+# Release server + every benchmark scenario (see BENCHMARKS.md);
+# SERVER_FLAGS="--threads 1" and BENCH_ARGS="--scale 0.1" adjust it.
+bench:
+	scripts/bench.sh
 
 # Start a server, run the scripted demo against it, keep both logs in logs.txt.
 demo: deps

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Waker;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 use futures::task::AtomicWaker;
 
 use super::registry::{Departure, Message};
@@ -42,6 +42,11 @@ struct Signal {
     /// Bytes queued (by [`Message::queued_bytes`]), and the most allowed.
     queued_bytes: AtomicUsize,
     byte_limit: usize,
+    /// Messages queued, and the most allowed. Counted here rather than by a
+    /// bounded channel, which would allocate every slot up front (16 KiB per
+    /// idle connection at the default depth of 1024).
+    queued_messages: AtomicUsize,
+    message_limit: usize,
 }
 
 /// The sending half, held by the registry. Cheap to clone.
@@ -65,9 +70,12 @@ pub struct QueueFull;
 /// Creates a mailbox that holds at most `capacity` undelivered messages and
 /// `byte_limit` bytes of them.
 pub fn mailbox(capacity: usize, byte_limit: usize) -> (Outbox, Inbox) {
-    let (sender, receiver) = crossbeam_channel::bounded(capacity);
+    // Unbounded as a channel, bounded by the counts in `Signal`: it grows
+    // in small blocks only when messages are queued.
+    let (sender, receiver) = crossbeam_channel::unbounded();
     let signal = Arc::new(Signal {
         byte_limit,
+        message_limit: capacity,
         ..Signal::default()
     });
     (
@@ -89,19 +97,21 @@ impl Outbox {
     /// [`QueueFull`] also when the message would take the queued bytes past
     /// the mailbox's byte limit.
     pub fn push(&self, message: Arc<Message>) -> Result<(), QueueFull> {
+        let signal = &self.signal;
         let size = message.queued_bytes();
-        let before = self.signal.queued_bytes.fetch_add(size, Ordering::AcqRel);
-        if before + size > self.signal.byte_limit {
-            self.signal.queued_bytes.fetch_sub(size, Ordering::AcqRel);
+        if signal.queued_messages.fetch_add(1, Ordering::AcqRel) >= signal.message_limit {
+            signal.queued_messages.fetch_sub(1, Ordering::AcqRel);
             return Err(QueueFull);
         }
-        match self.sender.try_send(message) {
-            Ok(()) | Err(TrySendError::Disconnected(_)) => Ok(()),
-            Err(TrySendError::Full(_)) => {
-                self.signal.queued_bytes.fetch_sub(size, Ordering::AcqRel);
-                Err(QueueFull)
-            }
+        if signal.queued_bytes.fetch_add(size, Ordering::AcqRel) + size > signal.byte_limit {
+            signal.queued_bytes.fetch_sub(size, Ordering::AcqRel);
+            signal.queued_messages.fetch_sub(1, Ordering::AcqRel);
+            return Err(QueueFull);
         }
+        // An unbounded channel only refuses when the reader is gone; its
+        // cleanup is on its way, so the message is dropped.
+        let _ = self.sender.try_send(message);
+        Ok(())
     }
 
     /// Wakes the reader if it is waiting.
@@ -214,6 +224,7 @@ impl Inbox {
         self.signal
             .queued_bytes
             .fetch_sub(message.queued_bytes(), Ordering::AcqRel);
+        self.signal.queued_messages.fetch_sub(1, Ordering::AcqRel);
         Some(message)
     }
 
