@@ -146,10 +146,23 @@ fn json_logs_are_one_object_per_line_with_fields() {
     let api = Api::connect(&format!("127.0.0.1:{}", binary.port), WAIT).unwrap();
     let alice = api.open_inbox("alice", WAIT).unwrap();
     alice.close();
+    // Wait for the server to log alice's disconnection before stopping it,
+    // so the reason is the client's cancel and not the shutdown.
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|line: &String| line.contains("\"msg\":\"disconnected\""))
+    {
+        match lines.recv_timeout(WAIT) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("no disconnected line in {seen:#?}"),
+        }
+    }
     binary.signal(libc::SIGTERM);
     assert_eq!(binary.wait_exit(Duration::from_secs(5)), Some(0));
     // The process has exited, so its stderr is closed and the reader ends.
-    let lines: Vec<String> = lines.iter().collect();
+    seen.extend(lines.iter());
+    let lines = seen;
     assert!(!lines.is_empty());
     for line in &lines {
         assert!(line.starts_with('{') && line.ends_with('}'), "{line}");
