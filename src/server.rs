@@ -135,7 +135,7 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
     let mut server = ServerBuilder::new(Arc::clone(&env))
         .channel_args(args)
         .register_service(crate::service::chat_service(handler))
-        .register_service(chat_proto::health_grpc::create_health(health.clone()))
+        .register_service(crate::service::health::health_service(health.clone()))
         .register_service(reflection.v1())
         .register_service(reflection.v1alpha())
         .build()

@@ -11,9 +11,13 @@ use chat_proto::health::{HealthCheckRequest, HealthCheckResponse};
 use chat_proto::health_grpc::Health;
 use futures::channel::mpsc::{unbounded, UnboundedSender};
 use futures::{FutureExt, SinkExt, StreamExt};
-use grpcio::{RpcContext, RpcStatus, RpcStatusCode, ServerStreamingSink, UnarySink, WriteFlags};
+use grpcio::{
+    Marshaller, Method, MethodType, RpcContext, RpcStatus, RpcStatusCode, ServerStreamingSink,
+    ServiceBuilder, UnarySink, WriteFlags,
+};
 use slog::{debug, Logger};
 
+use super::codec::{malformed, request_marshaller, Received};
 use super::status::finish_with_status;
 
 /// The services whose health this server reports.
@@ -86,6 +90,54 @@ impl HealthService {
             ServingStatus::NOT_SERVING
         })
     }
+}
+
+/// `grpc.health.v1.Health` as grpcio serves it: the generated trait's
+/// methods under the protocol's paths, with requests decoded by
+/// [`super::codec`] so a malformed one gets INVALID_ARGUMENT.
+pub fn health_service(health: HealthService) -> grpcio::Service {
+    let check: Method<Received<HealthCheckRequest>, HealthCheckResponse> = Method {
+        ty: MethodType::Unary,
+        name: "/grpc.health.v1.Health/Check",
+        req_mar: request_marshaller::<HealthCheckRequest>(),
+        resp_mar: Marshaller {
+            ser: grpcio::pb_ser,
+            de: grpcio::pb_de,
+        },
+    };
+    let watch: Method<Received<HealthCheckRequest>, HealthCheckResponse> = Method {
+        ty: MethodType::ServerStreaming,
+        name: "/grpc.health.v1.Health/Watch",
+        req_mar: request_marshaller::<HealthCheckRequest>(),
+        resp_mar: Marshaller {
+            ser: grpcio::pb_ser,
+            de: grpcio::pb_de,
+        },
+    };
+    let mut checker = health.clone();
+    let mut watcher = health;
+    ServiceBuilder::new()
+        .add_unary_handler(&check, move |ctx, request, sink| match request {
+            Ok(request) => checker.check(ctx, request, sink),
+            Err(error) => {
+                let log = checker.inner.log.clone();
+                let status = malformed("Health.Check", &log, &error);
+                finish_with_status(&ctx, sink, &log, "Health.Check", Err(status));
+            }
+        })
+        .add_server_streaming_handler(&watch, move |ctx, request, sink| match request {
+            Ok(request) => watcher.watch(ctx, request, sink),
+            Err(error) => {
+                let log = watcher.inner.log.clone();
+                let status = malformed("Health.Watch", &log, &error);
+                ctx.spawn(sink.fail(status).map(move |sent| {
+                    if let Err(error) = sent {
+                        debug!(log, "could not send the reply"; "rpc" => "Health.Watch", "error" => %error);
+                    }
+                }));
+            }
+        })
+        .build()
 }
 
 fn response(status: ServingStatus) -> HealthCheckResponse {

@@ -4,6 +4,7 @@
 //! It holds no chat state of its own and makes no chat decisions; it is the
 //! only module besides the bootstrap that knows grpcio.
 
+pub mod codec;
 mod convert;
 pub mod delivery;
 pub mod health;
@@ -22,12 +23,12 @@ use chat_proto::chat::{
 use chat_proto::chat_grpc::ChatService;
 use futures::{FutureExt, SinkExt};
 use grpcio::{
-    Marshaller, MessageReader, Method, MethodType, RpcContext, RpcStatus, RpcStatusCode,
-    ServerStreamingSink, ServiceBuilder, UnarySink,
+    Marshaller, Method, MethodType, RpcContext, ServerStreamingSink, ServiceBuilder, UnarySink,
 };
 use slog::{debug, error, info, o, warn, Logger};
 
 use crate::domain::{CloseReason, Left, Registry, Session};
+use codec::{malformed, request_marshaller, Received};
 use delivery::{DeliveryStream, EncodedEvent};
 use status::{close_status, finish, finish_with_status, guarded, refusal_status};
 
@@ -101,43 +102,6 @@ impl ChatHandler {
     }
 }
 
-/// A request as received: decoded, or why its bytes are not a valid
-/// message. Decoding never fails the call inside grpcio (which would answer
-/// INTERNAL); a bad request is refused with INVALID_ARGUMENT instead.
-pub type Received<T> = Result<T, String>;
-
-fn decode<T: protobuf::Message>(mut reader: MessageReader) -> grpcio::Result<Received<T>> {
-    let mut input = protobuf::CodedInputStream::from_buf_read(&mut reader);
-    let mut message = T::new();
-    Ok(match message.merge_from(&mut input) {
-        Ok(()) => Ok(message),
-        Err(error) => Err(error.to_string()),
-    })
-}
-
-/// The marshaller for a request type of ours.
-fn request_marshaller<T: protobuf::Message>() -> Marshaller<Received<T>> {
-    fn unused<T>(_: &Received<T>, _: &mut grpcio::GrpcSlice) -> grpcio::Result<()> {
-        Err(grpcio::Error::Codec(
-            "requests are only decoded here".into(),
-        ))
-    }
-    Marshaller {
-        ser: unused::<T>,
-        de: decode::<T>,
-    }
-}
-
-/// The status for a request whose bytes do not decode.
-fn malformed(rpc: &'static str, log: &Logger, error: &str) -> RpcStatus {
-    info!(log, "call refused";
-        "rpc" => rpc, "code" => "INVALID_ARGUMENT", "error" => %error, "reason" => "malformed request");
-    RpcStatus::with_message(
-        RpcStatusCode::INVALID_ARGUMENT,
-        format!("the request is not a valid {rpc} request: {error}"),
-    )
-}
-
 /// A handler method of the generated trait.
 type UnaryMethod<Req, Resp> = fn(&mut ChatHandler, RpcContext<'_>, Req, UnarySink<Resp>);
 
@@ -175,7 +139,7 @@ where
 
 /// `chat.v1.ChatService` as grpcio serves it: the generated trait's unary
 /// methods, and Connect writing pre-encoded events. Requests are decoded by
-/// the server (`decode`), so a malformed one gets INVALID_ARGUMENT. The paths are the
+/// the server ([`codec`]), so a malformed one gets INVALID_ARGUMENT. The paths are the
 /// contract's (`/chat.v1.ChatService/<Rpc>`).
 pub fn chat_service(handler: ChatHandler) -> grpcio::Service {
     let connect: Method<Received<ConnectRequest>, EncodedEvent> = Method {
