@@ -17,7 +17,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools=${CHAT_TOOLS_DIR:-$HOME/.cache/chat-tools}
 out="$root/generated/src"
 
-"$root/scripts/install-deps.sh" protoc
+# cmake too: `scripts/gen.sh` then `cargo run` is a documented first flow,
+# and grpcio-sys needs cmake to build.
+"$root/scripts/install-deps.sh" protoc cmake
 
 # install_plugin CRATE VERSION BINARY
 install_plugin() {
