@@ -18,7 +18,7 @@ use grpcio::{
 use slog::{debug, Logger};
 
 use super::codec::{malformed, request_marshaller, Received};
-use super::status::finish_with_status;
+use super::status::{finish_with_status, refuse_stream};
 
 /// The services whose health this server reports.
 pub const CHECKED_SERVICES: [&str; 2] = ["", "chat.v1.ChatService"];
@@ -128,13 +128,9 @@ pub fn health_service(health: HealthService) -> grpcio::Service {
         .add_server_streaming_handler(&watch, move |ctx, request, sink| match request {
             Ok(request) => watcher.watch(ctx, request, sink),
             Err(error) => {
-                let log = watcher.inner.log.clone();
-                let status = malformed("Health.Watch", &log, &error);
-                ctx.spawn(sink.fail(status).map(move |sent| {
-                    if let Err(error) = sent {
-                        debug!(log, "could not send the reply"; "rpc" => "Health.Watch", "error" => %error);
-                    }
-                }));
+                let log = &watcher.inner.log;
+                let status = malformed("Health.Watch", log, &error);
+                refuse_stream(&ctx, sink, log, "Health.Watch", status);
             }
         })
         .build()

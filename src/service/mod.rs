@@ -25,12 +25,12 @@ use futures::{FutureExt, SinkExt};
 use grpcio::{
     Marshaller, Method, MethodType, RpcContext, ServerStreamingSink, ServiceBuilder, UnarySink,
 };
-use slog::{debug, error, info, o, warn, Logger};
+use slog::{debug, error, info, o, Logger};
 
 use crate::domain::{CloseReason, Left, Registry, Session};
 use codec::{malformed, request_marshaller, Received};
 use delivery::{DeliveryStream, EncodedEvent};
-use status::{close_status, finish, finish_with_status, guarded, refusal_status};
+use status::{close_status, finish, finish_with_status, guarded, refusal_status, refuse_stream};
 
 /// The request header that names the caller.
 pub const AUTHORIZATION: &str = "authorization";
@@ -77,12 +77,7 @@ impl ChatHandler {
             Ok(registered) => registered,
             Err(refused) => {
                 let status = refusal_status(log, "Connect", &req.username, &refused);
-                let log = log.clone();
-                ctx.spawn(sink.fail(status).map(move |sent| {
-                    if let Err(error) = sent {
-                        warn!(log, "could not send the reply"; "rpc" => "Connect", "error" => %error);
-                    }
-                }));
+                refuse_stream(&ctx, sink, log, "Connect", status);
                 return;
             }
         };
@@ -149,21 +144,17 @@ pub fn chat_service(handler: ChatHandler) -> grpcio::Service {
         resp_mar: delivery::EVENT_MARSHALLER,
     };
     let mut connect_handler = handler.clone();
-    let builder = ServiceBuilder::new().add_server_streaming_handler(
-        &connect,
-        move |ctx, request, sink| match request {
-            Ok(request) => connect_handler.connect(ctx, request, sink),
-            Err(error) => {
-                let log = connect_handler.inner.log.clone();
-                let status = malformed("Connect", &log, &error);
-                ctx.spawn(sink.fail(status).map(move |sent| {
-                    if let Err(error) = sent {
-                        warn!(log, "could not send the reply"; "rpc" => "Connect", "error" => %error);
-                    }
-                }));
+    let builder =
+        ServiceBuilder::new().add_server_streaming_handler(&connect, move |ctx, request, sink| {
+            match request {
+                Ok(request) => connect_handler.connect(ctx, request, sink),
+                Err(error) => {
+                    let log = &connect_handler.inner.log;
+                    let status = malformed("Connect", log, &error);
+                    refuse_stream(&ctx, sink, log, "Connect", status);
+                }
             }
-        },
-    );
+        });
     let builder = add_unary(
         builder,
         "CreateGroupChat",

@@ -6,7 +6,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use futures::FutureExt;
-use grpcio::{RpcContext, RpcStatus, RpcStatusCode, UnarySink};
+use grpcio::{RpcContext, RpcStatus, RpcStatusCode, ServerStreamingSink, UnarySink};
 use slog::{error, info, warn, Logger};
 
 use crate::domain::{ChatError, CloseReason};
@@ -138,6 +138,24 @@ pub fn finish<T: Send + 'static>(
 ) {
     let result = result.map_err(|refused| refusal_status(log, rpc, caller, &refused));
     finish_with_status(ctx, sink, log, rpc, result);
+}
+
+/// Refuses a server-streaming call with `status` before any event was
+/// sent; like [`finish_with_status`], the sink's future is spawned and a
+/// failure to send is logged with the RPC name.
+pub fn refuse_stream<T: Send + 'static>(
+    ctx: &RpcContext<'_>,
+    sink: ServerStreamingSink<T>,
+    log: &Logger,
+    rpc: &'static str,
+    status: RpcStatus,
+) {
+    let log = log.clone();
+    ctx.spawn(sink.fail(status).map(move |sent| {
+        if let Err(error) = sent {
+            warn!(log, "could not send the reply"; "rpc" => rpc, "error" => %error);
+        }
+    }));
 }
 
 /// Sends a unary call's reply or status. The sink's future is spawned, not
