@@ -250,17 +250,20 @@ impl Registry {
     pub fn create_group(&self, caller: &str, name: &str) -> Result<(), ChatError> {
         let valid = check_group_name(name);
         let mut state = self.lock();
-        let (caller, outbox) = state.authenticate(caller)?;
+        let caller = state.authenticate(caller)?;
         valid?;
         if state.name_taken(name) {
             return Err(ChatError::NameTaken(name.to_owned()));
         }
         state.check_group_room(&caller, self.limits.max_groups_per_user)?;
         let group_name: Name = Arc::from(name);
+        let user = state.user_mut(&caller);
+        user.groups.insert(Arc::clone(&group_name));
         let mut group = Group::default();
-        group.members.insert(Arc::clone(&caller), outbox);
-        state.groups.insert(Arc::clone(&group_name), group);
-        state.user_mut(&caller).groups.insert(group_name);
+        group
+            .members
+            .insert(Arc::clone(&caller), user.outbox.clone());
+        state.groups.insert(group_name, group);
         Ok(())
     }
 
@@ -272,7 +275,7 @@ impl Registry {
     pub fn join_group(&self, caller: &str, name: &str) -> Result<(), ChatError> {
         let valid = check_group_name(name);
         let mut state = self.lock();
-        let (caller, outbox) = state.authenticate(caller)?;
+        let caller = state.authenticate(caller)?;
         valid?;
         let (group_name, group) = state
             .groups
@@ -283,11 +286,13 @@ impl Registry {
         }
         let group_name = Arc::clone(group_name);
         state.check_group_room(&caller, self.limits.max_groups_per_user)?;
+        let user = state.user_mut(&caller);
+        user.groups.insert(Arc::clone(&group_name));
+        let outbox = user.outbox.clone();
         state
             .group_mut(&group_name)
             .members
             .insert(Arc::clone(&caller), outbox);
-        state.user_mut(&caller).groups.insert(group_name);
         Ok(())
     }
 
@@ -299,7 +304,7 @@ impl Registry {
     pub fn leave_group(&self, caller: &str, name: &str) -> Result<Left, ChatError> {
         let valid = check_group_name(name);
         let mut state = self.lock();
-        let (caller, _) = state.authenticate(caller)?;
+        let caller = state.authenticate(caller)?;
         valid?;
         let group = state
             .groups
@@ -332,7 +337,7 @@ impl Registry {
         let mut wake = Vec::new();
         let result = {
             let mut state = self.lock();
-            let (sender, _) = state.authenticate(caller)?;
+            let sender = state.authenticate(caller)?;
             valid?;
             // The lock is held while queueing: it is what makes a group's
             // messages reach every member in the same order, and one sender's
@@ -353,7 +358,7 @@ impl Registry {
     /// `Unauthenticated`, `ShuttingDown`.
     pub fn list_channels(&self, caller: &str) -> Result<Vec<ChannelInfo>, ChatError> {
         let state = self.lock();
-        let (caller, _) = state.authenticate(caller)?;
+        let caller = state.authenticate(caller)?;
         let mut users: Vec<ChannelInfo> = state
             .users
             .keys()
@@ -459,13 +464,13 @@ impl State {
         self.users.contains_key(name) || self.groups.contains_key(name)
     }
 
-    /// The caller's interned name and outbox, if `caller` is connected.
-    fn authenticate(&self, caller: &str) -> Result<(Name, Outbox), ChatError> {
+    /// The caller's interned name, if `caller` is connected.
+    fn authenticate(&self, caller: &str) -> Result<Name, ChatError> {
         if self.closing {
             return Err(ChatError::ShuttingDown);
         }
         match self.users.get_key_value(caller) {
-            Some((name, connection)) => Ok((Arc::clone(name), connection.outbox.clone())),
+            Some((name, _)) => Ok(Arc::clone(name)),
             None => Err(ChatError::Unauthenticated),
         }
     }
