@@ -360,4 +360,6 @@ async fn serve_connection(
             debug!(log, "could not send the closing status"; "error" => %error);
         }
     }
+    // Otherwise the client ended the call (or the transport did): there is
+    // no one to send a status to, and dropping the sink only releases it.
 }
