@@ -3,7 +3,7 @@
 //! malformed request is refused with INVALID_ARGUMENT and a log line instead
 //! of grpcio's generic INTERNAL.
 
-use grpcio::{Marshaller, MessageReader, RpcStatus, RpcStatusCode};
+use grpcio::{Marshaller, MessageReader, Method, MethodType, RpcStatus, RpcStatusCode};
 use slog::{info, Logger};
 
 /// A request as received: decoded, or why its bytes are not a valid
@@ -11,7 +11,7 @@ use slog::{info, Logger};
 /// INTERNAL); a bad request is refused with INVALID_ARGUMENT instead.
 pub type Received<T> = Result<T, String>;
 
-pub fn decode<T: protobuf::Message>(mut reader: MessageReader) -> grpcio::Result<Received<T>> {
+fn decode<T: protobuf::Message>(mut reader: MessageReader) -> grpcio::Result<Received<T>> {
     let mut input = protobuf::CodedInputStream::from_buf_read(&mut reader);
     let mut message = T::new();
     Ok(match message.merge_from(&mut input) {
@@ -41,4 +41,28 @@ pub fn malformed(rpc: &'static str, log: &Logger, error: &str) -> RpcStatus {
         RpcStatusCode::INVALID_ARGUMENT,
         format!("the request is not a valid {rpc} request: {error}"),
     )
+}
+
+/// grpcio's protobuf marshaller, for responses (and requests this server
+/// only sends or lets grpcio decode).
+pub fn protobuf_marshaller<T: protobuf::MessageFull>() -> Marshaller<T> {
+    Marshaller {
+        ser: grpcio::pb_ser,
+        de: grpcio::pb_de,
+    }
+}
+
+/// A method at `path` whose requests are decoded here and whose responses
+/// are protobuf messages.
+pub fn method<Req, Resp>(ty: MethodType, path: &'static str) -> Method<Received<Req>, Resp>
+where
+    Req: protobuf::Message,
+    Resp: protobuf::MessageFull,
+{
+    Method {
+        ty,
+        name: path,
+        req_mar: request_marshaller::<Req>(),
+        resp_mar: protobuf_marshaller::<Resp>(),
+    }
 }

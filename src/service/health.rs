@@ -12,12 +12,12 @@ use chat_proto::health_grpc::Health;
 use futures::channel::mpsc::{unbounded, UnboundedSender};
 use futures::{FutureExt, SinkExt, StreamExt};
 use grpcio::{
-    Marshaller, Method, MethodType, RpcContext, RpcStatus, RpcStatusCode, ServerStreamingSink,
-    ServiceBuilder, UnarySink, WriteFlags,
+    MethodType, RpcContext, RpcStatus, RpcStatusCode, ServerStreamingSink, ServiceBuilder,
+    UnarySink, WriteFlags,
 };
 use slog::{debug, Logger};
 
-use super::codec::{malformed, request_marshaller, Received};
+use super::codec::{malformed, method};
 use super::status::{finish_with_status, refuse_stream};
 
 /// The services whose health this server reports.
@@ -96,24 +96,14 @@ impl HealthService {
 /// methods under the protocol's paths, with requests decoded by
 /// [`super::codec`] so a malformed one gets INVALID_ARGUMENT.
 pub fn health_service(health: HealthService) -> grpcio::Service {
-    let check: Method<Received<HealthCheckRequest>, HealthCheckResponse> = Method {
-        ty: MethodType::Unary,
-        name: "/grpc.health.v1.Health/Check",
-        req_mar: request_marshaller::<HealthCheckRequest>(),
-        resp_mar: Marshaller {
-            ser: grpcio::pb_ser,
-            de: grpcio::pb_de,
-        },
-    };
-    let watch: Method<Received<HealthCheckRequest>, HealthCheckResponse> = Method {
-        ty: MethodType::ServerStreaming,
-        name: "/grpc.health.v1.Health/Watch",
-        req_mar: request_marshaller::<HealthCheckRequest>(),
-        resp_mar: Marshaller {
-            ser: grpcio::pb_ser,
-            de: grpcio::pb_de,
-        },
-    };
+    let check = method::<HealthCheckRequest, HealthCheckResponse>(
+        MethodType::Unary,
+        "/grpc.health.v1.Health/Check",
+    );
+    let watch = method::<HealthCheckRequest, HealthCheckResponse>(
+        MethodType::ServerStreaming,
+        "/grpc.health.v1.Health/Watch",
+    );
     let mut checker = health.clone();
     let mut watcher = health;
     ServiceBuilder::new()

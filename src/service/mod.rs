@@ -22,9 +22,7 @@ use chat_proto::chat::{
 };
 use chat_proto::chat_grpc::ChatService;
 use futures::{FutureExt, SinkExt};
-use grpcio::{
-    Marshaller, Method, MethodType, RpcContext, ServerStreamingSink, ServiceBuilder, UnarySink,
-};
+use grpcio::{Method, MethodType, RpcContext, ServerStreamingSink, ServiceBuilder, UnarySink};
 use slog::{debug, error, info, o, Logger};
 
 use crate::domain::{CloseReason, Left, Registry, Session};
@@ -113,15 +111,7 @@ where
     Req: protobuf::Message,
     Resp: protobuf::MessageFull,
 {
-    let descriptor: Method<Received<Req>, Resp> = Method {
-        ty: MethodType::Unary,
-        name: path,
-        req_mar: request_marshaller::<Req>(),
-        resp_mar: Marshaller {
-            ser: grpcio::pb_ser,
-            de: grpcio::pb_de,
-        },
-    };
+    let descriptor = codec::method::<Req, Resp>(MethodType::Unary, path);
     let mut handler = handler.clone();
     builder.add_unary_handler(&descriptor, move |ctx, request, sink| match request {
         Ok(request) => method(&mut handler, ctx, request, sink),

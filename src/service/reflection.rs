@@ -17,13 +17,15 @@ use chat_proto::reflection_v1::reflection::{
 use chat_proto::reflection_v1::reflection_grpc::ServerReflection;
 use futures::{FutureExt, SinkExt, StreamExt};
 use grpcio::{
-    DuplexSink, Marshaller, Method, MethodType, RequestStream, RpcContext, RpcStatusCode,
-    ServiceBuilder, WriteFlags,
+    DuplexSink, Method, MethodType, RequestStream, RpcContext, RpcStatusCode, ServiceBuilder,
+    WriteFlags,
 };
 use protobuf::descriptor::{DescriptorProto, EnumDescriptorProto};
 use protobuf::reflect::FileDescriptor;
 use protobuf::Message as _;
 use slog::{debug, Logger};
+
+use super::codec::protobuf_marshaller;
 
 /// The services this server offers, as reflection lists them.
 pub const SERVICES: [&str; 4] = [
@@ -242,14 +244,8 @@ impl ReflectionService {
         let method: Method<ServerReflectionRequest, ServerReflectionResponse> = Method {
             ty: MethodType::Duplex,
             name: "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-            req_mar: Marshaller {
-                ser: grpcio::pb_ser,
-                de: grpcio::pb_de,
-            },
-            resp_mar: Marshaller {
-                ser: grpcio::pb_ser,
-                de: grpcio::pb_de,
-            },
+            req_mar: protobuf_marshaller(),
+            resp_mar: protobuf_marshaller(),
         };
         let mut handler = self.clone();
         ServiceBuilder::new()
