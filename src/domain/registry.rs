@@ -330,10 +330,12 @@ impl Registry {
     /// `Unauthenticated`, `InvalidText`, `InvalidName`, `RecipientNotFound`,
     /// `NotMemberOfRecipient`, `RecipientOverloaded`, `ShuttingDown`.
     pub fn send(&self, caller: &str, recipient: &str, text: String) -> Result<Sent, ChatError> {
-        let valid = self
-            .check_text(&text)
-            .and_then(|()| check_name(recipient).map_err(InputProblem::Name))
-            .map_err(InputProblem::into_error);
+        let valid = self.check_text(&text).and_then(|()| {
+            check_name(recipient).map_err(|problem| ChatError::InvalidName {
+                field: "recipient",
+                problem,
+            })
+        });
         let mut wake = Vec::new();
         let result = {
             let mut state = self.lock();
@@ -410,15 +412,15 @@ impl Registry {
         }
     }
 
-    fn check_text(&self, text: &str) -> Result<(), InputProblem> {
+    fn check_text(&self, text: &str) -> Result<(), ChatError> {
         if text.len() > self.limits.max_text_bytes {
-            return Err(InputProblem::Text(TextProblem::TooLong {
+            return Err(ChatError::InvalidText(TextProblem::TooLong {
                 len: text.len(),
                 limit: self.limits.max_text_bytes,
             }));
         }
         if text.trim().is_empty() {
-            return Err(InputProblem::Text(TextProblem::Blank));
+            return Err(ChatError::InvalidText(TextProblem::Blank));
         }
         Ok(())
     }
@@ -431,24 +433,6 @@ impl Registry {
             return None;
         }
         state.remove_user(name)
-    }
-}
-
-/// A refused argument, before it is known which field to blame.
-enum InputProblem {
-    Text(TextProblem),
-    Name(super::names::NameProblem),
-}
-
-impl InputProblem {
-    fn into_error(self) -> ChatError {
-        match self {
-            InputProblem::Text(problem) => ChatError::InvalidText(problem),
-            InputProblem::Name(problem) => ChatError::InvalidName {
-                field: "recipient",
-                problem,
-            },
-        }
     }
 }
 
