@@ -181,11 +181,6 @@ impl RunningServer {
         self.port
     }
 
-    /// The registry, for tests and diagnostics.
-    pub fn registry(&self) -> &Arc<Registry> {
-        &self.registry
-    }
-
     /// Shuts down: refuses new work, ends every stream with UNAVAILABLE,
     /// waits for in-flight calls up to the grace period, cancels the rest.
     pub fn stop(mut self) {

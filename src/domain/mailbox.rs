@@ -228,11 +228,6 @@ impl Inbox {
         Some(message)
     }
 
-    /// How many bytes of messages are waiting.
-    pub fn queued_bytes(&self) -> usize {
-        self.signal.queued_bytes.load(Ordering::Acquire)
-    }
-
     /// How many messages are waiting.
     pub fn queued(&self) -> usize {
         self.receiver.len()
