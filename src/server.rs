@@ -17,7 +17,7 @@ use grpcio::{
 use slog::{info, warn, Logger};
 
 use crate::config::{Config, MAX_REQUEST_BYTES, SHUTDOWN_GRACE};
-use crate::domain::Registry;
+use crate::domain::{Registry, WakeTicker};
 use crate::service::health::HealthService;
 use crate::service::reflection::ReflectionService;
 use crate::service::ChatHandler;
@@ -56,20 +56,37 @@ impl ShutdownSignal {
 
 /// The server could not start.
 #[derive(Debug)]
-pub struct StartError {
-    listen: String,
-    source: grpcio::Error,
+pub enum StartError {
+    /// The address could not be bound.
+    Listen {
+        /// The `--listen` address.
+        listen: String,
+        /// Why.
+        source: grpcio::Error,
+    },
+    /// The `--write-delay` ticker thread could not be started.
+    Ticker(std::io::Error),
 }
 
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cannot listen on {}: {}", self.listen, self.source)
+        match self {
+            StartError::Listen { listen, source } => {
+                write!(f, "cannot listen on {listen}: {source}")
+            }
+            StartError::Ticker(source) => {
+                write!(f, "cannot start the write-delay ticker: {source}")
+            }
+        }
     }
 }
 
 impl std::error::Error for StartError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
+        match self {
+            StartError::Listen { source, .. } => Some(source),
+            StartError::Ticker(source) => Some(source),
+        }
     }
 }
 
@@ -88,7 +105,8 @@ pub struct RunningServer {
 /// Builds and starts the server described by `config`.
 ///
 /// # Errors
-/// [`StartError`] when the address cannot be bound.
+/// [`StartError`] when the address cannot be bound or the write-delay
+/// ticker cannot be started.
 pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError> {
     let env = Arc::new(
         EnvBuilder::new()
@@ -96,8 +114,13 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
             .name_prefix("chat-cq")
             .build(),
     );
-    let registry = Registry::new(config.limits);
-    let handler = ChatHandler::new(Arc::clone(&registry), log.clone(), config.write_delay);
+    let ticker = if config.write_delay.is_zero() {
+        None
+    } else {
+        Some(WakeTicker::start(config.write_delay).map_err(StartError::Ticker)?)
+    };
+    let registry = Registry::with_ticker(config.limits, ticker);
+    let handler = ChatHandler::new(Arc::clone(&registry), log.clone());
     let health = HealthService::new(log.clone());
     let reflection = ReflectionService::new(log.clone());
     let mut args = ChannelBuilder::new(Arc::clone(&env));
@@ -128,7 +151,7 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
         // told to go away (C-core's default minimum is 5 minutes).
         .http2_min_recv_ping_interval_without_data(CLIENT_PING_MIN_INTERVAL)
         .build_args();
-    let start_error = |source| StartError {
+    let start_error = |source| StartError::Listen {
         listen: config.listen.clone(),
         source,
     };

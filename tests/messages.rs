@@ -140,9 +140,19 @@ fn one_senders_messages_arrive_in_send_order_with_unique_ids() {
 
 #[test]
 fn concurrent_group_senders_give_every_member_the_same_complete_order() {
+    check_group_order(&TestServer::start());
+}
+
+#[test]
+fn with_a_write_delay_every_member_still_gets_the_same_complete_order() {
+    check_group_order(&TestServer::start_with(|config| {
+        config.write_delay = Duration::from_millis(2);
+    }));
+}
+
+fn check_group_order(server: &TestServer) {
     const SENDERS: usize = 4;
     const EACH: usize = 250;
-    let server = TestServer::start();
     let names: Vec<String> = (0..SENDERS).map(|i| format!("m{i}")).collect();
     let inboxes: Vec<_> = names.iter().map(|n| server.connect(n)).collect();
     let listener = server.connect("listener");
@@ -186,18 +196,29 @@ fn concurrent_group_senders_give_every_member_the_same_complete_order() {
 
 #[test]
 fn deliveries_hold_at_most_256_messages_and_64_kib() {
+    check_delivery_caps(&TestServer::start());
+}
+
+#[test]
+fn with_a_write_delay_deliveries_still_hold_at_most_256_messages_and_64_kib() {
+    check_delivery_caps(&TestServer::start_with(|config| {
+        config.write_delay = Duration::from_millis(20);
+    }));
+}
+
+fn check_delivery_caps(server: &TestServer) {
     use protobuf::Message as _;
-    let server = TestServer::start();
     let _alice = server.connect("alice");
     let bob = server.connect("bob");
     let other = server.new_api();
     // Large and small messages sent fast from two connections, so some
     // queue up behind writes in flight.
     let big = "b".repeat(4000);
+    let api = &server.api;
     std::thread::scope(|scope| {
         scope.spawn(|| {
             for _ in 0..100 {
-                send_with(&server.api, "alice", "bob", &big).unwrap();
+                send_with(api, "alice", "bob", &big).unwrap();
             }
         });
         scope.spawn(|| {

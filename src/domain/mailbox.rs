@@ -3,7 +3,9 @@
 //! receiving half ([`Inbox`]) and is woken through a registered waker when a
 //! message arrives or the mailbox is closed. Nothing here blocks: a full
 //! queue is reported to the sender, which decides what to do with the slow
-//! reader. The queue is bounded in messages and in bytes. This module knows
+//! reader. The queue is bounded in messages and in bytes. With a
+//! [`WakeTicker`] the reader is woken at the ticker's next tick rather than
+//! at once, so what arrives meanwhile is read in one go. This module knows
 //! nothing of gRPC or of how messages are written.
 
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -14,6 +16,7 @@ use crossbeam_channel::{Receiver, Sender};
 use futures::task::AtomicWaker;
 
 use super::registry::{Departure, Message};
+use super::wake_ticker::WakeTicker;
 
 /// Why the server closed a mailbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +50,8 @@ struct Signal {
     /// idle connection at the default depth of 1024).
     queued_messages: AtomicUsize,
     message_limit: usize,
+    /// Defers the reader's wake-ups for new messages (not for closing).
+    ticker: Option<WakeTicker>,
 }
 
 /// The sending half, held by the registry. Cheap to clone.
@@ -68,14 +73,16 @@ pub struct Inbox {
 pub struct QueueFull;
 
 /// Creates a mailbox that holds at most `capacity` undelivered messages and
-/// `byte_limit` bytes of them.
-pub fn mailbox(capacity: usize, byte_limit: usize) -> (Outbox, Inbox) {
+/// `byte_limit` bytes of them, and wakes its reader for new messages at once
+/// or, with a `ticker`, at its next tick.
+pub fn mailbox(capacity: usize, byte_limit: usize, ticker: Option<WakeTicker>) -> (Outbox, Inbox) {
     // Unbounded as a channel, bounded by the counts in `Signal`: it grows
     // in small blocks only when messages are queued.
     let (sender, receiver) = crossbeam_channel::unbounded();
     let signal = Arc::new(Signal {
         byte_limit,
         message_limit: capacity,
+        ticker,
         ..Signal::default()
     });
     (
@@ -114,9 +121,18 @@ impl Outbox {
         Ok(())
     }
 
-    /// Wakes the reader if it is waiting.
+    /// Wakes the reader if it is waiting: at once, or at the ticker's next
+    /// tick. Either way a reader is woken once however many messages follow
+    /// before it reads: the first wake takes its registered waker.
     pub fn wake(&self) {
-        self.signal.waker.wake();
+        match &self.signal.ticker {
+            None => self.signal.waker.wake(),
+            Some(ticker) => {
+                if let Some(waker) = self.signal.waker.take() {
+                    ticker.defer(waker);
+                }
+            }
+        }
     }
 
     /// Closes the mailbox for `reason` and wakes the reader, which then ends
@@ -130,7 +146,7 @@ impl Outbox {
             self.signal
                 .closed
                 .compare_exchange(OPEN, code, Ordering::AcqRel, Ordering::Acquire);
-        self.wake();
+        self.signal.waker.wake();
     }
 
     /// Keeps what the user's removal changed, for [`Outbox::take_departure`].
@@ -162,17 +178,6 @@ pub enum Poll {
     Closed(CloseReason),
 }
 
-/// Whether the reader has something to do, without taking a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Readiness {
-    /// At least one message is queued.
-    Ready,
-    /// Nothing queued; the waker passed in will be woken on the next change.
-    Empty,
-    /// The server closed the mailbox.
-    Closed(CloseReason),
-}
-
 impl Inbox {
     /// Takes the oldest queued message, or reports that the mailbox is
     /// closed, or registers `waker` to be woken when either changes. The
@@ -193,26 +198,6 @@ impl Inbox {
         match self.try_take() {
             Some(message) => Poll::Message(message),
             None => Poll::Empty,
-        }
-    }
-
-    /// Whether a message is waiting, without taking it; when none is, the
-    /// waker is registered as by [`Inbox::poll`].
-    pub fn poll_ready(&self, waker: &Waker) -> Readiness {
-        if let Some(reason) = self.close_reason() {
-            return Readiness::Closed(reason);
-        }
-        if !self.receiver.is_empty() {
-            return Readiness::Ready;
-        }
-        self.signal.waker.register(waker);
-        if let Some(reason) = self.close_reason() {
-            return Readiness::Closed(reason);
-        }
-        if self.receiver.is_empty() {
-            Readiness::Empty
-        } else {
-            Readiness::Ready
         }
     }
 

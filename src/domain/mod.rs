@@ -6,6 +6,7 @@ pub mod error;
 pub mod mailbox;
 pub mod names;
 pub mod registry;
+pub mod wake_ticker;
 
 pub use error::{ChatError, TextProblem};
 pub use mailbox::{CloseReason, Inbox, Outbox};
@@ -13,3 +14,4 @@ pub use names::{check_name, NameProblem, MAX_NAME_LEN};
 pub use registry::{
     ChannelInfo, ChannelKind, Departure, Left, Limits, Message, Name, Registry, Sent, Session,
 };
+pub use wake_ticker::WakeTicker;

@@ -13,6 +13,7 @@ use std::time::SystemTime;
 use super::error::{ChatError, TextProblem};
 use super::mailbox::{mailbox, CloseReason, Inbox, Outbox};
 use super::names::check_name;
+use super::wake_ticker::WakeTicker;
 
 /// A user or group name. Shared, so a message and the maps can hold the same
 /// allocation.
@@ -158,6 +159,8 @@ struct State {
 #[derive(Debug)]
 pub struct Registry {
     limits: Limits,
+    /// Given to every mailbox: defers readers' wake-ups (`--write-delay`).
+    ticker: Option<WakeTicker>,
     state: Mutex<State>,
     /// Source of [`SessionId`]s; outside the lock because ids need no order.
     next_session: AtomicU64,
@@ -177,10 +180,19 @@ pub struct Session {
 }
 
 impl Registry {
-    /// Creates an empty registry enforcing `limits`.
+    /// Creates an empty registry enforcing `limits`, whose readers are woken
+    /// as soon as a message is queued for them.
     pub fn new(limits: Limits) -> Arc<Registry> {
+        Registry::with_ticker(limits, None)
+    }
+
+    /// Creates an empty registry enforcing `limits`; with a `ticker`, readers
+    /// are woken for new messages at its next tick, so messages that arrive
+    /// meanwhile are read together.
+    pub fn with_ticker(limits: Limits, ticker: Option<WakeTicker>) -> Arc<Registry> {
         Arc::new(Registry {
             limits,
+            ticker,
             state: Mutex::new(State {
                 next_message_id: 1,
                 ..State::default()
@@ -209,7 +221,11 @@ impl Registry {
             field: "username",
             problem,
         })?;
-        let (outbox, inbox) = mailbox(self.limits.queue_depth, self.limits.queue_bytes);
+        let (outbox, inbox) = mailbox(
+            self.limits.queue_depth,
+            self.limits.queue_bytes,
+            self.ticker.clone(),
+        );
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         let name: Name = Arc::from(username);
         {

@@ -11,14 +11,11 @@
 //! that writes it, and every recipient's `Delivery` is the concatenation of
 //! those encodings (a repeated field is just its entries back to back).
 
-use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use chat_proto::chat::{connect_response, ConnectResponse, Connected};
 use futures::Stream;
-use futures_timer::Delay;
 use grpcio::{GrpcSlice, Marshaller, MessageReader, WriteFlags};
 use protobuf::Message as _;
 
@@ -71,17 +68,12 @@ pub struct DeliveryStream {
     closed: Option<CloseReason>,
     /// Messages and deliveries yielded, for the connection's closing log line.
     delivered: (u64, u64),
-    /// How long a delivery may wait to collect more messages (zero: never).
-    write_delay: Duration,
-    /// Armed when a message is waiting and `write_delay` is not zero.
-    timer: Option<Delay>,
 }
 
 impl DeliveryStream {
-    /// A stream for `username`'s connection, reading from `inbox`, writing
-    /// what is queued at once (`write_delay` zero) or after letting it
-    /// collect for up to `write_delay`.
-    pub fn new(username: String, inbox: Inbox, write_delay: Duration) -> DeliveryStream {
+    /// A stream for `username`'s connection, reading from `inbox` and
+    /// writing what is queued whenever it is woken.
+    pub fn new(username: String, inbox: Inbox) -> DeliveryStream {
         DeliveryStream {
             inbox,
             connected: Some(username),
@@ -89,34 +81,7 @@ impl DeliveryStream {
             batch: Vec::new(),
             closed: None,
             delivered: (0, 0),
-            write_delay,
-            timer: None,
         }
-    }
-
-    /// With a write delay: `Ready` once a delivery should be built, after
-    /// the first waiting message has waited `write_delay`. Only the timer
-    /// wakes the task meanwhile, so messages arriving in the window cost
-    /// nothing until the write.
-    fn wait_for_delay(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), CloseReason>> {
-        if self.write_delay.is_zero() || self.carry.is_some() {
-            return Poll::Ready(Ok(()));
-        }
-        if self.timer.is_none() {
-            match self.inbox.poll_ready(cx.waker()) {
-                mailbox::Readiness::Ready => self.timer = Some(Delay::new(self.write_delay)),
-                mailbox::Readiness::Empty => return Poll::Pending,
-                mailbox::Readiness::Closed(reason) => return Poll::Ready(Err(reason)),
-            }
-        }
-        let Some(timer) = self.timer.as_mut() else {
-            return Poll::Ready(Ok(()));
-        };
-        if Pin::new(timer).poll(cx).is_pending() {
-            return Poll::Pending;
-        }
-        self.timer = None;
-        Poll::Ready(Ok(()))
     }
 
     /// Why the server ended this stream, if it did.
@@ -204,11 +169,6 @@ impl Stream for DeliveryStream {
         }
         if let Some(reason) = this.inbox.close_reason() {
             return this.close(reason);
-        }
-        match this.wait_for_delay(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Err(reason)) => return this.close(reason),
-            Poll::Ready(Ok(())) => {}
         }
         this.batch.clear();
         let mut body = 0;
@@ -306,17 +266,17 @@ mod tests {
     }
 
     fn stream(capacity: usize) -> (Outbox, DeliveryStream) {
-        let (outbox, inbox) = mailbox(capacity, 1 << 20);
-        let mut stream = DeliveryStream::new("bob".into(), inbox, Duration::ZERO);
+        let (outbox, inbox) = mailbox(capacity, 1 << 20, None);
+        let mut stream = DeliveryStream::new("bob".into(), inbox);
         assert_eq!(poll(&mut stream).unwrap().unwrap(), Vec::<u64>::new());
         (outbox, stream)
     }
 
     #[test]
     fn connected_comes_first_even_with_messages_waiting() {
-        let (outbox, inbox) = mailbox(8, 1 << 20);
+        let (outbox, inbox) = mailbox(8, 1 << 20, None);
         push(&outbox, 1, 10);
-        let mut stream = DeliveryStream::new("bob".into(), inbox, Duration::ZERO);
+        let mut stream = DeliveryStream::new("bob".into(), inbox);
         assert_eq!(poll(&mut stream).unwrap().unwrap(), Vec::<u64>::new());
         assert_eq!(poll(&mut stream).unwrap().unwrap(), vec![1]);
     }
@@ -381,29 +341,6 @@ mod tests {
         }
         assert_eq!(stream.closed_by_server(), Some(CloseReason::SlowConsumer));
         assert!(poll(&mut stream).is_none());
-    }
-
-    #[test]
-    fn a_write_delay_holds_the_first_message_to_collect_more() {
-        let (outbox, inbox) = mailbox(64, 1 << 20);
-        let mut stream = DeliveryStream::new("bob".into(), inbox, Duration::from_millis(200));
-        assert_eq!(poll(&mut stream).unwrap().unwrap(), Vec::<u64>::new());
-        push(&outbox, 1, 10);
-        // Held back: the timer is armed, nothing is written yet.
-        assert!(poll(&mut stream).is_none());
-        for id in 2..=5 {
-            push(&outbox, id, 10);
-        }
-        let next = futures::executor::block_on(futures::StreamExt::next(&mut stream));
-        let Some(Ok((event, _))) = next else {
-            panic!("expected a delivery");
-        };
-        let decoded = ConnectResponse::parse_from_bytes(&event.0).unwrap();
-        let Some(connect_response::Event::Delivery(delivery)) = decoded.event else {
-            panic!("expected a delivery");
-        };
-        let ids: Vec<u64> = delivery.messages.iter().map(|m| m.id).collect();
-        assert_eq!(ids, [1, 2, 3, 4, 5]);
     }
 
     #[test]

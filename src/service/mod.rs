@@ -13,7 +13,6 @@ pub mod status;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chat_proto::chat::{
     ConnectRequest, CreateGroupChatRequest, CreateGroupChatResponse, JoinGroupChatRequest,
@@ -43,20 +42,13 @@ pub struct ChatHandler {
 struct Inner {
     registry: Arc<Registry>,
     log: Logger,
-    /// How long a delivery may wait to collect more messages.
-    write_delay: Duration,
 }
 
 impl ChatHandler {
-    /// A handler serving `registry`, logging to `log`, letting deliveries
-    /// wait up to `write_delay` to collect more messages (zero: never).
-    pub fn new(registry: Arc<Registry>, log: Logger, write_delay: Duration) -> ChatHandler {
+    /// A handler serving `registry`, logging to `log`.
+    pub fn new(registry: Arc<Registry>, log: Logger) -> ChatHandler {
         ChatHandler {
-            inner: Arc::new(Inner {
-                registry,
-                log,
-                write_delay,
-            }),
+            inner: Arc::new(Inner { registry, log }),
         }
     }
 
@@ -81,7 +73,7 @@ impl ChatHandler {
         };
         let log = log.new(o!("user" => req.username.clone()));
         info!(log, "connected"; "peer" => ctx.peer());
-        let stream = DeliveryStream::new(req.username, inbox, self.inner.write_delay);
+        let stream = DeliveryStream::new(req.username, inbox);
         // A panic while serving the stream (a bug) must not unwind through
         // the completion-queue thread: it is logged, and the session guard,
         // dropped on the way out, still disconnects the user.

@@ -1,0 +1,192 @@
+//! Deferred wake-ups for `--write-delay`: one thread that, every `period`,
+//! wakes every reader handed to it since its last tick. A mailbox with a
+//! ticker gives its reader's waker here instead of waking it at once, so
+//! messages that arrive meanwhile are written together, and the wake-ups
+//! of all connections that became ready during a period cost one timer
+//! thread tick instead of one timer per connection. The thread sleeps while
+//! nothing is waiting, and wakes what is left and exits when the last
+//! handle is dropped. This module knows nothing of gRPC.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// A handle to the ticker thread. Cheap to clone; the thread stops when the
+/// last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct WakeTicker {
+    owner: Arc<Owner>,
+}
+
+/// Stops the thread when dropped, after waking whatever is still waiting.
+#[derive(Debug)]
+struct Owner {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    period: Duration,
+    state: Mutex<Due>,
+    /// Signalled when the first waker arrives at an idle ticker, or on stop.
+    wanted: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Due {
+    /// Readers to wake at the next tick.
+    wakers: Vec<Waker>,
+    /// The thread is waiting on `wanted` (nothing was due).
+    idle: bool,
+    /// Every handle is gone: wake what is due and exit.
+    stopping: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Due> {
+        // Nothing panics while holding it; a poisoned lock is still sound.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn run(&self) {
+        let mut ready = Vec::new();
+        loop {
+            let mut due = self.lock();
+            while due.wakers.is_empty() && !due.stopping {
+                due.idle = true;
+                due = self
+                    .wanted
+                    .wait(due)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            due.idle = false;
+            // Something is due: let more collect for one period (cut short
+            // by a stop), then wake everything that arrived meanwhile,
+            // outside the lock.
+            let deadline = Instant::now() + self.period;
+            while !due.stopping {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                due = self
+                    .wanted
+                    .wait_timeout(due, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            let stopping = due.stopping;
+            std::mem::swap(&mut due.wakers, &mut ready);
+            drop(due);
+            ready.drain(..).for_each(Waker::wake);
+            if stopping {
+                return;
+            }
+        }
+    }
+}
+
+impl WakeTicker {
+    /// Starts the ticker thread, which wakes what it is given after at most
+    /// `period`.
+    ///
+    /// # Errors
+    /// When the thread cannot be spawned.
+    pub fn start(period: Duration) -> std::io::Result<WakeTicker> {
+        let shared = Arc::new(Shared {
+            period,
+            state: Mutex::new(Due::default()),
+            wanted: Condvar::new(),
+        });
+        let thread = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("chat-write-tick".into())
+                .spawn(move || shared.run())?
+        };
+        Ok(WakeTicker {
+            owner: Arc::new(Owner {
+                shared,
+                thread: Mutex::new(Some(thread)),
+            }),
+        })
+    }
+
+    /// Wakes `waker` at the next tick, at most one period from now.
+    pub fn defer(&self, waker: Waker) {
+        let shared = &self.owner.shared;
+        let mut due = shared.lock();
+        due.wakers.push(waker);
+        let start = due.idle;
+        due.idle = false;
+        drop(due);
+        if start {
+            shared.wanted.notify_one();
+        }
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.shared.lock().stopping = true;
+        self.shared.wanted.notify_one();
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        // A wake-up run by the thread itself may drop the last handle; the
+        // thread then finishes on its own after this wake-up round.
+        if let Some(thread) = thread.filter(|t| t.thread().id() != std::thread::current().id()) {
+            // The thread only sleeps and wakes; it cannot fail to finish.
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_deferred_wake_waits_for_the_tick_and_stopping_delivers_it() {
+        // A period no test run reaches: the wake can only come from the stop.
+        let ticker = WakeTicker::start(Duration::from_secs(3600)).unwrap();
+        let count = Arc::new(Count::default());
+        ticker.defer(Waker::from(Arc::clone(&count)));
+        ticker.defer(Waker::from(Arc::clone(&count)));
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        drop(ticker);
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn every_deferred_wake_arrives_across_ticks() {
+        let ticker = WakeTicker::start(Duration::from_millis(1)).unwrap();
+        let count = Arc::new(Count::default());
+        for _ in 0..20 {
+            ticker.defer(Waker::from(Arc::clone(&count)));
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while count.0.load(Ordering::SeqCst) < 20 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(count.0.load(Ordering::SeqCst), 20);
+    }
+}
