@@ -9,6 +9,7 @@
 //! completion queues, never a thread per user.
 
 mod check;
+mod event;
 mod flow;
 mod net;
 mod payload;
@@ -49,12 +50,14 @@ struct Opt {
     /// Seconds a scenario may take before it reports failure
     #[structopt(long, default_value = "120")]
     timeout_secs: u64,
-    /// Messages a sender may have unreceived (mixed: all senders together)
-    #[structopt(long, default_value = "256")]
-    window: u32,
-    /// SendMessage calls a sender may have in flight (mixed: all together)
-    #[structopt(long, default_value = "32")]
-    max_inflight: u32,
+    /// Messages a sender may have unreceived [default: 256; mixed: all
+    /// senders together, the server queue]
+    #[structopt(long)]
+    window: Option<u32>,
+    /// SendMessage calls a sender may have in flight [default: 32; mixed:
+    /// all senders together, 128]
+    #[structopt(long)]
+    max_inflight: Option<u32>,
     /// The server's --queue-depth; windows are cut to stay within it
     #[structopt(long, default_value = "1024")]
     server_queue: u32,
@@ -249,8 +252,8 @@ fn main() -> ExitCode {
         opt.server.clone(),
         opt.server_pid,
         Duration::from_secs(opt.timeout_secs.max(1)),
-        opt.window.max(1),
-        opt.max_inflight.max(1),
+        opt.window,
+        opt.max_inflight,
         opt.server_queue.max(1),
     );
     let json_out = opt.json_out.as_deref();

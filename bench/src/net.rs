@@ -11,9 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_proto::chat::{
-    connect_response, ChannelType, ConnectRequest, ConnectResponse, CreateGroupChatRequest,
-    JoinGroupChatRequest, LeaveGroupChatRequest, ListChannelsRequest, SendMessageRequest,
-    SendMessageResponse,
+    ChannelType, ConnectRequest, CreateGroupChatRequest, JoinGroupChatRequest,
+    LeaveGroupChatRequest, ListChannelsRequest, SendMessageRequest, SendMessageResponse,
 };
 use chat_proto::chat_grpc::ChatServiceClient;
 use crossbeam_channel::{Receiver, Sender};
@@ -25,6 +24,7 @@ use grpcio::{
     MetadataBuilder,
 };
 
+use crate::event::{self, Event};
 use crate::flow::Flow;
 use crate::payload::Payload;
 use crate::util::{error_code, now_ns, Deadline};
@@ -41,10 +41,11 @@ pub struct Bench {
     pub timeout: Duration,
     /// Deadline of each unary call.
     pub call_timeout: Duration,
-    /// Messages a sender may have sent and not yet seen received.
-    pub window: u32,
-    /// Unary calls a sender may have in flight.
-    pub max_inflight: u32,
+    /// Messages a sender may have sent and not yet seen received, if set
+    /// (each scenario has its default: see [`Bench::window_or`]).
+    window: Option<u32>,
+    /// Unary calls a sender may have in flight, if set.
+    max_inflight: Option<u32>,
     /// The server's per-connection queue depth; windows are kept below it.
     pub server_queue: u32,
     /// Start of every name this process uses, unique per process.
@@ -60,8 +61,8 @@ impl Bench {
         server: String,
         server_pid: Option<u32>,
         timeout: Duration,
-        window: u32,
-        max_inflight: u32,
+        window: Option<u32>,
+        max_inflight: Option<u32>,
         server_queue: u32,
     ) -> Bench {
         let env = Arc::new(
@@ -82,6 +83,16 @@ impl Bench {
             prefix: format!("b{}", std::process::id()),
             runs: AtomicU32::new(0),
         }
+    }
+
+    /// The `--window` given, or the scenario's `default`.
+    pub fn window_or(&self, default: u32) -> u32 {
+        self.window.unwrap_or(default).max(1)
+    }
+
+    /// The `--max-inflight` given, or the scenario's `default`.
+    pub fn max_inflight_or(&self, default: u32) -> u32 {
+        self.max_inflight.unwrap_or(default).max(1)
     }
 
     /// The start of every name this process uses.
@@ -361,7 +372,11 @@ pub fn connect_users(
         });
         let mut request = ConnectRequest::new();
         request.username = user.name.clone();
-        match user.client.connect_opt(&request, CallOption::default()) {
+        match user
+            .client
+            .client
+            .server_streaming(&event::CONNECT, &request, CallOption::default())
+        {
             Ok(stream) => {
                 let (cancel, cancelled) = oneshot::channel();
                 user.client.spawn(receive(
@@ -416,7 +431,7 @@ pub fn connect_users(
 /// Reads one user's Connect stream until it ends or the bench cancels it.
 async fn receive(
     user: u32,
-    mut stream: ClientSStreamReceiver<ConnectResponse>,
+    mut stream: ClientSStreamReceiver<Event>,
     mut cancelled: oneshot::Receiver<()>,
     shared: Arc<RecvShared>,
     ready: Sender<(u32, Result<(), String>)>,
@@ -440,20 +455,20 @@ async fn receive(
             }
             Either::Right(_) => break,
         };
-        match event.event {
-            Some(connect_response::Event::Connected(_)) => {
+        match event {
+            Event::Connected => {
                 connected = true;
                 let _ = ready.send((user, Ok(())));
             }
-            Some(connect_response::Event::Delivery(delivery)) => {
+            Event::Delivery(messages) => {
                 let now = now_ns();
                 outcome.deliveries += 1;
                 outcome.last_recv_ns = now;
                 shared
                     .received
-                    .fetch_add(delivery.messages.len() as u64, Ordering::Relaxed);
-                for message in &delivery.messages {
-                    let Some(payload) = Payload::decode(&message.text) else {
+                    .fetch_add(messages.len() as u64, Ordering::Relaxed);
+                for (id, payload) in messages {
+                    let Some(payload) = payload else {
                         outcome.foreign += 1;
                         continue;
                     };
@@ -468,11 +483,11 @@ async fn receive(
                         chan: payload.chan,
                         seq: payload.seq,
                         lat_ns: now.saturating_sub(payload.sent_ns),
-                        id: message.id,
+                        id,
                     });
                 }
             }
-            Some(_) | None => {}
+            Event::Other => {}
         }
     }
     if !connected {

@@ -68,8 +68,14 @@ impl Payload {
     }
 
     /// Reads a text written by [`Payload::encode`]; `None` for anything else.
+    #[cfg(test)]
     pub fn decode(text: &str) -> Option<Payload> {
-        let bytes = text.as_bytes();
+        Payload::decode_bytes(text.as_bytes())
+    }
+
+    /// Reads the bytes of a text written by [`Payload::encode`]; `None` for
+    /// anything else.
+    pub fn decode_bytes(bytes: &[u8]) -> Option<Payload> {
         if bytes.len() != TEXT_LEN {
             return None;
         }

@@ -18,6 +18,12 @@ use futures::StreamExt;
 use serde_json::{Map, Value};
 
 use super::{summarize, Measured};
+
+/// Messages a sender may have unreceived, unless `--window` says otherwise.
+const WINDOW: u32 = 256;
+/// SendMessage calls a sender may have in flight, unless `--max-inflight`
+/// says otherwise.
+const MAX_INFLIGHT: u32 = 32;
 use crate::check::{Membership, Recipients, SendRec};
 use crate::flow::Flow;
 use crate::net::{connect_users, setup_groups, Bench, ErrorCounts, FlowMap, RecvShared, User};
@@ -107,7 +113,7 @@ pub fn run(bench: &Bench, spec: ClosedLoop) -> Report {
             Arc::clone(&flows[i]),
             Limits {
                 window: u64::from(spec.window),
-                inflight: bench.max_inflight as usize,
+                inflight: bench.max_inflight_or(MAX_INFLIGHT) as usize,
             },
             Arc::clone(&abort),
             done_tx.clone(),
@@ -286,7 +292,7 @@ pub fn direct(bench: &Bench, pairs: u32, messages: u32) -> ClosedLoop {
         .map(|i| format!("{prefix}s{i}"))
         .chain((0..pairs).map(|i| format!("{prefix}r{i}")))
         .collect::<Vec<_>>();
-    let window = bench.window.min(bench.server_queue).max(1);
+    let window = bench.window_or(WINDOW).min(bench.server_queue).max(1);
     let senders = (0..pairs)
         .map(|i| SenderSpec {
             recipient: names[(pairs + i) as usize].clone(),
@@ -299,7 +305,10 @@ pub fn direct(bench: &Bench, pairs: u32, messages: u32) -> ClosedLoop {
     params.insert("pairs".into(), pairs.into());
     params.insert("messages_per_sender".into(), messages.into());
     params.insert("window".into(), window.into());
-    params.insert("max_inflight".into(), bench.max_inflight.into());
+    params.insert(
+        "max_inflight".into(),
+        bench.max_inflight_or(MAX_INFLIGHT).into(),
+    );
     params.insert("text_bytes".into(), crate::payload::TEXT_LEN.into());
     ClosedLoop {
         scenario: "direct",
@@ -327,7 +336,10 @@ pub fn fanout(bench: &Bench, members: u32, senders: u32, messages: u32) -> Close
         .map(|i| format!("{prefix}m{i}"))
         .collect::<Vec<_>>();
     let group = format!("{prefix}group");
-    let window = bench.window.min(bench.server_queue / senders).max(1);
+    let window = bench
+        .window_or(WINDOW)
+        .min(bench.server_queue / senders)
+        .max(1);
     let specs = (0..senders)
         .map(|_| SenderSpec {
             recipient: group.clone(),
@@ -344,7 +356,10 @@ pub fn fanout(bench: &Bench, members: u32, senders: u32, messages: u32) -> Close
     params.insert("senders".into(), senders.into());
     params.insert("messages_per_sender".into(), messages.into());
     params.insert("window_per_sender".into(), window.into());
-    params.insert("max_inflight".into(), bench.max_inflight.into());
+    params.insert(
+        "max_inflight".into(),
+        bench.max_inflight_or(MAX_INFLIGHT).into(),
+    );
     params.insert("text_bytes".into(), crate::payload::TEXT_LEN.into());
     ClosedLoop {
         scenario: "fanout",

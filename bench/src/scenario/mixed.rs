@@ -41,6 +41,11 @@ use crate::procfs::Sample;
 use crate::report::Report;
 use crate::util::{error_code, now_ns, secs_between, Deadline, Rng};
 
+/// SendMessage calls in flight, all users together, unless `--max-inflight`
+/// says otherwise: 500 users on 500 connections need more than one sender's
+/// default to keep up a rate of thousands per second.
+const MAX_INFLIGHT: u32 = 128;
+
 /// Sizes of a `mixed` run.
 #[derive(Debug, Clone, Copy)]
 pub struct Sizes {
@@ -102,7 +107,14 @@ pub fn run(bench: &Bench, sizes: Sizes) -> Report {
     let groups = sizes.groups.clamp(1, users);
     let per_user = sizes.groups_per_user.clamp(1, groups);
     let churners = sizes.churn_users.min(users);
-    let window = bench.window.min(bench.server_queue).max(1);
+    // One window for all senders; the server queue is the most any user
+    // can then have queued, so it is safe as the default. It has to be
+    // large: with --write-delay each message is in flight for longer.
+    let window = bench
+        .window_or(bench.server_queue)
+        .min(bench.server_queue)
+        .max(1);
+    let max_inflight = bench.max_inflight_or(MAX_INFLIGHT);
     let capacity = (sizes.rate * sizes.duration_s).ceil() as usize + 16;
     let mut params = Map::new();
     params.insert("users".into(), users.into());
@@ -115,7 +127,7 @@ pub fn run(bench: &Bench, sizes: Sizes) -> Report {
     params.insert("churn_users".into(), churners.into());
     params.insert("seed".into(), sizes.seed.into());
     params.insert("window_global".into(), window.into());
-    params.insert("max_inflight_global".into(), bench.max_inflight.into());
+    params.insert("max_inflight_global".into(), max_inflight.into());
     params.insert("text_bytes".into(), crate::payload::TEXT_LEN.into());
     report.params = params;
     report.put("server_cpu_unit", "delivery");
@@ -206,12 +218,12 @@ pub fn run(bench: &Bench, sizes: Sizes) -> Report {
 
     let (ack_tx, ack_rx) = crossbeam_channel::unbounded::<Ack>();
     let mut pacer = Pacer {
-        bench,
         sizes,
         shared: &shared,
         users: &online.users,
         group_names: &group_names,
         window: u64::from(window),
+        max_inflight,
         rng: Rng::new(sizes.seed ^ 0xfeed),
         sends: Vec::with_capacity(capacity),
         seqs: HashMap::new(),
@@ -321,12 +333,13 @@ struct PaceStats {
 
 /// The open-loop sender, run on the main thread.
 struct Pacer<'a> {
-    bench: &'a Bench,
     sizes: Sizes,
     shared: &'a Arc<Shared>,
     users: &'a [Arc<User>],
     group_names: &'a [String],
     window: u64,
+    /// Unary calls in flight, all senders together.
+    max_inflight: u32,
     rng: Rng,
     /// Every send, indexed by its flow index.
     sends: Vec<SendRec>,
@@ -369,7 +382,7 @@ impl Pacer<'_> {
             let mut blocked = false;
             while ops < due {
                 if self.shared.flow.outstanding() >= self.window
-                    || self.shared.inflight.load(Ordering::Acquire) >= self.bench.max_inflight
+                    || self.shared.inflight.load(Ordering::Acquire) >= self.max_inflight
                     || self.sends.len() >= capacity
                 {
                     blocked = true;
