@@ -13,5 +13,6 @@ pub use mailbox::{CloseReason, Inbox, Outbox};
 pub use names::{check_name, NameProblem, MAX_NAME_LEN};
 pub use registry::{
     ChannelInfo, ChannelKind, Departure, Left, Limits, Message, Name, Registry, Sent, Session,
+    Wakeups,
 };
 pub use wake_ticker::WakeTicker;

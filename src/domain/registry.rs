@@ -19,6 +19,20 @@ use super::wake_ticker::WakeTicker;
 /// allocation.
 pub type Name = Arc<str>;
 
+/// Readers with new messages, woken when this is dropped: lets the caller
+/// choose the moment, after the registry's lock is released.
+#[derive(Debug, Default)]
+#[must_use = "dropping it wakes the readers at once"]
+pub struct Wakeups(Vec<Outbox>);
+
+impl Drop for Wakeups {
+    fn drop(&mut self) {
+        for outbox in self.0.drain(..) {
+            outbox.wake();
+        }
+    }
+}
+
 /// Identifies one Connect stream, so a stream that ends late cannot remove a
 /// newer connection that took the same name.
 pub type SessionId = u64;
@@ -338,35 +352,49 @@ impl Registry {
     }
 
     /// Sends `text` from `caller` to the user or group `recipient`, queueing
-    /// it for every recipient connected now. A group member whose queue is
-    /// full is disconnected and the send goes on; a direct recipient whose
-    /// queue is full is disconnected and the send fails.
+    /// it for every recipient connected now and waking them. A group member
+    /// whose queue is full is disconnected and the send goes on; a direct
+    /// recipient whose queue is full is disconnected and the send fails.
     ///
     /// # Errors
     /// `Unauthenticated`, `InvalidText`, `InvalidName`, `RecipientNotFound`,
     /// `NotMemberOfRecipient`, `RecipientOverloaded`, `ShuttingDown`.
     pub fn send(&self, caller: &str, recipient: &str, text: String) -> Result<Sent, ChatError> {
+        self.send_queued(caller, recipient, text)
+            .map(|(sent, _wake_now)| sent)
+    }
+
+    /// [`Registry::send`], leaving the recipients' wake-ups to the caller:
+    /// they happen when the returned [`Wakeups`] is dropped. A failed send
+    /// wakes whoever it queued for (or dropped) before returning.
+    ///
+    /// # Errors
+    /// As [`Registry::send`].
+    pub fn send_queued(
+        &self,
+        caller: &str,
+        recipient: &str,
+        text: String,
+    ) -> Result<(Sent, Wakeups), ChatError> {
         let valid = self.check_text(&text).and_then(|()| {
             check_name(recipient).map_err(|problem| ChatError::InvalidName {
                 field: "recipient",
                 problem,
             })
         });
-        let mut wake = Vec::new();
-        let result = {
-            let mut state = self.lock();
-            let sender = state.authenticate(caller)?;
-            valid?;
-            // The lock is held while queueing: it is what makes a group's
-            // messages reach every member in the same order, and one sender's
-            // messages reach a recipient in send order. Queueing never
-            // blocks; readers are woken after the lock is released.
-            state.deliver(sender, recipient, text, &mut wake)
-        };
-        for outbox in &wake {
-            outbox.wake();
-        }
-        result
+        // Declared before the guard, so it is dropped (and wakes) after the
+        // lock is released on every path.
+        let mut wake = Wakeups::default();
+        let mut state = self.lock();
+        let sender = state.authenticate(caller)?;
+        valid?;
+        // The lock is held while queueing: it is what makes a group's
+        // messages reach every member in the same order, and one sender's
+        // messages reach a recipient in send order. Queueing never blocks;
+        // readers are woken after the lock is released.
+        let sent = state.deliver(sender, recipient, text, &mut wake.0)?;
+        drop(state);
+        Ok((sent, wake))
     }
 
     /// Every connected user, then every group, each sorted by name, as seen

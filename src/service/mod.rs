@@ -27,7 +27,9 @@ use slog::{debug, error, info, o, Logger};
 use crate::domain::{CloseReason, Left, Registry, Session};
 use codec::{malformed, request_marshaller, Received};
 use delivery::{DeliveryStream, EncodedEvent};
-use status::{close_status, finish, finish_with_status, guarded, refusal_status, refuse_stream};
+use status::{
+    close_status, finish, finish_after, finish_with_status, guarded, refusal_status, refuse_stream,
+};
 
 /// The request header that names the caller.
 pub const AUTHORIZATION: &str = "authorization";
@@ -277,7 +279,11 @@ impl ChatService for ChatHandler {
         let SendMessageRequest {
             recipient, text, ..
         } = req;
-        let result = guarded(|| self.inner.registry.send(&caller, &recipient, text));
+        let result = guarded(|| self.inner.registry.send_queued(&caller, &recipient, text));
+        let (result, wakeups) = match result {
+            Ok((sent, wakeups)) => (Ok(sent), Some(wakeups)),
+            Err(refused) => (Err(refused), None),
+        };
         if let Ok(sent) = &result {
             debug!(self.inner.log, "message sent";
                 "id" => sent.id, "sender" => &caller, "recipient" => &recipient,
@@ -288,7 +294,9 @@ impl ChatService for ChatHandler {
             }
         }
         let reply = result.map(|sent| convert::sent_to_proto(&sent));
-        finish(&ctx, sink, &self.inner.log, "SendMessage", &caller, reply);
+        // The recipients' writes go first; the sender's reply after them.
+        let log = &self.inner.log;
+        finish_after(&ctx, sink, log, "SendMessage", &caller, reply, wakeups);
     }
 
     fn list_channels(

@@ -5,11 +5,12 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use futures::channel::oneshot;
 use futures::FutureExt;
 use grpcio::{RpcContext, RpcStatus, RpcStatusCode, ServerStreamingSink, UnarySink};
 use slog::{error, info, warn, Logger};
 
-use crate::domain::{ChatError, CloseReason};
+use crate::domain::{ChatError, CloseReason, Wakeups};
 
 /// The status code a domain error is answered with.
 pub fn code_of(error: &ChatError) -> RpcStatusCode {
@@ -168,16 +169,48 @@ pub fn finish_with_status<T: Send + 'static>(
     rpc: &'static str,
     result: Result<T, RpcStatus>,
 ) {
+    ctx.spawn(reply(sink, log.clone(), rpc, result));
+}
+
+/// Like [`finish`], but the reply starts only after `wakeups` have fired
+/// and the completion-queue thread has run the work they queued before it:
+/// a send's messages are written to its recipients before its reply, which
+/// takes the reply's write off the messages' way. (The thread runs queued
+/// work newest first, so the reply's task is queued before the wake-ups.)
+pub fn finish_after<T: Send + 'static>(
+    ctx: &RpcContext<'_>,
+    sink: UnarySink<T>,
+    log: &Logger,
+    rpc: &'static str,
+    caller: &str,
+    result: Result<T, Refused>,
+    wakeups: Option<Wakeups>,
+) {
+    let result = result.map_err(|refused| refusal_status(log, rpc, caller, &refused));
+    let (go, wait) = oneshot::channel::<()>();
+    let sent = reply(sink, log.clone(), rpc, result);
+    ctx.spawn(async move {
+        // Only a dropped sender (never: it is used below) resolves it early.
+        let _ = wait.await;
+        sent.await;
+    });
+    let _ = go.send(());
+    drop(wakeups);
+}
+
+async fn reply<T>(
+    sink: UnarySink<T>,
+    log: Logger,
+    rpc: &'static str,
+    result: Result<T, RpcStatus>,
+) {
     let sent = match result {
         Ok(response) => sink.success(response),
         Err(status) => sink.fail(status),
     };
-    let log = log.clone();
-    ctx.spawn(sent.map(move |outcome| {
-        if let Err(error) = outcome {
-            warn!(log, "could not send the reply"; "rpc" => rpc, "error" => %error);
-        }
-    }));
+    if let Err(error) = sent.await {
+        warn!(log, "could not send the reply"; "rpc" => rpc, "error" => %error);
+    }
 }
 
 #[cfg(test)]
