@@ -44,9 +44,11 @@ struct Opt {
     /// Append one JSON object per scenario to this file
     #[structopt(long)]
     json_out: Option<String>,
-    /// Completion-queue threads of the client's gRPC environment
-    #[structopt(long, default_value = "2")]
-    threads: usize,
+    /// Completion-queue threads of the client's gRPC environment [default:
+    /// 2; pingpong: 1, as one message in flight has nothing to run in
+    /// parallel and a second thread only adds a hand-off per message]
+    #[structopt(long)]
+    threads: Option<usize>,
     /// Seconds a scenario may take before it reports failure
     #[structopt(long, default_value = "120")]
     timeout_secs: u64,
@@ -226,6 +228,7 @@ fn pingpong(bench: &Bench, o: &PingpongOpt) -> Report {
 /// every user this process connected, so the next one starts quiet.
 fn run_one(bench: &Bench, json_out: Option<&str>, scenario: impl FnOnce() -> Report) -> Report {
     let mut report = scenario();
+    report.put("client_cqs", bench.client_cqs);
     if let Err(error) = wait_gone(
         bench,
         &bench.process_prefix(),
@@ -247,15 +250,19 @@ fn main() -> ExitCode {
     if procfs::raise_fd_limit().is_none() {
         eprintln!("chat-bench: could not raise the open-file limit");
     }
-    let bench = Bench::new(
-        opt.threads,
-        opt.server.clone(),
-        opt.server_pid,
-        Duration::from_secs(opt.timeout_secs.max(1)),
-        opt.window,
-        opt.max_inflight,
-        opt.server_queue.max(1),
-    );
+    let bench_with = |default_threads: usize| {
+        Bench::new(
+            opt.threads.unwrap_or(default_threads),
+            opt.server.clone(),
+            opt.server_pid,
+            Duration::from_secs(opt.timeout_secs.max(1)),
+            opt.window,
+            opt.max_inflight,
+            opt.server_queue.max(1),
+        )
+    };
+    let bench = bench_with(2);
+    let pingpong_bench = || bench_with(1);
     let json_out = opt.json_out.as_deref();
     let mut reports = Vec::new();
     match &opt.command {
@@ -265,7 +272,10 @@ fn main() -> ExitCode {
             reports.push(run_one(&bench, json_out, || connections(&bench, o)));
         }
         Command::Mixed(o) => reports.push(run_one(&bench, json_out, || mixed(&bench, o))),
-        Command::Pingpong(o) => reports.push(run_one(&bench, json_out, || pingpong(&bench, o))),
+        Command::Pingpong(o) => {
+            let bench = pingpong_bench();
+            reports.push(run_one(&bench, json_out, || pingpong(&bench, o)));
+        }
         Command::All(all) => {
             let s = all.scale;
             let mut d: DirectOpt = defaults("direct");
@@ -292,6 +302,7 @@ fn main() -> ExitCode {
             eprintln!("chat-bench: mixed");
             reports.push(run_one(&bench, json_out, || mixed(&bench, &m)));
             eprintln!("chat-bench: pingpong");
+            let bench = pingpong_bench();
             reports.push(run_one(&bench, json_out, || pingpong(&bench, &p)));
         }
     }

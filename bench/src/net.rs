@@ -48,6 +48,8 @@ pub struct Bench {
     max_inflight: Option<u32>,
     /// The server's per-connection queue depth; windows are kept below it.
     pub server_queue: u32,
+    /// Completion-queue threads of `env`.
+    pub client_cqs: usize,
     /// Start of every name this process uses, unique per process.
     prefix: String,
     runs: AtomicU32,
@@ -73,6 +75,7 @@ impl Bench {
         );
         Bench {
             env,
+            client_cqs: threads.max(1),
             server,
             server_pid,
             timeout,
