@@ -13,7 +13,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 export CHAT_SERVER_BIN ?= $(TARGET_DIR)/debug/chat-server
 
 .PHONY: all deps build build-debug run-server run-client demo generate check-generated \
-        fmt fmt-check clippy doc lint audit fuzz bench unit-test interop-python interop-node test
+        fmt fmt-check clippy doc lint audit fuzz bench bench-targets unit-test interop-python interop-node test
 
 all: build
 
@@ -36,6 +36,11 @@ run-client: deps
 # SERVER_FLAGS="--threads 1" and BENCH_ARGS="--scale 0.1" adjust it.
 bench:
 	scripts/bench.sh
+
+# Every target row of BENCHMARKS.md with the server flags it is reported
+# with, each on a fresh server (RUNS=3 for three of each).
+bench-targets:
+	scripts/bench-targets.sh
 
 # Start a server, run the scripted demo against it, keep both logs in logs.txt.
 demo: deps

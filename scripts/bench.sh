@@ -3,6 +3,8 @@
 # loopback port, runs every chat-bench scenario against it, and stops it.
 #   SERVER_FLAGS  extra server flags, e.g. "--threads 1" or "--write-delay 1ms"
 #   BENCH_ARGS    extra flags after `all`, e.g. "--scale 0.1"
+#   BENCH_CMD     what to run instead of `all --with-19k ${BENCH_ARGS}`, e.g.
+#                 "mixed --duration-secs 5" (scripts/bench-targets.sh uses it)
 #   BENCH_OUT     where the JSON lines go (default target/bench/results.jsonl)
 # Exits non-zero if any scenario lost, duplicated or reordered a message.
 set -euo pipefail
@@ -38,7 +40,7 @@ echo "bench: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; server fl
 status=0
 # shellcheck disable=SC2086
 "$target/chat-bench" --server "127.0.0.1:$port" --server-pid "$server_pid" --json-out "$out" \
-  all --with-19k ${BENCH_ARGS:-} || status=$?
+  ${BENCH_CMD:-all --with-19k ${BENCH_ARGS:-}} || status=$?
 kill -TERM "$server_pid"
 wait "$server_pid" || true
 server_pid=""
