@@ -57,7 +57,7 @@ struct Opt {
     #[structopt(long)]
     window: Option<u32>,
     /// SendMessage calls a sender may have in flight [default: 32; mixed:
-    /// all senders together, 128]
+    /// all senders together, one per user]
     #[structopt(long)]
     max_inflight: Option<u32>,
     /// The server's --queue-depth; windows are cut to stay within it

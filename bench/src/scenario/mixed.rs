@@ -41,11 +41,6 @@ use crate::procfs::Sample;
 use crate::report::Report;
 use crate::util::{error_code, now_ns, secs_between, Deadline, Rng};
 
-/// SendMessage calls in flight, all users together, unless `--max-inflight`
-/// says otherwise: 500 users on 500 connections need more than one sender's
-/// default to keep up a rate of thousands per second.
-const MAX_INFLIGHT: u32 = 128;
-
 /// Sizes of a `mixed` run.
 #[derive(Debug, Clone, Copy)]
 pub struct Sizes {
@@ -114,7 +109,9 @@ pub fn run(bench: &Bench, sizes: Sizes) -> Report {
         .window_or(bench.server_queue)
         .min(bench.server_queue)
         .max(1);
-    let max_inflight = bench.max_inflight_or(MAX_INFLIGHT);
+    // SendMessage calls in flight, all users together: by default one per
+    // user, as a chat client that waits for each send's answer would have.
+    let max_inflight = bench.max_inflight_or(users);
     let capacity = (sizes.rate * sizes.duration_s).ceil() as usize + 16;
     let mut params = Map::new();
     params.insert("users".into(), users.into());
