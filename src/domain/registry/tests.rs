@@ -380,3 +380,63 @@ fn concurrent_group_senders_give_every_member_the_same_order() {
         assert_eq!(order, &orders[0]);
     }
 }
+
+/// Counts its wake-ups.
+#[derive(Default)]
+struct WakeCount(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for WakeCount {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn waiting_reader(inbox: &Inbox) -> Arc<WakeCount> {
+    let count = Arc::new(WakeCount::default());
+    let waker = std::task::Waker::from(Arc::clone(&count));
+    assert!(matches!(
+        inbox.poll(&waker),
+        crate::domain::mailbox::Poll::Empty
+    ));
+    count
+}
+
+#[test]
+fn send_queued_wakes_the_readers_only_when_its_wakeups_are_dropped() {
+    let reg = registry();
+    let (_alice, _alice_inbox) = reg.connect("alice").unwrap();
+    let (_bob, bob_inbox) = reg.connect("bob").unwrap();
+    let woken = waiting_reader(&bob_inbox);
+    let (sent, wakeups) = reg.send_queued("alice", "bob", "hi".into()).unwrap();
+    assert_eq!(sent.recipients, 1);
+    assert_eq!(woken.0.load(Ordering::SeqCst), 0);
+    drop(wakeups);
+    assert_eq!(woken.0.load(Ordering::SeqCst), 1);
+    assert_eq!(texts(&bob_inbox), ["hi"]);
+}
+
+#[test]
+fn a_send_wakes_at_once_and_a_ticker_defers_the_wake_to_its_tick() {
+    let reg = registry();
+    let (_alice, _alice_inbox) = reg.connect("alice").unwrap();
+    let (_bob, bob_inbox) = reg.connect("bob").unwrap();
+    let woken = waiting_reader(&bob_inbox);
+    reg.send("alice", "bob", "now".into()).unwrap();
+    assert_eq!(woken.0.load(Ordering::SeqCst), 1);
+
+    // A period no test run reaches: only the ticker's stop can wake.
+    let ticker = WakeTicker::start(std::time::Duration::from_secs(3600)).unwrap();
+    let reg = Registry::with_ticker(reg.limits(), Some(ticker));
+    let (_alice, _alice_inbox) = reg.connect("alice").unwrap();
+    let (bob, bob_inbox) = reg.connect("bob").unwrap();
+    let woken = waiting_reader(&bob_inbox);
+    reg.send("alice", "bob", "later".into()).unwrap();
+    reg.send("alice", "bob", "and more".into()).unwrap();
+    assert_eq!(woken.0.load(Ordering::SeqCst), 0);
+    // The last handles to the ticker go with the registry and the mailboxes;
+    // stopping it wakes what is due, once.
+    drop((bob, _alice, _alice_inbox, reg));
+    assert_eq!(texts(&bob_inbox), ["later", "and more"]);
+    drop(bob_inbox);
+    assert_eq!(woken.0.load(Ordering::SeqCst), 1);
+}
