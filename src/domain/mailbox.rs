@@ -147,6 +147,11 @@ impl Outbox {
                 .closed
                 .compare_exchange(OPEN, code, Ordering::AcqRel, Ordering::Acquire);
         self.signal.waker.wake();
+        // The reader's waker may be waiting at the ticker: a close is not
+        // held back for the tick.
+        if let Some(ticker) = &self.signal.ticker {
+            ticker.flush_now();
+        }
     }
 
     /// Keeps what the user's removal changed, for [`Outbox::take_departure`].

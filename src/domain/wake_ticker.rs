@@ -40,6 +40,9 @@ struct Due {
     wakers: Vec<Waker>,
     /// The thread is waiting on `wanted` (nothing was due).
     idle: bool,
+    /// Wake what is due now rather than at the tick (set by
+    /// [`WakeTicker::flush_now`]).
+    flush: bool,
     /// Every handle is gone: wake what is due and exit.
     stopping: bool,
 }
@@ -66,7 +69,7 @@ impl Shared {
             // by a stop), then wake everything that arrived meanwhile,
             // outside the lock.
             let deadline = Instant::now() + self.period;
-            while !due.stopping {
+            while !due.stopping && !due.flush {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     break;
@@ -78,6 +81,7 @@ impl Shared {
                     .0;
             }
             let stopping = due.stopping;
+            due.flush = false;
             std::mem::swap(&mut due.wakers, &mut ready);
             drop(due);
             ready.drain(..).for_each(Waker::wake);
@@ -128,6 +132,21 @@ impl WakeTicker {
     }
 }
 
+impl WakeTicker {
+    /// Wakes everything due now instead of at the next tick: for a reader
+    /// whose mailbox was closed while its wake-up waits here.
+    pub fn flush_now(&self) {
+        let shared = &self.owner.shared;
+        let mut due = shared.lock();
+        if due.wakers.is_empty() {
+            return;
+        }
+        due.flush = true;
+        drop(due);
+        shared.wanted.notify_one();
+    }
+}
+
 impl Drop for Owner {
     fn drop(&mut self) {
         self.shared.lock().stopping = true;
@@ -173,6 +192,21 @@ mod tests {
         assert_eq!(count.0.load(Ordering::SeqCst), 0);
         drop(ticker);
         assert_eq!(count.0.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn flush_now_wakes_what_is_due_without_waiting_for_the_tick() {
+        let ticker = WakeTicker::start(Duration::from_secs(3600)).unwrap();
+        let count = Arc::new(Count::default());
+        ticker.flush_now();
+        ticker.defer(Waker::from(Arc::clone(&count)));
+        ticker.flush_now();
+        // Only the flush can wake it before the hour is up.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while count.0.load(Ordering::SeqCst) == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -440,3 +440,22 @@ fn a_send_wakes_at_once_and_a_ticker_defers_the_wake_to_its_tick() {
     drop(bob_inbox);
     assert_eq!(woken.0.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn shutdown_wakes_a_reader_whose_wake_waits_at_the_ticker() {
+    // A period no test run reaches: only the close can wake the reader.
+    let ticker = WakeTicker::start(std::time::Duration::from_secs(3600)).unwrap();
+    let reg = Registry::with_ticker(registry().limits(), Some(ticker));
+    let (_alice, _alice_inbox) = reg.connect("alice").unwrap();
+    let (_bob, bob_inbox) = reg.connect("bob").unwrap();
+    let woken = waiting_reader(&bob_inbox);
+    reg.send("alice", "bob", "held".into()).unwrap();
+    assert_eq!(woken.0.load(Ordering::SeqCst), 0);
+    reg.shutdown();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while woken.0.load(Ordering::SeqCst) == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert_eq!(woken.0.load(Ordering::SeqCst), 1);
+    assert_eq!(bob_inbox.close_reason(), Some(CloseReason::Shutdown));
+}
