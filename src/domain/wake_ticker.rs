@@ -3,7 +3,8 @@
 //! ticker gives its reader's waker here instead of waking it at once, so
 //! messages that arrive meanwhile are written together, and the wake-ups
 //! of all connections that became ready during a period cost one timer
-//! thread tick instead of one timer per connection. The thread sleeps while
+//! thread tick instead of one timer per connection. A mailbox close flushes
+//! it, so an ending stream never waits for the tick. The thread sleeps while
 //! nothing is waiting, and wakes what is left and exits when the last
 //! handle is dropped. This module knows nothing of gRPC.
 
