@@ -18,12 +18,6 @@ use futures::StreamExt;
 use serde_json::{Map, Value};
 
 use super::{summarize, Measured};
-
-/// Messages a sender may have unreceived, unless `--window` says otherwise.
-const WINDOW: u32 = 256;
-/// SendMessage calls a sender may have in flight, unless `--max-inflight`
-/// says otherwise.
-const MAX_INFLIGHT: u32 = 32;
 use crate::check::{Membership, Recipients, SendRec};
 use crate::flow::Flow;
 use crate::net::{connect_users, setup_groups, Bench, ErrorCounts, FlowMap, RecvShared, User};
@@ -31,6 +25,12 @@ use crate::payload::Payload;
 use crate::procfs::Sample;
 use crate::report::Report;
 use crate::util::{error_code, now_ns, Deadline};
+
+/// Messages a sender may have unreceived, unless `--window` says otherwise.
+const WINDOW: u32 = 256;
+/// SendMessage calls a sender may have in flight, unless `--max-inflight`
+/// says otherwise.
+const MAX_INFLIGHT: u32 = 32;
 
 /// One sender of a closed-loop scenario.
 #[derive(Debug, Clone)]
@@ -80,6 +80,8 @@ pub fn run(bench: &Bench, spec: ClosedLoop) -> Report {
     let deadline = Deadline::after(bench.timeout);
     let mut report = Report::new(spec.scenario, spec.unit);
     report.params = spec.params;
+    let inflight = bench.max_inflight_or(MAX_INFLIGHT);
+    report.params.insert("max_inflight".into(), inflight.into());
     let users = spec.names.len() as u32;
     let flows: Vec<Arc<Flow>> = spec
         .senders
@@ -113,7 +115,7 @@ pub fn run(bench: &Bench, spec: ClosedLoop) -> Report {
             Arc::clone(&flows[i]),
             Limits {
                 window: u64::from(spec.window),
-                inflight: bench.max_inflight_or(MAX_INFLIGHT) as usize,
+                inflight: inflight as usize,
             },
             Arc::clone(&abort),
             done_tx.clone(),
@@ -305,10 +307,6 @@ pub fn direct(bench: &Bench, pairs: u32, messages: u32) -> ClosedLoop {
     params.insert("pairs".into(), pairs.into());
     params.insert("messages_per_sender".into(), messages.into());
     params.insert("window".into(), window.into());
-    params.insert(
-        "max_inflight".into(),
-        bench.max_inflight_or(MAX_INFLIGHT).into(),
-    );
     params.insert("text_bytes".into(), crate::payload::TEXT_LEN.into());
     ClosedLoop {
         scenario: "direct",
@@ -356,10 +354,6 @@ pub fn fanout(bench: &Bench, members: u32, senders: u32, messages: u32) -> Close
     params.insert("senders".into(), senders.into());
     params.insert("messages_per_sender".into(), messages.into());
     params.insert("window_per_sender".into(), window.into());
-    params.insert(
-        "max_inflight".into(),
-        bench.max_inflight_or(MAX_INFLIGHT).into(),
-    );
     params.insert("text_bytes".into(), crate::payload::TEXT_LEN.into());
     ClosedLoop {
         scenario: "fanout",
