@@ -8,10 +8,10 @@ mod common;
 use chat_client::api::{status_of, Api};
 use chat_proto::chat::SendMessageRequest;
 use common::*;
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use grpcio::{
     CallOption, GrpcSlice, Marshaller, MessageReader, Method, MethodType, RpcStatus,
-    RpcStatusCode as Code,
+    RpcStatusCode as Code, WriteFlags,
 };
 use protobuf::Message as _;
 
@@ -83,6 +83,32 @@ fn connect(server: &TestServer, bytes: &[u8]) -> Result<Vec<u8>, RpcStatus> {
     }
 }
 
+/// Sends `bytes` as the first request of the duplex method `path`; the
+/// stream's first outcome.
+fn duplex(server: &TestServer, path: &'static str, bytes: &[u8]) -> Result<Vec<u8>, RpcStatus> {
+    let method = method(path, MethodType::Duplex);
+    let (mut sender, mut receiver) = server
+        .api
+        .client
+        .client
+        .duplex_streaming(&method, CallOption::default())
+        .map_err(status_of)?;
+    futures::executor::block_on(async {
+        // The server may end the call before this write completes, which
+        // then fails: the call's status is what the receiver reports.
+        let _written = sender.send((bytes.to_vec(), WriteFlags::default())).await;
+        match receiver.next().await {
+            Some(result) => result.map_err(status_of),
+            None => Err(RpcStatus::new(Code::OK)),
+        }
+    })
+}
+
+const REFLECTION: [&str; 2] = [
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
+
 /// Byte strings that are not valid requests. The flag says whether they are
 /// broken protobuf for any type; the others are wrong only where field 1 is
 /// a string: a field 1 of the wrong wire type is skipped by the decoder, and
@@ -139,13 +165,20 @@ fn malformed_requests_get_invalid_argument_on_every_rpc() {
             Ok(reply) => panic!("{what} to Connect succeeded: {reply:?}"),
         }
     }
-    // The health check decodes its requests the same way.
+    // The health check and reflection decode their requests the same way.
     for (what, bytes, _) in malformed_inputs().into_iter().filter(|input| input.2) {
         assert_code(
             Code::INVALID_ARGUMENT,
             unary(&server, "/grpc.health.v1.Health/Check", &bytes, "alice")
                 .map_err(|status| RpcStatus::with_message(status.code(), what.to_owned())),
         );
+        for path in REFLECTION {
+            assert_code(
+                Code::INVALID_ARGUMENT,
+                duplex(&server, path, &bytes)
+                    .map_err(|status| RpcStatus::with_message(status.code(), what.to_owned())),
+            );
+        }
     }
     // Still serving, state intact.
     assert_eq!(server.names("alice"), ["alice"]);
@@ -178,7 +211,43 @@ fn oversize_requests_are_refused_and_the_server_goes_on() {
         );
     }
     assert_code(Code::RESOURCE_EXHAUSTED, connect(&server, &big));
+    assert_code(
+        Code::RESOURCE_EXHAUSTED,
+        unary(&server, "/grpc.health.v1.Health/Check", &big, "alice"),
+    );
+    for path in REFLECTION {
+        assert_code(Code::RESOURCE_EXHAUSTED, duplex(&server, path, &big));
+    }
     server.list("alice").unwrap();
+}
+
+#[test]
+fn a_request_of_exactly_the_limit_is_decoded() {
+    let server = TestServer::start();
+    let _alice = server.connect("alice");
+    // Field 99 (bytes), unknown to every request type, padding the request
+    // to exactly 64 KiB: its tag (2 bytes), its length 65,531 as a varint
+    // (3 bytes), then the bytes. Past the size check, decoded and ignored.
+    let limit = 64 * 1024;
+    let mut bytes = vec![0x9a, 0x06, 0xfb, 0xff, 0x03];
+    bytes.resize(limit, b'x');
+    unary(
+        &server,
+        "/chat.v1.ChatService/ListChannels",
+        &bytes,
+        "alice",
+    )
+    .unwrap();
+    bytes.push(b'x');
+    assert_code(
+        Code::RESOURCE_EXHAUSTED,
+        unary(
+            &server,
+            "/chat.v1.ChatService/ListChannels",
+            &bytes,
+            "alice",
+        ),
+    );
 }
 
 #[test]

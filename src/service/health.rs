@@ -17,7 +17,7 @@ use grpcio::{
 };
 use slog::{debug, Logger};
 
-use super::codec::{malformed, method};
+use super::codec::{bad_request, method};
 use super::status::{finish_with_status, refuse_stream};
 
 /// The services whose health this server reports.
@@ -111,7 +111,7 @@ pub fn health_service(health: HealthService) -> grpcio::Service {
             Ok(request) => checker.check(ctx, request, sink),
             Err(error) => {
                 let log = checker.inner.log.clone();
-                let status = malformed("Health.Check", &log, &error);
+                let status = bad_request("Health.Check", &log, &error);
                 finish_with_status(&ctx, sink, &log, "Health.Check", Err(status));
             }
         })
@@ -119,7 +119,7 @@ pub fn health_service(health: HealthService) -> grpcio::Service {
             Ok(request) => watcher.watch(ctx, request, sink),
             Err(error) => {
                 let log = &watcher.inner.log;
-                let status = malformed("Health.Watch", log, &error);
+                let status = bad_request("Health.Watch", log, &error);
                 refuse_stream(&ctx, sink, log, "Health.Watch", status);
             }
         })

@@ -25,7 +25,7 @@ use grpcio::{Method, MethodType, RpcContext, ServerStreamingSink, ServiceBuilder
 use slog::{debug, error, info, o, Logger};
 
 use crate::domain::{CloseReason, Left, Registry, Session};
-use codec::{malformed, request_marshaller, Received};
+use codec::{bad_request, request_marshaller, Received};
 use delivery::{DeliveryStream, EncodedEvent};
 use status::{
     close_status, finish, finish_after, finish_with_status, guarded, refusal_status, refuse_stream,
@@ -93,7 +93,7 @@ impl ChatHandler {
 type UnaryMethod<Req, Resp> = fn(&mut ChatHandler, RpcContext<'_>, Req, UnarySink<Resp>);
 
 /// Registers `method` of `chat.v1.ChatService` under `/chat.v1.ChatService/<rpc>`,
-/// refusing undecodable requests with INVALID_ARGUMENT.
+/// refusing requests the decoder refused (see [`codec::bad_request`]).
 fn add_unary<Req, Resp>(
     builder: ServiceBuilder,
     rpc: &'static str,
@@ -110,7 +110,7 @@ where
     builder.add_unary_handler(&descriptor, move |ctx, request, sink| match request {
         Ok(request) => method(&mut handler, ctx, request, sink),
         Err(error) => {
-            let status = malformed(rpc, &handler.inner.log, &error);
+            let status = bad_request(rpc, &handler.inner.log, &error);
             finish_with_status(&ctx, sink, &handler.inner.log, rpc, Err(status));
         }
     })
@@ -118,7 +118,8 @@ where
 
 /// `chat.v1.ChatService` as grpcio serves it: the generated trait's unary
 /// methods, and Connect writing pre-encoded events. Requests are decoded by
-/// the server ([`codec`]), so a malformed one gets INVALID_ARGUMENT. The paths are the
+/// the server ([`codec`]), so a malformed one gets INVALID_ARGUMENT and one
+/// over the size limit RESOURCE_EXHAUSTED. The paths are the
 /// contract's (`/chat.v1.ChatService/<Rpc>`).
 pub fn chat_service(handler: ChatHandler) -> grpcio::Service {
     let connect: Method<Received<ConnectRequest>, EncodedEvent> = Method {
@@ -134,7 +135,7 @@ pub fn chat_service(handler: ChatHandler) -> grpcio::Service {
                 Ok(request) => connect_handler.connect(ctx, request, sink),
                 Err(error) => {
                     let log = &connect_handler.inner.log;
-                    let status = malformed("Connect", log, &error);
+                    let status = bad_request("Connect", log, &error);
                     refuse_stream(&ctx, sink, log, "Connect", status);
                 }
             }

@@ -4,6 +4,8 @@
 //! (chat.proto, health and reflection, and what they import), indexed by
 //! file name and by the symbols they define. Both protocol versions have the
 //! same messages on the wire, so one handler over the v1 types serves both.
+//! Requests are decoded by [`super::codec`]: a malformed or oversize one
+//! ends the stream with INVALID_ARGUMENT or RESOURCE_EXHAUSTED.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,18 +16,19 @@ use chat_proto::reflection_v1::reflection::{
     ExtensionNumberResponse, FileDescriptorResponse, ListServiceResponse, ServerReflectionRequest,
     ServerReflectionResponse, ServiceResponse,
 };
-use chat_proto::reflection_v1::reflection_grpc::ServerReflection;
 use futures::{FutureExt, SinkExt, StreamExt};
 use grpcio::{
-    DuplexSink, Method, MethodType, RequestStream, RpcContext, RpcStatusCode, ServiceBuilder,
-    WriteFlags,
+    DuplexSink, MethodType, RequestStream, RpcContext, RpcStatusCode, ServiceBuilder, WriteFlags,
 };
 use protobuf::descriptor::{DescriptorProto, EnumDescriptorProto};
 use protobuf::reflect::FileDescriptor;
 use protobuf::Message as _;
 use slog::{debug, Logger};
 
-use super::codec::protobuf_marshaller;
+use super::codec::{self, bad_request, Received};
+
+/// The method's name in log lines.
+const RPC: &str = "ServerReflectionInfo";
 
 /// The services this server offers, as reflection lists them.
 pub const SERVICES: [&str; 4] = [
@@ -234,57 +237,63 @@ impl ReflectionService {
 
     /// The `grpc.reflection.v1` service.
     pub fn v1(&self) -> grpcio::Service {
-        chat_proto::reflection_v1::reflection_grpc::create_server_reflection(self.clone())
+        self.service("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")
     }
 
     /// The `grpc.reflection.v1alpha` service, answered by the same handler:
     /// its messages are the v1 messages under another package name, so the
     /// method is registered with the v1 types under the v1alpha path.
     pub fn v1alpha(&self) -> grpcio::Service {
-        let method: Method<ServerReflectionRequest, ServerReflectionResponse> = Method {
-            ty: MethodType::Duplex,
-            name: "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-            req_mar: protobuf_marshaller(),
-            resp_mar: protobuf_marshaller(),
-        };
-        let mut handler = self.clone();
+        self.service("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
+    }
+
+    /// The service whose one method is `path`, with requests decoded by
+    /// [`super::codec`]: a bad request ends the stream with its status.
+    fn service(&self, path: &'static str) -> grpcio::Service {
+        let method = codec::method::<ServerReflectionRequest, ServerReflectionResponse>(
+            MethodType::Duplex,
+            path,
+        );
+        let handler = self.clone();
         ServiceBuilder::new()
             .add_duplex_streaming_handler(&method, move |ctx, requests, sink| {
-                handler.server_reflection_info(ctx, requests, sink)
+                handler.server_reflection_info(&ctx, requests, sink)
             })
             .build()
     }
-}
 
-impl ServerReflection for ReflectionService {
+    /// Answers each request on the stream in turn.
     fn server_reflection_info(
-        &mut self,
-        ctx: RpcContext<'_>,
-        requests: RequestStream<ServerReflectionRequest>,
+        &self,
+        ctx: &RpcContext<'_>,
+        mut requests: RequestStream<Received<ServerReflectionRequest>>,
         mut sink: DuplexSink<ServerReflectionResponse>,
     ) {
         let index = Arc::clone(&self.index);
         let log = self.log.clone();
-        let mut responses = requests.map(move |request| {
-            request.map(|request| {
+        let task = async move {
+            while let Some(request) = requests.next().await {
+                let request = match request? {
+                    Ok(request) => request,
+                    Err(error) => {
+                        let status = bad_request(RPC, &log, &error);
+                        return sink.fail(status).await;
+                    }
+                };
                 let mut response = ServerReflectionResponse::new();
                 response.valid_host = request.host.clone();
                 response.message_response = Some(index.answer(request.message_request.as_ref()));
                 response.original_request = protobuf::MessageField::some(request);
-                (response, WriteFlags::default())
-            })
-        });
-        ctx.spawn(
-            async move {
-                sink.send_all(&mut responses).await?;
-                sink.close().await
+                sink.send((response, WriteFlags::default())).await?;
             }
-            .map(move |outcome| {
-                if let Err(error) = outcome {
-                    debug!(log, "reflection stream ended"; "error" => %error);
-                }
-            }),
-        );
+            sink.close().await
+        };
+        let log = self.log.clone();
+        ctx.spawn(task.map(move |outcome: grpcio::Result<()>| {
+            if let Err(error) = outcome {
+                debug!(log, "reflection stream ended"; "error" => %error);
+            }
+        }));
     }
 }
 
