@@ -43,11 +43,6 @@ impl Deadline {
         Instant::now() >= self.0
     }
 
-    /// Time left, zero once passed.
-    pub fn left(self) -> Duration {
-        self.0.saturating_duration_since(Instant::now())
-    }
-
     /// The earlier of this deadline and `limit` from now.
     pub fn cap(self, limit: Duration) -> Deadline {
         Deadline(self.0.min(Instant::now() + limit))

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use chat_proto::chat::{connect_response, ConnectRequest, ConnectResponse};
 use chat_proto::chat_grpc::ChatServiceClient;
-use futures::{future, StreamExt};
-use grpcio::{CallOption, Channel, ClientSStreamReceiver};
+use futures::StreamExt;
+use grpcio::{CallOption, ClientSStreamReceiver};
 use serde_json::Map;
 
 use crate::check;
@@ -55,20 +55,16 @@ pub fn run(bench: &Bench, sizes: Sizes) -> Report {
     params.insert("hold_ms".into(), sizes.hold_ms.into());
     report.params = params;
 
-    let channels: Vec<Channel> = (0..sizes.channels.max(1))
-        .map(|_| bench.dedicated_channel())
-        .collect();
-    let connected = futures::executor::block_on(future::join_all(
-        channels
-            .iter()
-            .map(|c| c.wait_for_connected(deadline.left())),
-    ));
-    if !connected.into_iter().all(|up| up) {
-        report.failures.push("channels did not connect".to_owned());
-        return report;
-    }
-    let clients: Vec<ChatServiceClient> =
-        channels.into_iter().map(ChatServiceClient::new).collect();
+    let clients: Vec<ChatServiceClient> = match (0..sizes.channels.max(1))
+        .map(|_| bench.dedicated_client())
+        .collect()
+    {
+        Ok(clients) => clients,
+        Err(error) => {
+            report.failures.push(error);
+            return report;
+        }
+    };
 
     let before = Sample::take(bench.server_pid);
     let start_ns = now_ns();
