@@ -121,7 +121,7 @@ impl Bench {
     /// back, so a call's deadline still ends it). The server sees the same
     /// traffic; the load generator spends about a tenth less CPU per direct
     /// message, which on a machine it shares with the server is left to the
-    /// server. The connection is up when this returns.
+    /// server. The TCP connection is up when this returns.
     ///
     /// # Errors
     /// Why the TCP connection could not be made.
