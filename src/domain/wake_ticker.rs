@@ -24,7 +24,7 @@ pub struct WakeTicker {
 #[derive(Debug)]
 struct Owner {
     shared: Arc<Shared>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 #[derive(Debug)]
@@ -114,7 +114,7 @@ impl WakeTicker {
         Ok(WakeTicker {
             owner: Arc::new(Owner {
                 shared,
-                thread: Mutex::new(Some(thread)),
+                thread: Some(thread),
             }),
         })
     }
@@ -131,9 +131,7 @@ impl WakeTicker {
             shared.wanted.notify_one();
         }
     }
-}
 
-impl WakeTicker {
     /// Wakes everything due now instead of at the next tick: for a reader
     /// whose mailbox was closed while its wake-up waits here.
     pub fn flush_now(&self) {
@@ -152,11 +150,7 @@ impl Drop for Owner {
     fn drop(&mut self) {
         self.shared.lock().stopping = true;
         self.shared.wanted.notify_one();
-        let thread = self
-            .thread
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let thread = self.thread.take();
         // A wake-up run by the thread itself may drop the last handle; the
         // thread then finishes on its own after this wake-up round.
         if let Some(thread) = thread.filter(|t| t.thread().id() != std::thread::current().id()) {
