@@ -401,6 +401,13 @@ fn waiting_reader(inbox: &Inbox) -> Arc<WakeCount> {
     count
 }
 
+/// A registry whose wake-ups wait at a ticker with a period no test run
+/// reaches, so only the ticker's stop or a flush can wake a reader.
+fn registry_with_idle_ticker() -> Arc<Registry> {
+    let ticker = WakeTicker::start(std::time::Duration::from_secs(3600)).unwrap();
+    Registry::with_ticker(registry().limits(), Some(ticker))
+}
+
 #[test]
 fn send_queued_wakes_the_readers_only_when_its_wakeups_are_dropped() {
     let reg = registry();
@@ -424,9 +431,8 @@ fn a_send_wakes_at_once_and_a_ticker_defers_the_wake_to_its_tick() {
     reg.send("alice", "bob", "now".into()).unwrap();
     assert_eq!(woken.0.load(Ordering::SeqCst), 1);
 
-    // A period no test run reaches: only the ticker's stop can wake.
-    let ticker = WakeTicker::start(std::time::Duration::from_secs(3600)).unwrap();
-    let reg = Registry::with_ticker(reg.limits(), Some(ticker));
+    // Only the ticker's stop can wake now.
+    let reg = registry_with_idle_ticker();
     let (_alice, _alice_inbox) = reg.connect("alice").unwrap();
     let (bob, bob_inbox) = reg.connect("bob").unwrap();
     let woken = waiting_reader(&bob_inbox);
@@ -443,9 +449,8 @@ fn a_send_wakes_at_once_and_a_ticker_defers_the_wake_to_its_tick() {
 
 #[test]
 fn shutdown_wakes_a_reader_whose_wake_waits_at_the_ticker() {
-    // A period no test run reaches: only the close can wake the reader.
-    let ticker = WakeTicker::start(std::time::Duration::from_secs(3600)).unwrap();
-    let reg = Registry::with_ticker(registry().limits(), Some(ticker));
+    // Only the close can wake the reader.
+    let reg = registry_with_idle_ticker();
     let (_alice, _alice_inbox) = reg.connect("alice").unwrap();
     let (_bob, bob_inbox) = reg.connect("bob").unwrap();
     let woken = waiting_reader(&bob_inbox);
