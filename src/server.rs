@@ -18,7 +18,7 @@ use grpcio::{
 use slog::{info, warn, Logger};
 
 use crate::config::{Config, SHUTDOWN_GRACE};
-use crate::domain::{Registry, WakeTicker};
+use crate::domain::{ChatEngine, Registry, WakeTicker};
 use crate::service::health::HealthService;
 use crate::service::reflection::ReflectionService;
 use crate::service::ChatHandler;
@@ -95,7 +95,7 @@ impl std::error::Error for StartError {
 /// stops it too.
 pub struct RunningServer {
     server: Option<Server>,
-    registry: Arc<Registry>,
+    engine: Arc<dyn ChatEngine>,
     health: HealthService,
     port: u16,
     log: Logger,
@@ -121,7 +121,8 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
         Some(WakeTicker::start(config.write_delay).map_err(StartError::Ticker)?)
     };
     let registry = Registry::with_ticker(config.limits, ticker);
-    let handler = ChatHandler::new(Arc::clone(&registry), log.clone());
+    let engine: Arc<dyn ChatEngine> = registry;
+    let handler = ChatHandler::new(Arc::clone(&engine), log.clone());
     let health = HealthService::new(log.clone());
     let reflection = ReflectionService::new(log.clone());
     let mut args = ChannelBuilder::new(Arc::clone(&env));
@@ -187,7 +188,7 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
         "keepalive_timeout_s" => config.keepalive_timeout.as_secs());
     Ok(RunningServer {
         server: Some(server),
-        registry,
+        engine,
         health,
         port,
         log: log.clone(),
@@ -223,10 +224,10 @@ impl RunningServer {
             return;
         };
         info!(self.log, "shutting down";
-            "connected" => self.registry.connected_users(),
+            "connected" => self.engine.local_users(),
             "grace_ms" => SHUTDOWN_GRACE.as_millis() as u64);
         self.health.set_not_serving();
-        self.registry.shutdown();
+        self.engine.shutdown();
         let finished = wait_for(server.shutdown(), SHUTDOWN_GRACE);
         if !finished {
             warn!(

@@ -48,6 +48,10 @@ pub enum ChatError {
     RecipientOverloaded(String),
     /// The server is shutting down and takes no new work. Status: UNAVAILABLE.
     ShuttingDown,
+    /// The shared state cannot be reached or answered in time (a cluster
+    /// node without its store), so the call was not carried out, or may have
+    /// been only in part for a send. Status: UNAVAILABLE.
+    Unavailable(String),
 }
 
 /// Why a message text is refused.
@@ -101,6 +105,7 @@ impl fmt::Display for ChatError {
                 "user {name:?} was not reading its messages and has been disconnected"
             ),
             ChatError::ShuttingDown => write!(f, "the server is shutting down"),
+            ChatError::Unavailable(why) => write!(f, "the chat is unavailable: {why}"),
         }
     }
 }

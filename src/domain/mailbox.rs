@@ -25,11 +25,15 @@ pub enum CloseReason {
     SlowConsumer,
     /// The server is shutting down.
     Shutdown,
+    /// The node lost its place in the cluster (its lease expired, or the
+    /// shared store lost its data): its connections must start anew.
+    Fenced,
 }
 
 const OPEN: u8 = 0;
 const SLOW_CONSUMER: u8 = 1;
 const SHUTDOWN: u8 = 2;
+const FENCED: u8 = 3;
 
 /// State shared by the two halves: who to wake, and whether the server closed
 /// the mailbox.
@@ -141,6 +145,7 @@ impl Outbox {
         let code = match reason {
             CloseReason::SlowConsumer => SLOW_CONSUMER,
             CloseReason::Shutdown => SHUTDOWN,
+            CloseReason::Fenced => FENCED,
         };
         let _ =
             self.signal
@@ -228,6 +233,7 @@ impl Inbox {
         match self.signal.closed.load(Ordering::Acquire) {
             SLOW_CONSUMER => Some(CloseReason::SlowConsumer),
             SHUTDOWN => Some(CloseReason::Shutdown),
+            FENCED => Some(CloseReason::Fenced),
             _ => None,
         }
     }

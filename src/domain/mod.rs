@@ -2,17 +2,19 @@
 //! plain Rust types with one typed error. Nothing in here knows about gRPC,
 //! protobuf or logging; the adapter in `crate::service` translates.
 
+pub mod engine;
 pub mod error;
 pub mod mailbox;
 pub mod names;
 pub mod registry;
 pub mod wake_ticker;
 
+pub use engine::{ChatEngine, Connected, Disconnect, Reply, Session};
 pub use error::{ChatError, TextProblem};
 pub use mailbox::{CloseReason, Inbox, Outbox};
 pub use names::{check_name, NameProblem, MAX_NAME_LEN};
 pub use registry::{
-    ChannelInfo, ChannelKind, Departure, Left, Limits, Message, Name, Registry, Sent, Session,
+    ChannelInfo, ChannelKind, Departure, Left, Limits, Message, Name, Registry, Sent, SessionId,
     Wakeups,
 };
 pub use wake_ticker::WakeTicker;

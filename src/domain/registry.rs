@@ -7,9 +7,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::SystemTime;
 
+use super::engine::{ChatEngine, Connected, Disconnect, Reply, Session};
 use super::error::{ChatError, TextProblem};
 use super::mailbox::{mailbox, CloseReason, Inbox, Outbox};
 use super::names::check_name;
@@ -178,19 +179,8 @@ pub struct Registry {
     state: Mutex<State>,
     /// Source of [`SessionId`]s; outside the lock because ids need no order.
     next_session: AtomicU64,
-}
-
-/// A connected user's registration. Dropping it disconnects the user: they
-/// leave every group and their name is free again. Every way a stream can end
-/// (cancel, dead peer, slow consumer, shutdown) goes through this one path.
-#[derive(Debug)]
-pub struct Session {
-    registry: Arc<Registry>,
-    name: Name,
-    id: SessionId,
-    /// The user's outbox, where an eviction leaves its departure.
-    outbox: Outbox,
-    ended: bool,
+    /// This registry, for the sessions it hands out.
+    me: Weak<Registry>,
 }
 
 impl Registry {
@@ -204,7 +194,7 @@ impl Registry {
     /// are woken for new messages at its next tick, so messages that arrive
     /// meanwhile are read together.
     pub fn with_ticker(limits: Limits, ticker: Option<WakeTicker>) -> Arc<Registry> {
-        Arc::new(Registry {
+        Arc::new_cyclic(|me| Registry {
             limits,
             ticker,
             state: Mutex::new(State {
@@ -212,6 +202,7 @@ impl Registry {
                 ..State::default()
             }),
             next_session: AtomicU64::new(1),
+            me: Weak::clone(me),
         })
     }
 
@@ -230,7 +221,7 @@ impl Registry {
     ///
     /// # Errors
     /// `InvalidName`, `NameTaken`, `TooManyConnections`, `ShuttingDown`.
-    pub fn connect(self: &Arc<Self>, username: &str) -> Result<(Session, Inbox), ChatError> {
+    pub fn connect(&self, username: &str) -> Result<(Session, Inbox), ChatError> {
         check_name(username).map_err(|problem| ChatError::InvalidName {
             field: "username",
             problem,
@@ -262,14 +253,13 @@ impl Registry {
                 },
             );
         }
-        let session = Session {
-            registry: Arc::clone(self),
-            name,
-            id,
-            outbox,
-            ended: false,
+        let owner: Arc<dyn Disconnect> = match self.me.upgrade() {
+            Some(me) => me,
+            // Only reachable while the registry is being dropped, when no
+            // call can be running on it.
+            None => return Err(ChatError::ShuttingDown),
         };
-        Ok((session, inbox))
+        Ok((Session::new(owner, name, id, outbox), inbox))
     }
 
     /// Creates group `name` with `caller` as its only member.
@@ -468,15 +458,50 @@ impl Registry {
         }
         Ok(())
     }
+}
 
-    /// Removes the user of session `id`; a no-op if that session no longer
-    /// owns the name.
-    fn disconnect(&self, name: &str, id: SessionId) -> Option<Departure> {
+impl Disconnect for Registry {
+    fn disconnect(&self, name: &Name, id: SessionId) -> Option<Departure> {
         let mut state = self.lock();
         if state.users.get(name)?.session != id {
             return None;
         }
         state.remove_user(name)
+    }
+}
+
+/// The embedded engine: every operation is answered at once from memory.
+impl ChatEngine for Registry {
+    fn connect(&self, username: &str) -> Reply<Connected> {
+        Reply::now(Registry::connect(self, username))
+    }
+
+    fn create_group(&self, caller: &str, name: &str) -> Reply<()> {
+        Reply::now(Registry::create_group(self, caller, name))
+    }
+
+    fn join_group(&self, caller: &str, name: &str) -> Reply<()> {
+        Reply::now(Registry::join_group(self, caller, name))
+    }
+
+    fn leave_group(&self, caller: &str, name: &str) -> Reply<Left> {
+        Reply::now(Registry::leave_group(self, caller, name))
+    }
+
+    fn send(&self, caller: &str, recipient: &str, text: String) -> Reply<(Sent, Wakeups)> {
+        Reply::now(self.send_queued(caller, recipient, text))
+    }
+
+    fn list_channels(&self, caller: &str) -> Reply<Vec<ChannelInfo>> {
+        Reply::now(Registry::list_channels(self, caller))
+    }
+
+    fn shutdown(&self) {
+        Registry::shutdown(self);
+    }
+
+    fn local_users(&self) -> usize {
+        self.connected_users()
     }
 }
 
@@ -639,31 +664,6 @@ impl State {
         } else {
             false
         }
-    }
-}
-
-impl Session {
-    /// The connected user's name.
-    pub fn name(&self) -> &Name {
-        &self.name
-    }
-
-    /// Disconnects the user now and reports what changed, including when
-    /// the registry already removed it as a slow consumer; later calls, and
-    /// the drop, do nothing and return `None`.
-    pub fn end(&mut self) -> Option<Departure> {
-        if std::mem::replace(&mut self.ended, true) {
-            return None;
-        }
-        self.registry
-            .disconnect(&self.name, self.id)
-            .or_else(|| self.outbox.take_departure())
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        self.end();
     }
 }
 

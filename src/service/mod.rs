@@ -24,33 +24,35 @@ use futures::{FutureExt, SinkExt};
 use grpcio::{Method, MethodType, RpcContext, ServerStreamingSink, ServiceBuilder, UnarySink};
 use slog::{debug, error, info, o, Logger};
 
-use crate::domain::{CloseReason, Left, Registry, Session};
+use crate::domain::{ChatEngine, CloseReason, Connected, Left, Reply, Session, Wakeups};
 use codec::{bad_request, request_marshaller, Received};
 use delivery::{DeliveryStream, EncodedEvent};
 use status::{
     close_status, finish, finish_after, finish_with_status, guarded, refusal_status, refuse_stream,
+    send_reply, send_status, Refused,
 };
 
 /// The request header that names the caller.
 pub const AUTHORIZATION: &str = "authorization";
 
 /// The chat service as grpcio sees it: a cheap `Clone` handle (grpcio clones
-/// it per completion queue) around the shared registry and logger.
+/// it per completion queue) around the chat engine and the logger. Which
+/// engine (embedded or cluster) is behind it is not its business.
 #[derive(Clone)]
 pub struct ChatHandler {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    registry: Arc<Registry>,
+    engine: Arc<dyn ChatEngine>,
     log: Logger,
 }
 
 impl ChatHandler {
-    /// A handler serving `registry`, logging to `log`.
-    pub fn new(registry: Arc<Registry>, log: Logger) -> ChatHandler {
+    /// A handler serving `engine`, logging to `log`.
+    pub fn new(engine: Arc<dyn ChatEngine>, log: Logger) -> ChatHandler {
         ChatHandler {
-            inner: Arc::new(Inner { registry, log }),
+            inner: Arc::new(Inner { engine, log }),
         }
     }
 
@@ -63,29 +65,79 @@ impl ChatHandler {
         req: ConnectRequest,
         sink: ServerStreamingSink<EncodedEvent>,
     ) {
-        let log = &self.inner.log;
-        let registered = guarded(|| self.inner.registry.connect(&req.username));
-        let (session, inbox) = match registered {
-            Ok(registered) => registered,
+        let log = self.inner.log.clone();
+        let username = req.username;
+        let registered = guarded(|| Ok(self.inner.engine.connect(&username)));
+        let reply = match registered {
+            Ok(reply) => reply,
             Err(refused) => {
-                let status = refusal_status(log, "Connect", &req.username, &refused);
-                refuse_stream(&ctx, sink, log, "Connect", status);
+                let status = refusal_status(&log, "Connect", &username, &refused);
+                refuse_stream(&ctx, sink, &log, "Connect", status);
                 return;
             }
         };
-        let log = log.new(o!("user" => req.username.clone()));
-        info!(log, "connected"; "peer" => ctx.peer());
-        let stream = DeliveryStream::new(req.username, inbox);
-        // A panic while serving the stream (a bug) must not unwind through
-        // the completion-queue thread: it is logged, and the session guard,
-        // dropped on the way out, still disconnects the user.
-        let panic_log = log.clone();
-        let served = AssertUnwindSafe(serve_connection(session, stream, sink, log)).catch_unwind();
-        ctx.spawn(served.map(move |outcome| {
-            if outcome.is_err() {
-                error!(panic_log, "connection task panicked");
+        let peer = ctx.peer();
+        match reply.try_now() {
+            Ok(Err(refused)) => {
+                let status = refusal_status(&log, "Connect", &username, &refused.into());
+                refuse_stream(&ctx, sink, &log, "Connect", status);
             }
-        }));
+            Ok(Ok(connected)) => ctx.spawn(open_stream(connected, username, peer, sink, log)),
+            Err(later) => ctx.spawn(async move {
+                match later.await {
+                    Ok(connected) => open_stream(connected, username, peer, sink, log).await,
+                    Err(refused) => {
+                        let status = refusal_status(&log, "Connect", &username, &refused.into());
+                        send_status(sink, log, "Connect", status).await;
+                    }
+                }
+            }),
+        }
+    }
+
+    /// Answers a unary call with the engine's `reply`: at once when it is
+    /// ready, otherwise from a task that awaits it, so no completion-queue
+    /// thread waits. `done` turns a success into the response (logging what
+    /// it did), with the wake-ups to fire after the response is queued.
+    fn answer<T, R>(
+        &self,
+        ctx: &RpcContext<'_>,
+        sink: UnarySink<R>,
+        rpc: &'static str,
+        caller: String,
+        reply: Result<Reply<T>, Refused>,
+        done: impl FnOnce(&Logger, &str, T) -> (R, Option<Wakeups>) + Send + 'static,
+    ) where
+        T: Send + 'static,
+        R: Send + 'static,
+    {
+        let log = &self.inner.log;
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(refused) => return finish(ctx, sink, log, rpc, &caller, Err(refused)),
+        };
+        match reply.try_now() {
+            Ok(Ok(value)) => {
+                let (response, wakeups) = done(log, &caller, value);
+                match wakeups {
+                    Some(wakeups) => {
+                        finish_after(ctx, sink, log, rpc, &caller, Ok(response), Some(wakeups));
+                    }
+                    None => finish(ctx, sink, log, rpc, &caller, Ok(response)),
+                }
+            }
+            Ok(Err(refused)) => finish(ctx, sink, log, rpc, &caller, Err(refused.into())),
+            Err(later) => {
+                let log = log.clone();
+                ctx.spawn(async move {
+                    let result = match later.await {
+                        Ok(value) => Ok(done(&log, &caller, value).0),
+                        Err(refused) => Err(refusal_status(&log, rpc, &caller, &refused.into())),
+                    };
+                    send_reply(sink, log, rpc, result).await;
+                });
+            }
+        }
     }
 }
 
@@ -212,18 +264,18 @@ impl ChatService for ChatHandler {
         sink: UnarySink<CreateGroupChatResponse>,
     ) {
         let caller = caller_of(&ctx);
-        let result = guarded(|| self.inner.registry.create_group(&caller, &req.name));
-        if result.is_ok() {
-            info!(self.inner.log, "group created"; "group" => &req.name, "user" => &caller);
-        }
-        let reply = result.map(|()| CreateGroupChatResponse::new());
-        finish(
+        let reply = guarded(|| Ok(self.inner.engine.create_group(&caller, &req.name)));
+        let group = req.name;
+        self.answer(
             &ctx,
             sink,
-            &self.inner.log,
             "CreateGroupChat",
-            &caller,
+            caller,
             reply,
+            move |log, caller, ()| {
+                info!(log, "group created"; "group" => &group, "user" => caller);
+                (CreateGroupChatResponse::new(), None)
+            },
         );
     }
 
@@ -234,12 +286,19 @@ impl ChatService for ChatHandler {
         sink: UnarySink<JoinGroupChatResponse>,
     ) {
         let caller = caller_of(&ctx);
-        let result = guarded(|| self.inner.registry.join_group(&caller, &req.name));
-        if result.is_ok() {
-            debug!(self.inner.log, "group joined"; "group" => &req.name, "user" => &caller);
-        }
-        let reply = result.map(|()| JoinGroupChatResponse::new());
-        finish(&ctx, sink, &self.inner.log, "JoinGroupChat", &caller, reply);
+        let reply = guarded(|| Ok(self.inner.engine.join_group(&caller, &req.name)));
+        let group = req.name;
+        self.answer(
+            &ctx,
+            sink,
+            "JoinGroupChat",
+            caller,
+            reply,
+            move |log, caller, ()| {
+                debug!(log, "group joined"; "group" => &group, "user" => caller);
+                (JoinGroupChatResponse::new(), None)
+            },
+        );
     }
 
     fn leave_group_chat(
@@ -249,25 +308,19 @@ impl ChatService for ChatHandler {
         sink: UnarySink<LeaveGroupChatResponse>,
     ) {
         let caller = caller_of(&ctx);
-        let result = guarded(|| self.inner.registry.leave_group(&caller, &req.name));
-        match result {
-            Ok(Left::GroupDeleted) => {
-                info!(self.inner.log, "group deleted"; "group" => &req.name, "reason" => "last member left");
+        let reply = guarded(|| Ok(self.inner.engine.leave_group(&caller, &req.name)));
+        let group = req.name;
+        self.answer(&ctx, sink, "LeaveGroupChat", caller, reply, move |log, caller, left| {
+            match left {
+                Left::GroupDeleted => {
+                    info!(log, "group deleted"; "group" => &group, "reason" => "last member left");
+                }
+                Left::GroupKept => {
+                    debug!(log, "group left"; "group" => &group, "user" => caller);
+                }
             }
-            Ok(Left::GroupKept) => {
-                debug!(self.inner.log, "group left"; "group" => &req.name, "user" => &caller);
-            }
-            Err(_) => {}
-        }
-        let reply = result.map(|_| LeaveGroupChatResponse::new());
-        finish(
-            &ctx,
-            sink,
-            &self.inner.log,
-            "LeaveGroupChat",
-            &caller,
-            reply,
-        );
+            (LeaveGroupChatResponse::new(), None)
+        });
     }
 
     fn send_message(
@@ -280,24 +333,24 @@ impl ChatService for ChatHandler {
         let SendMessageRequest {
             recipient, text, ..
         } = req;
-        let result = guarded(|| self.inner.registry.send_queued(&caller, &recipient, text));
-        let (result, wakeups) = match result {
-            Ok((sent, wakeups)) => (Ok(sent), Some(wakeups)),
-            Err(refused) => (Err(refused), None),
-        };
-        if let Ok(sent) = &result {
-            debug!(self.inner.log, "message sent";
-                "id" => sent.id, "sender" => &caller, "recipient" => &recipient,
-                "recipients" => sent.recipients);
-            for name in &sent.evicted {
-                info!(self.inner.log, "slow consumer dropped";
-                    "user" => &**name, "group" => &recipient);
-            }
-        }
-        let reply = result.map(|sent| convert::sent_to_proto(&sent));
+        let reply = guarded(|| Ok(self.inner.engine.send(&caller, &recipient, text)));
         // The recipients' writes go first; the sender's reply after them.
-        let log = &self.inner.log;
-        finish_after(&ctx, sink, log, "SendMessage", &caller, reply, wakeups);
+        self.answer(
+            &ctx,
+            sink,
+            "SendMessage",
+            caller,
+            reply,
+            move |log, caller, (sent, wakeups)| {
+                debug!(log, "message sent";
+                "id" => sent.id, "sender" => caller, "recipient" => &recipient,
+                "recipients" => sent.recipients);
+                for name in &sent.evicted {
+                    info!(log, "slow consumer dropped"; "user" => &**name, "group" => &recipient);
+                }
+                (convert::sent_to_proto(&sent), Some(wakeups))
+            },
+        );
     }
 
     fn list_channels(
@@ -307,9 +360,36 @@ impl ChatService for ChatHandler {
         sink: UnarySink<ListChannelsResponse>,
     ) {
         let caller = caller_of(&ctx);
-        let reply = guarded(|| self.inner.registry.list_channels(&caller))
-            .map(|channels| convert::channels_to_proto(&channels));
-        finish(&ctx, sink, &self.inner.log, "ListChannels", &caller, reply);
+        let reply = guarded(|| Ok(self.inner.engine.list_channels(&caller)));
+        self.answer(
+            &ctx,
+            sink,
+            "ListChannels",
+            caller,
+            reply,
+            |_, _, channels| (convert::channels_to_proto(&channels), None),
+        );
+    }
+}
+
+/// Logs a new connection and serves its stream (see [`serve_connection`]),
+/// catching a panic so that it cannot unwind through the completion-queue
+/// thread: it is logged, and the session guard, dropped on the way out,
+/// still disconnects the user.
+async fn open_stream(
+    (session, inbox): Connected,
+    username: String,
+    peer: String,
+    sink: ServerStreamingSink<EncodedEvent>,
+    log: Logger,
+) {
+    let log = log.new(o!("user" => username.clone()));
+    info!(log, "connected"; "peer" => peer);
+    let stream = DeliveryStream::new(username, inbox);
+    let panic_log = log.clone();
+    let served = AssertUnwindSafe(serve_connection(session, stream, sink, log)).catch_unwind();
+    if served.await.is_err() {
+        error!(panic_log, "connection task panicked");
     }
 }
 
@@ -331,6 +411,7 @@ async fn serve_connection(
     let reason = match (closed_by_server, &outcome) {
         (Some(CloseReason::SlowConsumer), _) => "slow consumer",
         (Some(CloseReason::Shutdown), _) => "server shutdown",
+        (Some(CloseReason::Fenced), _) => "node fenced",
         (None, Err(grpcio::Error::RemoteStopped)) => "client closed the stream",
         (None, Err(_)) => "stream failed",
         (None, Ok(())) => "stream ended",

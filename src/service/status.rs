@@ -6,7 +6,6 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use futures::channel::oneshot;
-use futures::FutureExt;
 use grpcio::{RpcContext, RpcStatus, RpcStatusCode, ServerStreamingSink, UnarySink};
 use slog::{error, info, warn, Logger};
 
@@ -26,7 +25,7 @@ pub fn code_of(error: &ChatError) -> RpcStatusCode {
         ChatError::GroupNotFound(_) | ChatError::RecipientNotFound(_) => RpcStatusCode::NOT_FOUND,
         ChatError::NotMember(_) => RpcStatusCode::FAILED_PRECONDITION,
         ChatError::NotMemberOfRecipient(_) => RpcStatusCode::PERMISSION_DENIED,
-        ChatError::ShuttingDown => RpcStatusCode::UNAVAILABLE,
+        ChatError::ShuttingDown | ChatError::Unavailable(_) => RpcStatusCode::UNAVAILABLE,
     }
 }
 
@@ -45,6 +44,10 @@ pub fn close_status(reason: CloseReason) -> RpcStatus {
         CloseReason::Shutdown => RpcStatus::with_message(
             RpcStatusCode::UNAVAILABLE,
             "the server is shutting down".to_owned(),
+        ),
+        CloseReason::Fenced => RpcStatus::with_message(
+            RpcStatusCode::UNAVAILABLE,
+            "this node lost its place in the cluster; reconnect".to_owned(),
         ),
     }
 }
@@ -151,12 +154,20 @@ pub fn refuse_stream<T: Send + 'static>(
     rpc: &'static str,
     status: RpcStatus,
 ) {
-    let log = log.clone();
-    ctx.spawn(sink.fail(status).map(move |sent| {
-        if let Err(error) = sent {
-            warn!(log, "could not send the reply"; "rpc" => rpc, "error" => %error);
-        }
-    }));
+    ctx.spawn(send_status(sink, log.clone(), rpc, status));
+}
+
+/// Ends a server-streaming call with `status`, logging a failure to send it
+/// with the RPC name; for a task that has no [`RpcContext`] to spawn on.
+pub async fn send_status<T>(
+    sink: ServerStreamingSink<T>,
+    log: Logger,
+    rpc: &'static str,
+    status: RpcStatus,
+) {
+    if let Err(error) = sink.fail(status).await {
+        warn!(log, "could not send the reply"; "rpc" => rpc, "error" => %error);
+    }
 }
 
 /// Sends a unary call's reply or status. The sink's future is spawned, not
@@ -169,7 +180,7 @@ pub fn finish_with_status<T: Send + 'static>(
     rpc: &'static str,
     result: Result<T, RpcStatus>,
 ) {
-    ctx.spawn(reply(sink, log.clone(), rpc, result));
+    ctx.spawn(send_reply(sink, log.clone(), rpc, result));
 }
 
 /// Like [`finish`], but the reply starts only after `wakeups` have fired
@@ -188,7 +199,7 @@ pub fn finish_after<T: Send + 'static>(
 ) {
     let result = result.map_err(|refused| refusal_status(log, rpc, caller, &refused));
     let (go, wait) = oneshot::channel::<()>();
-    let sent = reply(sink, log.clone(), rpc, result);
+    let sent = send_reply(sink, log.clone(), rpc, result);
     ctx.spawn(async move {
         // Only a dropped sender (never: it is used below) resolves it early.
         let _ = wait.await;
@@ -198,7 +209,9 @@ pub fn finish_after<T: Send + 'static>(
     drop(wakeups);
 }
 
-async fn reply<T>(
+/// Sends a unary call's reply or status, logging a failure to send it with
+/// the RPC name; for a task that has no [`RpcContext`] to spawn on.
+pub async fn send_reply<T>(
     sink: UnarySink<T>,
     log: Logger,
     rpc: &'static str,

@@ -1,0 +1,176 @@
+//! The one interface the adapter calls for every chat operation, whichever
+//! engine keeps the state: the embedded [`Registry`](super::Registry) of a
+//! single node, or the cluster engine that keeps it in Redis
+//! (`crate::cluster`). An operation answers with a [`Reply`]: ready at once
+//! when the state is in memory, later when it waits on another process, so
+//! the caller never blocks a thread on it. Connections (mailboxes, delivery,
+//! the slow-consumer rule) stay local to the node in both engines; a
+//! [`Session`] owns one and ends it through the engine that made it. Nothing
+//! here knows of gRPC or of Redis.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::future::BoxFuture;
+
+use super::error::ChatError;
+use super::mailbox::{Inbox, Outbox};
+use super::registry::{ChannelInfo, Departure, Left, Name, Sent, SessionId, Wakeups};
+
+/// What the engine answers an operation with: a result now, or a future
+/// that resolves to it once the state's keeper has answered.
+#[must_use = "a reply does nothing until it is awaited or taken"]
+pub enum Reply<T> {
+    /// The result is known now (always so for the embedded engine).
+    Ready(Option<Result<T, ChatError>>),
+    /// The result arrives later; awaiting it never blocks a thread.
+    Later(BoxFuture<'static, Result<T, ChatError>>),
+}
+
+impl<T> Reply<T> {
+    /// A reply that is known now.
+    pub fn now(result: Result<T, ChatError>) -> Reply<T> {
+        Reply::Ready(Some(result))
+    }
+
+    /// The result, if it is known without waiting; otherwise the reply
+    /// itself, to be awaited.
+    pub fn try_now(self) -> Result<Result<T, ChatError>, Reply<T>> {
+        match self {
+            Reply::Ready(Some(result)) => Ok(result),
+            other => Err(other),
+        }
+    }
+}
+
+impl<T> Future for Reply<T> {
+    type Output = Result<T, ChatError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Reply::Ready(result) => match result.take() {
+                Some(result) => Poll::Ready(result),
+                None => Poll::Ready(Err(ChatError::ShuttingDown)),
+            },
+            Reply::Later(future) => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<T> Unpin for Reply<T> {}
+
+/// A new connection: the session that owns the user's name and the inbox
+/// its stream reads.
+pub type Connected = (Session, Inbox);
+
+/// Every chat operation, as the adapter calls it. Callers are named by the
+/// username their request carries; each method lists the [`ChatError`]s it
+/// answers with.
+pub trait ChatEngine: Send + Sync {
+    /// Registers `username` as connected and returns its session and inbox.
+    /// Errors: `InvalidName`, `NameTaken`, `TooManyConnections`,
+    /// `ShuttingDown`, `Unavailable`.
+    fn connect(&self, username: &str) -> Reply<Connected>;
+
+    /// Creates group `name` with `caller` as its only member. Errors:
+    /// `Unauthenticated`, `InvalidName`, `NameTaken`, `TooManyGroups`,
+    /// `ShuttingDown`, `Unavailable`.
+    fn create_group(&self, caller: &str, name: &str) -> Reply<()>;
+
+    /// Adds `caller` to group `name`. Errors: `Unauthenticated`,
+    /// `InvalidName`, `GroupNotFound`, `AlreadyMember`, `TooManyGroups`,
+    /// `ShuttingDown`, `Unavailable`.
+    fn join_group(&self, caller: &str, name: &str) -> Reply<()>;
+
+    /// Removes `caller` from group `name`, deleting the group if it empties.
+    /// Errors: `Unauthenticated`, `InvalidName`, `GroupNotFound`,
+    /// `NotMember`, `ShuttingDown`, `Unavailable`.
+    fn leave_group(&self, caller: &str, name: &str) -> Reply<Left>;
+
+    /// Sends `text` from `caller` to the user or group `recipient`. The
+    /// returned [`Wakeups`] wake the local readers it queued for, when
+    /// dropped. Errors: `Unauthenticated`, `InvalidText`, `InvalidName`,
+    /// `RecipientNotFound`, `NotMemberOfRecipient`, `RecipientOverloaded`,
+    /// `ShuttingDown`, `Unavailable`.
+    fn send(&self, caller: &str, recipient: &str, text: String) -> Reply<(Sent, Wakeups)>;
+
+    /// Every connected user, then every group, each sorted by name, as seen
+    /// by `caller`. Errors: `Unauthenticated`, `ShuttingDown`, `Unavailable`.
+    fn list_channels(&self, caller: &str) -> Reply<Vec<ChannelInfo>>;
+
+    /// Starts shutdown: new work is refused and every local stream is told
+    /// to end with the shutdown reason.
+    fn shutdown(&self);
+
+    /// How many users have their stream on this node.
+    fn local_users(&self) -> usize;
+}
+
+/// How a session's engine removes the user when the session ends.
+pub trait Disconnect: Send + Sync {
+    /// Removes the user of session `id` named `name`; a no-op (`None`) if
+    /// that session no longer owns the name. Returns what changed, when the
+    /// engine knows it at once.
+    fn disconnect(&self, name: &Name, id: SessionId) -> Option<Departure>;
+}
+
+/// A connected user's registration. Dropping it disconnects the user: they
+/// leave every group and their name is free again. Every way a stream can end
+/// (cancel, dead peer, slow consumer, shutdown) goes through this one path.
+pub struct Session {
+    owner: Arc<dyn Disconnect>,
+    name: Name,
+    id: SessionId,
+    /// The user's outbox, where an eviction leaves its departure.
+    outbox: Outbox,
+    ended: bool,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("name", &self.name)
+            .field("id", &self.id)
+            .field("ended", &self.ended)
+            .finish()
+    }
+}
+
+impl Session {
+    /// A session of `name` (connection `id`) whose end is reported to
+    /// `owner`.
+    pub fn new(owner: Arc<dyn Disconnect>, name: Name, id: SessionId, outbox: Outbox) -> Session {
+        Session {
+            owner,
+            name,
+            id,
+            outbox,
+            ended: false,
+        }
+    }
+
+    /// The connected user's name.
+    pub fn name(&self) -> &Name {
+        &self.name
+    }
+
+    /// Disconnects the user now and reports what changed, including when
+    /// the engine already removed it as a slow consumer; later calls, and
+    /// the drop, do nothing and return `None`.
+    pub fn end(&mut self) -> Option<Departure> {
+        if std::mem::replace(&mut self.ended, true) {
+            return None;
+        }
+        self.owner
+            .disconnect(&self.name, self.id)
+            .or_else(|| self.outbox.take_departure())
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
