@@ -95,6 +95,32 @@ pub struct Opt {
     /// Log line format: term (human-readable) or json (one object per line)
     #[structopt(long, default_value = "term", possible_values = &["term", "json"])]
     pub log_format: LogFormat,
+
+    /// Join the cluster that shares this Redis, as redis://HOST:PORT[/DB]
+    /// (unset: a single embedded node)
+    #[structopt(long)]
+    pub redis: Option<String>,
+
+    /// Name under which every Redis key of this cluster lives, so several
+    /// clusters can share one Redis
+    #[structopt(long, default_value = "chat")]
+    pub redis_prefix: String,
+
+    /// Seconds after which a cluster node that has not renewed its lease is
+    /// dead for the others, and its users are freed (at least 1)
+    #[structopt(long, default_value = "5")]
+    pub node_lease_secs: u64,
+}
+
+/// How a node joins a cluster (`--redis` and its companions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// The Redis URL, `redis://HOST:PORT[/DB]`.
+    pub url: String,
+    /// The name every key lives under.
+    pub prefix: String,
+    /// How long a lease lasts without renewal.
+    pub lease: Duration,
 }
 
 /// The validated configuration the server runs with.
@@ -120,6 +146,8 @@ pub struct Config {
     pub max_streams_per_connection: NonZeroUsize,
     /// gRPC C-core's memory quota, in bytes (`None`: C-core's default).
     pub memory_quota_bytes: Option<usize>,
+    /// The cluster to join; `None` for the embedded single node.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// A flag value that cannot be used.
@@ -191,6 +219,7 @@ impl Config {
                     opt.write_delay
                 ))
             })?;
+        let cluster = cluster_config(opt.redis, opt.redis_prefix, opt.node_lease_secs)?;
         if !opt.listen.contains(':') {
             return Err(ConfigError(format!(
                 "--listen must be host:port, got {:?}",
@@ -215,6 +244,7 @@ impl Config {
             max_streams_per_connection,
             memory_quota_bytes: (opt.memory_quota_mib > 0)
                 .then(|| opt.memory_quota_mib.saturating_mul(1024 * 1024)),
+            cluster,
         })
     }
 
@@ -237,8 +267,52 @@ impl Config {
             keepalive_timeout: Duration::from_secs(10),
             max_streams_per_connection: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),
             memory_quota_bytes: None,
+            cluster: None,
         }
     }
+}
+
+/// Longest `--redis-prefix`.
+const MAX_PREFIX_LEN: usize = 64;
+
+/// Checks the cluster flags; `None` without `--redis`.
+fn cluster_config(
+    url: Option<String>,
+    prefix: String,
+    lease_secs: u64,
+) -> Result<Option<ClusterConfig>, ConfigError> {
+    if lease_secs == 0 || lease_secs > 3600 {
+        return Err(ConfigError(format!(
+            "--node-lease-secs must be between 1 and 3600, got {lease_secs}"
+        )));
+    }
+    let prefix_ok = !prefix.is_empty()
+        && prefix.len() <= MAX_PREFIX_LEN
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !prefix_ok {
+        return Err(ConfigError(format!(
+            "--redis-prefix must be 1 to {MAX_PREFIX_LEN} letters, digits, '-', '_' or '.', got {prefix:?}"
+        )));
+    }
+    let Some(url) = url else {
+        return Ok(None);
+    };
+    let shaped = url
+        .strip_prefix("redis://")
+        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with([':', '/']));
+    if !shaped {
+        return Err(ConfigError(format!(
+            "--redis must be redis://HOST:PORT[/DB], got {url:?}"
+        )));
+    }
+    crate::cluster::check_url(&url).map_err(ConfigError)?;
+    Ok(Some(ClusterConfig {
+        url,
+        prefix,
+        lease: Duration::from_secs(lease_secs),
+    }))
 }
 
 /// Parses `0`, `250us`, `2ms` or `1s` (whole numbers).
@@ -327,6 +401,12 @@ mod tests {
             (&["--keepalive-secs", "0"][..], "--keepalive-secs"),
             (&["--write-delay", "2s"][..], "--write-delay"),
             (&["--write-delay", "ms"][..], "--write-delay"),
+            (&["--redis", "localhost:6379"][..], "--redis"),
+            (&["--redis", "redis://"][..], "--redis"),
+            (&["--redis", "redis://host:notaport"][..], "--redis"),
+            (&["--redis-prefix", "a b"][..], "--redis-prefix"),
+            (&["--redis-prefix", ""][..], "--redis-prefix"),
+            (&["--node-lease-secs", "0"][..], "--node-lease-secs"),
         ] {
             let error = parse(args).unwrap_err();
             assert!(error.0.contains(flag), "{args:?}: {error}");

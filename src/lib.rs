@@ -3,6 +3,8 @@
 //! Components, from the inside out:
 //! - [`domain`]: users, groups, mailboxes and delivery; plain Rust, no gRPC.
 //!   [`domain::Registry`] is the one shared state, behind one mutex.
+//! - [`cluster`]: the cluster engine, the same interface with the shared
+//!   state in Redis (`--redis`); the only code that knows Redis.
 //! - [`service`]: the gRPC adapter implementing `chat.v1.ChatService`; maps
 //!   requests to registry calls and [`domain::ChatError`]s to status codes
 //!   ([`service::status`]); feeds each Connect stream from its mailbox
@@ -19,6 +21,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod logging;

@@ -67,6 +67,8 @@ pub enum StartError {
     },
     /// The `--write-delay` ticker thread could not be started.
     Ticker(std::io::Error),
+    /// The node could not join the cluster (`--redis`).
+    Cluster(crate::cluster::JoinError),
 }
 
 impl fmt::Display for StartError {
@@ -78,6 +80,7 @@ impl fmt::Display for StartError {
             StartError::Ticker(source) => {
                 write!(f, "cannot start the write-delay ticker: {source}")
             }
+            StartError::Cluster(source) => write!(f, "cannot join the cluster: {source}"),
         }
     }
 }
@@ -87,6 +90,7 @@ impl std::error::Error for StartError {
         match self {
             StartError::Listen { source, .. } => Some(source),
             StartError::Ticker(source) => Some(source),
+            StartError::Cluster(source) => Some(source),
         }
     }
 }
@@ -120,10 +124,19 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
     } else {
         Some(WakeTicker::start(config.write_delay).map_err(StartError::Ticker)?)
     };
-    let registry = Registry::with_ticker(config.limits, ticker);
-    let engine: Arc<dyn ChatEngine> = registry;
-    let handler = ChatHandler::new(Arc::clone(&engine), log.clone());
     let health = HealthService::new(log.clone());
+    let engine: Arc<dyn ChatEngine> = match &config.cluster {
+        None => Registry::with_ticker(config.limits, ticker),
+        Some(cluster) => {
+            let reporter = health.clone();
+            let report = Box::new(move |serving| reporter.set_engine_serving(serving));
+            Arc::new(
+                crate::cluster::start(cluster, config.limits, ticker, report, log)
+                    .map_err(StartError::Cluster)?,
+            )
+        }
+    };
+    let handler = ChatHandler::new(Arc::clone(&engine), log.clone());
     let reflection = ReflectionService::new(log.clone());
     let mut args = ChannelBuilder::new(Arc::clone(&env));
     // No explicit quota by default: C-core then sizes its memory pressure
@@ -236,6 +249,7 @@ impl RunningServer {
             );
             server.cancel_all_calls();
         }
+        self.engine.stop();
         info!(self.log, "stopped");
     }
 }

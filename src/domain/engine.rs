@@ -104,6 +104,11 @@ pub trait ChatEngine: Send + Sync {
     /// to end with the shutdown reason.
     fn shutdown(&self);
 
+    /// After the server has stopped: releases what the engine holds outside
+    /// this process (a cluster node leaves the cluster). Nothing for the
+    /// embedded engine.
+    fn stop(&self) {}
+
     /// How many users have their stream on this node.
     fn local_users(&self) -> usize;
 }

@@ -37,6 +37,9 @@ struct Inner {
 struct State {
     /// False from the moment shutdown starts.
     serving: bool,
+    /// Whether the chat engine can serve (a cluster node that reaches Redis
+    /// and holds its lease); always true for the embedded engine.
+    engine_serving: bool,
     /// Open Watch calls: whether each watches a known service, and where its
     /// updates go. Dropping the sender ends the call.
     watchers: Vec<(bool, UnboundedSender<ServingStatus>)>,
@@ -49,6 +52,7 @@ impl HealthService {
             inner: Arc::new(Inner {
                 state: Mutex::new(State {
                     serving: true,
+                    engine_serving: true,
                     watchers: Vec::new(),
                 }),
                 log,
@@ -78,13 +82,33 @@ impl HealthService {
         }
     }
 
+    /// Reports whether the chat engine can serve, telling every watcher
+    /// when that changes the status; shutdown's NOT_SERVING stays.
+    pub fn set_engine_serving(&self, serving: bool) {
+        let mut state = self.state();
+        if !state.serving || state.engine_serving == serving {
+            state.engine_serving = serving;
+            return;
+        }
+        state.engine_serving = serving;
+        let status = if serving {
+            ServingStatus::SERVING
+        } else {
+            ServingStatus::NOT_SERVING
+        };
+        state
+            .watchers
+            .retain(|(known, watcher)| !*known || watcher.unbounded_send(status).is_ok());
+    }
+
     /// The status of `service`, or `None` for a service this server does not
     /// report on.
     pub fn status(&self, service: &str) -> Option<ServingStatus> {
         if !CHECKED_SERVICES.contains(&service) {
             return None;
         }
-        Some(if self.state().serving {
+        let state = self.state();
+        Some(if state.serving && state.engine_serving {
             ServingStatus::SERVING
         } else {
             ServingStatus::NOT_SERVING

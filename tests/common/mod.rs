@@ -5,6 +5,9 @@
 
 #![allow(dead_code)]
 
+pub mod redis;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chat_client::api::{status_of, Api, Inbox, InboxEvent};
@@ -12,7 +15,7 @@ use chat_proto::chat::{
     ChannelType, CreateGroupChatRequest, JoinGroupChatRequest, LeaveGroupChatRequest,
     ListChannelsRequest, Message, SendMessageRequest, SendMessageResponse,
 };
-use chat_server::config::Config;
+use chat_server::config::{ClusterConfig, Config};
 use chat_server::logging;
 use chat_server::server::{start, RunningServer};
 use grpcio::{RpcStatus, RpcStatusCode};
@@ -20,10 +23,50 @@ use grpcio::{RpcStatus, RpcStatusCode};
 /// How long a test waits for something that should happen at once.
 pub const WAIT: Duration = Duration::from_secs(5);
 
-/// A server running in this process; stopped on drop.
+/// How many cluster nodes [`TestServer`] starts instead of one embedded
+/// server: `CHAT_TEST_CLUSTER=N` runs the same tests against N nodes on one
+/// Redis (which the test starts), with consecutive clients and calls spread
+/// over the nodes.
+pub fn cluster_nodes() -> usize {
+    std::env::var("CHAT_TEST_CLUSTER")
+        .ok()
+        .and_then(|nodes| nodes.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A unique `--redis-prefix` for this test process.
+pub fn unique_prefix() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "t{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The logger a test server writes to: debug lines on stderr with
+/// `CHAT_TEST_LOG`, else nothing.
+pub fn test_logger() -> slog::Logger {
+    if std::env::var_os("CHAT_TEST_LOG").is_some() {
+        logging::stderr_logger(logging::LogFormat::Term, slog::Level::Debug)
+    } else {
+        logging::discard()
+    }
+}
+
+/// A server running in this process (or, with [`cluster_nodes`], several
+/// nodes of one cluster); stopped on drop.
 pub struct TestServer {
     pub server: Option<RunningServer>,
+    /// A client of the first node.
     pub api: Api,
+    /// The other nodes, in cluster mode.
+    pub others: Vec<RunningServer>,
+    /// One client per node.
+    pub apis: Vec<Api>,
+    next: AtomicUsize,
+    /// The cluster's Redis, stopped after the nodes.
+    pub redis: Option<redis::TestRedis>,
 }
 
 impl TestServer {
@@ -36,35 +79,69 @@ impl TestServer {
     pub fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
         let mut config = Config::with_listen("127.0.0.1:0");
         adjust(&mut config);
-        let log = if std::env::var_os("CHAT_TEST_LOG").is_some() {
-            logging::stderr_logger(logging::LogFormat::Term, slog::Level::Debug)
-        } else {
-            logging::discard()
-        };
-        let server = start(&config, &log).expect("server starts");
-        let api = Api::connect(&format!("127.0.0.1:{}", server.port()), WAIT)
-            .expect("client reaches the server");
+        let nodes = cluster_nodes();
+        if nodes == 0 {
+            return TestServer::on_nodes(vec![config], None);
+        }
+        let redis = redis::TestRedis::start();
+        config.cluster = Some(ClusterConfig {
+            url: redis.url(),
+            prefix: unique_prefix(),
+            lease: Duration::from_secs(5),
+        });
+        TestServer::on_nodes(vec![config; nodes], Some(redis))
+    }
+
+    /// Starts one server per configuration (cluster nodes when they name a
+    /// cluster).
+    pub fn on_nodes(configs: Vec<Config>, redis: Option<redis::TestRedis>) -> TestServer {
+        let log = test_logger();
+        let mut servers: Vec<RunningServer> = configs
+            .iter()
+            .map(|config| start(config, &log).expect("server starts"))
+            .collect();
+        let apis: Vec<Api> = servers
+            .iter()
+            .map(|server| {
+                Api::connect(&format!("127.0.0.1:{}", server.port()), WAIT)
+                    .expect("client reaches the server")
+            })
+            .collect();
+        let first = servers.remove(0);
+        let api = Api::connect(apis[0].address(), WAIT).expect("client reaches the server");
         TestServer {
-            server: Some(server),
+            server: Some(first),
             api,
+            others: servers,
+            apis,
+            next: AtomicUsize::new(0),
+            redis,
         }
     }
 
-    /// Another client on its own HTTP/2 connection.
+    /// The client of the next node in turn: consecutive calls and clients
+    /// land on different nodes of a cluster.
+    pub fn next_api(&self) -> &Api {
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        &self.apis[turn % self.apis.len()]
+    }
+
+    /// Another client on its own HTTP/2 connection, to the next node in
+    /// turn.
     pub fn new_api(&self) -> Api {
-        Api::connect(self.api.address(), WAIT).expect("client reaches the server")
+        Api::connect(self.next_api().address(), WAIT).expect("client reaches the server")
     }
 
     /// Opens `user`'s inbox, panicking if the server refuses.
     pub fn connect(&self, user: &str) -> Inbox {
-        self.api
+        self.next_api()
             .open_inbox(user, WAIT)
             .unwrap_or_else(|status| panic!("connect {user}: {status:?}"))
     }
 
     /// The status a Connect for `user` is refused with.
     pub fn connect_err(&self, user: &str) -> RpcStatus {
-        match self.api.open_inbox(user, WAIT) {
+        match self.next_api().open_inbox(user, WAIT) {
             Ok(_) => panic!("connect {user:?} succeeded"),
             Err(status) => status,
         }
@@ -75,12 +152,15 @@ impl TestServer {
         if let Some(server) = self.server.take() {
             server.stop();
         }
+        for node in self.others.drain(..) {
+            node.stop();
+        }
     }
 
     pub fn create(&self, user: &str, group: &str) -> Result<(), RpcStatus> {
         let mut request = CreateGroupChatRequest::new();
         request.name = group.to_owned();
-        self.api
+        self.next_api()
             .client
             .create_group_chat_opt(&request, Api::as_user(user))
             .map(drop)
@@ -90,7 +170,7 @@ impl TestServer {
     pub fn join(&self, user: &str, group: &str) -> Result<(), RpcStatus> {
         let mut request = JoinGroupChatRequest::new();
         request.name = group.to_owned();
-        self.api
+        self.next_api()
             .client
             .join_group_chat_opt(&request, Api::as_user(user))
             .map(drop)
@@ -100,7 +180,7 @@ impl TestServer {
     pub fn leave(&self, user: &str, group: &str) -> Result<(), RpcStatus> {
         let mut request = LeaveGroupChatRequest::new();
         request.name = group.to_owned();
-        self.api
+        self.next_api()
             .client
             .leave_group_chat_opt(&request, Api::as_user(user))
             .map(drop)
@@ -108,12 +188,12 @@ impl TestServer {
     }
 
     pub fn send(&self, user: &str, to: &str, text: &str) -> Result<SendMessageResponse, RpcStatus> {
-        send_with(&self.api, user, to, text)
+        send_with(self.next_api(), user, to, text)
     }
 
     /// ListChannels as `user`, as (name, type, member_count, joined) rows.
     pub fn list(&self, user: &str) -> Result<Vec<(String, ChannelType, u32, bool)>, RpcStatus> {
-        list_with(&self.api, user)
+        list_with(self.next_api(), user)
     }
 
     /// The names ListChannels shows, as seen by `user`.

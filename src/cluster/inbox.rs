@@ -1,0 +1,293 @@
+//! The node's inbox reader: the one thread that reads the node's inbox
+//! stream and applies its entries, in order, to the local connections:
+//! joins and leaves to the local group table, messages to the mailboxes of
+//! the connections they are addressed to (a direct message's connection,
+//! or every local member of the group at that point of the stream). So a
+//! member who joined after a send never gets it, and one who left after it
+//! still does. Entry ids are a per-node sequence: a gap means entries were
+//! lost, and fences the node. Applied entries are trimmed. After a Redis
+//! interruption it resumes where it stopped.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use redis::Value;
+use slog::{debug, info, warn};
+
+use super::{lock, Local, Node};
+use crate::domain::{ChannelKind, CloseReason, Message, Name, Outbox, SessionId};
+
+/// How long one XREAD waits for entries before it looks again.
+const BLOCK: Duration = Duration::from_millis(500);
+
+/// Most entries read at once.
+const COUNT: usize = 1024;
+
+/// One inbox entry: its sequence number and fields.
+type Entry = (u64, Vec<(String, Vec<u8>)>);
+
+/// A message's time from the seconds and microseconds Redis's `TIME` gave.
+pub fn timestamp(seconds: Option<i64>, micros: Option<i64>) -> SystemTime {
+    let seconds = u64::try_from(seconds.unwrap_or(0)).unwrap_or(0);
+    let micros = u64::try_from(micros.unwrap_or(0)).unwrap_or(0);
+    SystemTime::UNIX_EPOCH + Duration::from_secs(seconds) + Duration::from_micros(micros)
+}
+
+/// Reads and applies the inbox until the node stops.
+pub(super) fn run(node: &Arc<Node>) {
+    let mut connection: Option<redis::Connection> = None;
+    let mut stream_of: Arc<str> = Arc::from("");
+    let mut last: u64 = 0;
+    while !node.stopped.load(Ordering::Acquire) {
+        let identity = node.identity();
+        if !identity.registered {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        if identity.id != stream_of {
+            stream_of = Arc::clone(&identity.id);
+            last = 0;
+        }
+        if connection.is_none() {
+            match node.store.connect(BLOCK + super::store::CALL_TIMEOUT) {
+                Ok(fresh) => connection = Some(fresh),
+                Err(error) => {
+                    debug!(node.log, "inbox reader cannot reach redis"; "error" => %error);
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            }
+        }
+        let Some(live) = connection.as_mut() else {
+            continue;
+        };
+        let key = node.store.key(&format!("node:{stream_of}:inbox"));
+        let read: redis::RedisResult<Value> = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(COUNT)
+            .arg("BLOCK")
+            .arg(BLOCK.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(&key)
+            .arg(format!("{last}-0"))
+            .query(live);
+        let entries = match read {
+            Ok(value) => entries_of(value),
+            Err(error) => {
+                debug!(node.log, "inbox read failed; resuming"; "error" => %error, "last" => last);
+                connection = None;
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        if entries.is_empty() {
+            continue;
+        }
+        // Entries read before a fence belong to the old identity.
+        if node.identity().id != stream_of {
+            continue;
+        }
+        match apply(node, &entries, last) {
+            Ok(applied) => last = applied,
+            Err(gap) => {
+                node.fence(&gap);
+                continue;
+            }
+        }
+        let trimmed: redis::RedisResult<Value> = redis::cmd("XTRIM")
+            .arg(&key)
+            .arg("MINID")
+            .arg(format!("{}-0", last + 1))
+            .query(live);
+        if trimmed.is_err() {
+            connection = None;
+        }
+    }
+    info!(node.log, "inbox reader stopped");
+}
+
+/// Applies `entries` after sequence number `last`; returns the last one
+/// applied, or why the stream cannot be trusted.
+fn apply(node: &Node, entries: &[Entry], mut last: u64) -> Result<u64, String> {
+    let mut wake: Vec<Outbox> = Vec::new();
+    let mut evicted: Vec<(Name, Outbox)> = Vec::new();
+    {
+        let mut local = lock(&node.local);
+        for (seq, fields) in entries {
+            if *seq != last + 1 {
+                return Err(format!(
+                    "inbox entries lost: expected {}, got {seq}",
+                    last + 1
+                ));
+            }
+            last = *seq;
+            apply_one(&mut local, fields, &mut wake, &mut evicted);
+        }
+    }
+    for outbox in wake {
+        outbox.wake();
+    }
+    for (name, outbox) in evicted {
+        warn!(node.log, "slow consumer dropped"; "user" => &*name);
+        outbox.close(CloseReason::SlowConsumer);
+    }
+    Ok(last)
+}
+
+fn field<'a>(fields: &'a [(String, Vec<u8>)], name: &str) -> &'a [u8] {
+    fields
+        .iter()
+        .find(|(key, _)| key == name)
+        .map_or(&[][..], |(_, value)| value.as_slice())
+}
+
+fn text(fields: &[(String, Vec<u8>)], name: &str) -> String {
+    String::from_utf8_lossy(field(fields, name)).into_owned()
+}
+
+fn number(fields: &[(String, Vec<u8>)], name: &str) -> Option<i64> {
+    std::str::from_utf8(field(fields, name)).ok()?.parse().ok()
+}
+
+fn connection_of(fields: &[(String, Vec<u8>)]) -> Option<SessionId> {
+    std::str::from_utf8(field(fields, "c")).ok()?.parse().ok()
+}
+
+fn apply_one(
+    local: &mut Local,
+    fields: &[(String, Vec<u8>)],
+    wake: &mut Vec<Outbox>,
+    evicted: &mut Vec<(Name, Outbox)>,
+) {
+    match field(fields, "k") {
+        b"j" => {
+            let (Some(id), group) = (connection_of(fields), text(fields, "g")) else {
+                return;
+            };
+            let group: Name = Arc::from(group);
+            if let Some(connection) = local.connections.get_mut(&id) {
+                if connection.evicted {
+                    return;
+                }
+                connection.groups.insert(Arc::clone(&group));
+                local.groups.entry(group).or_default().insert(id);
+            }
+        }
+        b"l" => {
+            let (Some(id), group) = (connection_of(fields), text(fields, "g")) else {
+                return;
+            };
+            if let Some(connection) = local.connections.get_mut(&id) {
+                connection.groups.remove(group.as_str());
+            }
+            if let Some(members) = local.groups.get_mut(group.as_str()) {
+                members.remove(&id);
+                if members.is_empty() {
+                    local.groups.remove(group.as_str());
+                }
+            }
+        }
+        kind @ (b"d" | b"g") => {
+            let recipient_kind = if kind == b"d" {
+                ChannelKind::User
+            } else {
+                ChannelKind::Group
+            };
+            let recipient: Name = Arc::from(text(fields, "r"));
+            let message = Arc::new(Message {
+                id: number(fields, "id")
+                    .and_then(|id| u64::try_from(id).ok())
+                    .unwrap_or(0),
+                sender: Arc::from(text(fields, "s")),
+                recipient: Arc::clone(&recipient),
+                recipient_kind,
+                text: text(fields, "t"),
+                sent_at: timestamp(number(fields, "ts"), number(fields, "tu")),
+                encoded: OnceLock::new(),
+            });
+            let targets: Vec<SessionId> = if recipient_kind == ChannelKind::User {
+                connection_of(fields).into_iter().collect()
+            } else {
+                local
+                    .groups
+                    .get(&recipient)
+                    .map(|members| members.iter().copied().collect())
+                    .unwrap_or_default()
+            };
+            for id in targets {
+                let Some(connection) = local.connections.get_mut(&id) else {
+                    continue;
+                };
+                if connection.evicted {
+                    continue;
+                }
+                if connection.outbox.push(Arc::clone(&message)).is_ok() {
+                    wake.push(connection.outbox.clone());
+                } else {
+                    // A slow consumer: nothing more for it; its stream
+                    // ends, and its session frees the name cluster-wide.
+                    connection.evicted = true;
+                    let groups = std::mem::take(&mut connection.groups);
+                    evicted.push((Arc::clone(&connection.name), connection.outbox.clone()));
+                    for group in groups {
+                        if let Some(members) = local.groups.get_mut(&group) {
+                            members.remove(&id);
+                        }
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The entries of an XREAD reply for one stream, in order.
+fn entries_of(value: Value) -> Vec<Entry> {
+    let Value::Array(streams) = value else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for stream in streams {
+        let Value::Array(mut parts) = stream else {
+            continue;
+        };
+        if parts.len() != 2 {
+            continue;
+        }
+        let Some(Value::Array(items)) = parts.pop() else {
+            continue;
+        };
+        for item in items {
+            let Value::Array(pair) = item else { continue };
+            let mut pair = pair.into_iter();
+            let (Some(id), Some(Value::Array(flat))) = (pair.next(), pair.next()) else {
+                continue;
+            };
+            let Some(seq) = bytes_of(id)
+                .and_then(|id| String::from_utf8(id).ok())
+                .and_then(|id| id.split('-').next().and_then(|seq| seq.parse().ok()))
+            else {
+                continue;
+            };
+            let mut fields = Vec::with_capacity(flat.len() / 2);
+            let mut flat = flat.into_iter();
+            while let (Some(key), Some(value)) = (flat.next(), flat.next()) {
+                if let (Some(key), Some(value)) = (bytes_of(key), bytes_of(value)) {
+                    fields.push((String::from_utf8_lossy(&key).into_owned(), value));
+                }
+            }
+            out.push((seq, fields));
+        }
+    }
+    out
+}
+
+fn bytes_of(value: Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(bytes) => Some(bytes),
+        Value::SimpleString(text) => Some(text.into_bytes()),
+        Value::Int(number) => Some(number.to_string().into_bytes()),
+        _ => None,
+    }
+}

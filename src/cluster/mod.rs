@@ -1,0 +1,744 @@
+//! The cluster engine: many nodes acting as one chat, with the shared state
+//! (names, groups, memberships, message ids) in one Redis and every message
+//! delivered through it. Each change is one Lua script ([`scripts`]) run by
+//! a command lane ([`store`]); the script appends what each affected node
+//! must apply to that node's inbox stream, and the node's inbox reader
+//! ([`inbox`]) applies it to the connections it holds, in order, so every
+//! member of a group sees one order on every node. The lease thread
+//! ([`lease`]) keeps the node registered, frees dead nodes' users and fences
+//! the node when it lost its lease or Redis lost its data. Connections,
+//! mailboxes, delivery batching and the slow-consumer rule are the same local
+//! ones the embedded engine uses. This module and its children are the only
+//! code that knows Redis; nothing here knows gRPC.
+
+mod inbox;
+mod lease;
+pub mod scripts;
+mod store;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::channel::oneshot;
+use futures::FutureExt;
+use slog::{info, warn, Logger};
+
+use crate::config::ClusterConfig;
+use crate::domain::{
+    check_name, mailbox::mailbox, ChannelInfo, ChannelKind, ChatEngine, ChatError, CloseReason,
+    Connected, Departure, Disconnect, Left, Limits, Name, Outbox, Reply, Sent, Session, SessionId,
+    TextProblem, WakeTicker, Wakeups,
+};
+use store::{Answer, Call, Lanes, Script, Store, Unreachable};
+
+/// Users freed per reap step: a dead node's users are removed in batches so
+/// no one script holds Redis for long.
+const REAP_BATCH: usize = 200;
+
+/// Tells the bootstrap whether the node can serve (reaches Redis and holds
+/// its lease); the health service reports it.
+pub type HealthReport = Box<dyn Fn(bool) + Send + Sync>;
+
+/// The node could not join the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinError(pub String);
+
+impl std::fmt::Display for JoinError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// The engine handed to the adapter: a handle on this node.
+pub struct ClusterEngine {
+    node: Arc<Node>,
+}
+
+/// Who this node is in the cluster right now.
+#[derive(Debug, Clone)]
+struct Identity {
+    /// The node's id, random and never reused; a new one after fencing.
+    id: Arc<str>,
+    /// The epoch of the Redis data the node registered with.
+    epoch: String,
+    /// False from fencing until the node has registered anew.
+    registered: bool,
+    /// When the lease runs out, measured from when its last successful
+    /// renewal was sent.
+    lease_deadline: Instant,
+}
+
+/// A connection whose stream is on this node.
+#[derive(Debug)]
+struct LocalConnection {
+    name: Name,
+    /// The node id the connection was registered under.
+    node: Arc<str>,
+    outbox: Outbox,
+    /// The groups the inbox reader has seen it join.
+    groups: HashSet<Name>,
+    /// Dropped as a slow consumer: nothing more is queued for it.
+    evicted: bool,
+}
+
+/// The connections this node holds, and which of them are in which group:
+/// what the inbox reader delivers to.
+#[derive(Debug, Default)]
+struct Local {
+    connections: HashMap<SessionId, LocalConnection>,
+    groups: HashMap<Name, HashSet<SessionId>>,
+}
+
+/// A disconnect that could not reach Redis; retried by the lease thread.
+#[derive(Debug, Clone)]
+struct PendingDisconnect {
+    name: Name,
+    node: Arc<str>,
+    id: SessionId,
+}
+
+/// Everything a node shares between the adapter's calls, the lanes'
+/// completions, the inbox reader and the lease thread.
+struct Node {
+    store: Arc<Store>,
+    lanes: Lanes,
+    limits: Limits,
+    lease: Duration,
+    ticker: Option<WakeTicker>,
+    identity: Mutex<Identity>,
+    /// Behind its own lock: the reader takes it per batch of entries, calls
+    /// per connect and disconnect; never held across a Redis call.
+    local: Mutex<Local>,
+    next_connection: AtomicU64,
+    /// Set by shutdown: new work is refused.
+    closing: AtomicBool,
+    /// Set by stop: the threads end.
+    stopped: AtomicBool,
+    /// Whether the node last reported itself able to serve.
+    serving: AtomicBool,
+    health: HealthReport,
+    /// Disconnects to retry, and old identities whose users to free.
+    pending: Mutex<Vec<PendingDisconnect>>,
+    retired: Mutex<Vec<Arc<str>>>,
+    log: Logger,
+    /// This node, for the completions its sessions' disconnects queue.
+    me: Weak<Node>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves its state consistent at each step.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A random id for a node or an epoch: 16 hex digits from the OS.
+fn random_id() -> String {
+    let mut bytes = [0u8; 8];
+    let read = std::fs::File::open("/dev/urandom")
+        .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut bytes));
+    if read.is_err() {
+        // No /dev/urandom: time and pid still make a collision unlikely.
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |since| since.as_nanos());
+        bytes = ((nanos as u64) ^ (u64::from(std::process::id()) << 40)).to_be_bytes();
+    }
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Checks a `--redis` URL's shape without connecting.
+///
+/// # Errors
+/// A message naming the flag.
+pub fn check_url(url: &str) -> Result<(), String> {
+    Store::open(url, "check").map(drop)
+}
+
+/// Joins the cluster described by `config`: connects to Redis, registers
+/// this node and starts its threads.
+///
+/// # Errors
+/// [`JoinError`] when the URL is unusable, Redis cannot be reached, or a
+/// thread cannot be started.
+pub fn start(
+    config: &ClusterConfig,
+    limits: Limits,
+    ticker: Option<WakeTicker>,
+    health: HealthReport,
+    log: &Logger,
+) -> Result<ClusterEngine, JoinError> {
+    let store = Arc::new(Store::open(&config.url, &config.prefix).map_err(JoinError)?);
+    let mut connection = store
+        .connect(store::CALL_TIMEOUT)
+        .map_err(|error| JoinError(format!("cannot reach redis at {}: {}", config.url, error.0)))?;
+    let log = log.new(slog::o!("engine" => "redis"));
+    let lanes = Lanes::start(&store, &log)
+        .map_err(|error| JoinError(format!("cannot start the redis lanes: {error}")))?;
+    let node = Arc::new_cyclic(|me| Node {
+        store,
+        lanes,
+        limits,
+        lease: config.lease,
+        ticker,
+        identity: Mutex::new(Identity {
+            id: Arc::from(""),
+            epoch: String::new(),
+            registered: false,
+            lease_deadline: Instant::now(),
+        }),
+        local: Mutex::new(Local::default()),
+        next_connection: AtomicU64::new(1),
+        closing: AtomicBool::new(false),
+        stopped: AtomicBool::new(false),
+        serving: AtomicBool::new(false),
+        health,
+        pending: Mutex::new(Vec::new()),
+        retired: Mutex::new(Vec::new()),
+        log,
+        me: Weak::clone(me),
+    });
+    node.register(&mut connection).map_err(|error| {
+        JoinError(format!(
+            "cannot register in redis at {}: {error}",
+            config.url
+        ))
+    })?;
+    let reader = Arc::clone(&node);
+    std::thread::Builder::new()
+        .name("chat-inbox".to_owned())
+        .spawn(move || inbox::run(&reader))
+        .map_err(|error| JoinError(format!("cannot start the inbox reader: {error}")))?;
+    let keeper = Arc::clone(&node);
+    std::thread::Builder::new()
+        .name("chat-lease".to_owned())
+        .spawn(move || lease::run(&keeper, connection))
+        .map_err(|error| JoinError(format!("cannot start the lease thread: {error}")))?;
+    Ok(ClusterEngine { node })
+}
+
+impl Node {
+    fn identity(&self) -> Identity {
+        lock(&self.identity).clone()
+    }
+
+    /// Reports whether the node can serve, logging changes.
+    fn set_serving(&self, serving: bool, why: &str) {
+        if self.serving.swap(serving, Ordering::AcqRel) != serving {
+            if serving {
+                info!(self.log, "serving"; "why" => why);
+            } else {
+                warn!(self.log, "not serving"; "why" => why);
+            }
+            (self.health)(serving);
+        }
+    }
+
+    /// Registers under a new node id, on `connection`.
+    fn register(&self, connection: &mut redis::Connection) -> Result<(), Unreachable> {
+        let id: Arc<str> = Arc::from(random_id());
+        let ttl = self.lease.as_millis().to_string();
+        let sent = Instant::now();
+        let call = Call::new(
+            Script::Register,
+            &[id.as_bytes(), ttl.as_bytes(), random_id().as_bytes()],
+        );
+        let answer = self.store.run_one(connection, &call)?;
+        let epoch = match (answer.is_ok(), answer.text(1)) {
+            (true, Some(epoch)) => epoch.to_owned(),
+            _ => {
+                return Err(Unreachable(format!(
+                    "registration refused: {}",
+                    answer.status()
+                )))
+            }
+        };
+        info!(self.log, "joined the cluster"; "node" => &*id, "epoch" => &epoch);
+        *lock(&self.identity) = Identity {
+            id,
+            epoch,
+            registered: true,
+            lease_deadline: sent + self.lease,
+        };
+        self.set_serving(true, "registered");
+        Ok(())
+    }
+
+    /// Ends every local stream with UNAVAILABLE and drops the node's
+    /// identity: it registers anew, and frees the old identity's users.
+    fn fence(&self, why: &str) {
+        let old = {
+            let mut identity = lock(&self.identity);
+            if !identity.registered {
+                return;
+            }
+            identity.registered = false;
+            Arc::clone(&identity.id)
+        };
+        warn!(self.log, "fenced: dropping every local connection"; "why" => why, "node" => &*old);
+        self.set_serving(false, why);
+        let connections = {
+            let mut local = lock(&self.local);
+            local.groups.clear();
+            std::mem::take(&mut local.connections)
+        };
+        for connection in connections.values() {
+            connection.outbox.close(CloseReason::Fenced);
+        }
+        lock(&self.retired).push(old);
+    }
+
+    /// The node id to run a call under, or the refusal when the node holds
+    /// no lease right now.
+    fn current_node(&self) -> Result<Arc<str>, ChatError> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(ChatError::ShuttingDown);
+        }
+        let identity = lock(&self.identity);
+        if identity.registered {
+            Ok(Arc::clone(&identity.id))
+        } else {
+            Err(ChatError::Unavailable(
+                "this node is not registered in the cluster".to_owned(),
+            ))
+        }
+    }
+
+    /// Runs `script` for `caller` and maps its answer with `done`.
+    fn call<T: Send + 'static>(
+        self: &Arc<Self>,
+        caller: &str,
+        script: Script,
+        args: &[&[u8]],
+        done: impl FnOnce(&Answer) -> Result<T, ChatError> + Send + 'static,
+    ) -> Reply<T> {
+        let node = match self.current_node() {
+            Ok(node) => node,
+            Err(refused) => return Reply::now(Err(refused)),
+        };
+        let mut all: Vec<&[u8]> = Vec::with_capacity(args.len() + 2);
+        all.push(node.as_bytes());
+        all.push(caller.as_bytes());
+        all.extend_from_slice(args);
+        let (answer_tx, answer_rx) = oneshot::channel();
+        self.lanes.submit(
+            caller,
+            Call::new(script, &all),
+            Box::new(move |answer| {
+                let result = match answer {
+                    Ok(answer) => match common_refusal(&answer) {
+                        Some(refused) => Err(refused),
+                        None => done(&answer),
+                    },
+                    Err(error) => Err(unavailable(&error)),
+                };
+                let _ = answer_tx.send(result);
+            }),
+        );
+        Reply::Later(
+            async move {
+                answer_rx
+                    .await
+                    .unwrap_or_else(|_| Err(ChatError::Unavailable("the node stopped".to_owned())))
+            }
+            .boxed(),
+        )
+    }
+
+    /// Authenticates `caller` only, then refuses with `invalid`: a call with
+    /// a bad argument gets UNAUTHENTICATED first, as on a single node.
+    fn refuse_after_auth<T: Send + 'static>(
+        self: &Arc<Self>,
+        caller: &str,
+        invalid: ChatError,
+    ) -> Reply<T> {
+        self.call(caller, Script::Whoami, &[], move |answer| {
+            match answer.status() {
+                "OK" => Err(invalid),
+                other => Err(unexpected(other)),
+            }
+        })
+    }
+
+    fn connect(self: &Arc<Self>, username: &str) -> Reply<Connected> {
+        if let Err(problem) = check_name(username) {
+            return Reply::now(Err(ChatError::InvalidName {
+                field: "username",
+                problem,
+            }));
+        }
+        let node = match self.current_node() {
+            Ok(node) => node,
+            Err(refused) => return Reply::now(Err(refused)),
+        };
+        let name: Name = Arc::from(username);
+        let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
+        let (outbox, inbox) = mailbox(
+            self.limits.queue_depth,
+            self.limits.queue_bytes,
+            self.ticker.clone(),
+        );
+        {
+            // The connection is known locally before Redis hears of it, so
+            // no entry for it can arrive first.
+            let mut local = lock(&self.local);
+            if local.connections.len() >= self.limits.max_connections {
+                return Reply::now(Err(ChatError::TooManyConnections(
+                    self.limits.max_connections,
+                )));
+            }
+            local.connections.insert(
+                id,
+                LocalConnection {
+                    name: Arc::clone(&name),
+                    node: Arc::clone(&node),
+                    outbox: outbox.clone(),
+                    groups: HashSet::new(),
+                    evicted: false,
+                },
+            );
+        }
+        let connection = id.to_string();
+        let (answer_tx, answer_rx) = oneshot::channel();
+        let me = Arc::clone(self);
+        self.lanes.submit(
+            username,
+            Call::new(
+                Script::Connect,
+                &[node.as_bytes(), name.as_bytes(), connection.as_bytes()],
+            ),
+            Box::new(move |answer| {
+                let result = match answer {
+                    Ok(answer) if answer.is_ok() => {
+                        let owner: Arc<dyn Disconnect> = Arc::clone(&me) as Arc<dyn Disconnect>;
+                        Ok((Session::new(owner, name, id, outbox), inbox))
+                    }
+                    Ok(answer) => {
+                        me.forget(id);
+                        Err(match answer.status() {
+                            "TAKEN" => ChatError::NameTaken(name.to_string()),
+                            other => common_refusal(&answer).unwrap_or_else(|| unexpected(other)),
+                        })
+                    }
+                    Err(error) => {
+                        // It may have been registered: free it if so.
+                        me.forget(id);
+                        me.retry_disconnect(PendingDisconnect { name, node, id });
+                        Err(unavailable(&error))
+                    }
+                };
+                // A caller that went away drops the session here, which
+                // disconnects it again.
+                let _ = answer_tx.send(result);
+            }),
+        );
+        Reply::Later(
+            async move {
+                answer_rx
+                    .await
+                    .unwrap_or_else(|_| Err(ChatError::Unavailable("the node stopped".to_owned())))
+            }
+            .boxed(),
+        )
+    }
+
+    /// Drops a local connection's entry.
+    fn forget(&self, id: SessionId) -> Option<LocalConnection> {
+        let mut local = lock(&self.local);
+        let connection = local.connections.remove(&id)?;
+        for group in &connection.groups {
+            if let Some(members) = local.groups.get_mut(group) {
+                members.remove(&id);
+                if members.is_empty() {
+                    local.groups.remove(group);
+                }
+            }
+        }
+        Some(connection)
+    }
+
+    /// Frees `pending`'s name in Redis, keeping it for a retry when Redis
+    /// cannot be reached.
+    fn release(self: &Arc<Self>, pending: PendingDisconnect) {
+        let me = Arc::clone(self);
+        let connection = pending.id.to_string();
+        let call = Call::new(
+            Script::Disconnect,
+            &[
+                pending.node.as_bytes(),
+                pending.name.as_bytes(),
+                pending.node.as_bytes(),
+                connection.as_bytes(),
+            ],
+        );
+        let name = Arc::clone(&pending.name);
+        self.lanes.submit(
+            &name,
+            call,
+            Box::new(move |answer| match answer {
+                Ok(answer) => {
+                    if answer.is_ok() {
+                        for index in 2..answer.field_count() {
+                            if let Some(group) = answer.text(index) {
+                                info!(me.log, "group deleted";
+                                    "group" => group, "reason" => "last member disconnected");
+                            }
+                        }
+                    }
+                }
+                Err(error) => {
+                    warn!(me.log, "cannot free a name yet; will retry";
+                        "user" => &*pending.name, "error" => %error);
+                    me.retry_disconnect(pending);
+                }
+            }),
+        );
+    }
+
+    fn retry_disconnect(&self, pending: PendingDisconnect) {
+        if !self.stopped.load(Ordering::Acquire) {
+            lock(&self.pending).push(pending);
+        }
+    }
+}
+
+impl Disconnect for Node {
+    fn disconnect(&self, name: &Name, id: SessionId) -> Option<Departure> {
+        let connection = self.forget(id)?;
+        let pending = PendingDisconnect {
+            name: Arc::clone(name),
+            node: connection.node,
+            id,
+        };
+        match self.me.upgrade() {
+            Some(me) => me.release(pending),
+            None => self.retry_disconnect(pending),
+        }
+        // The groups it left are only known once Redis has answered.
+        None
+    }
+}
+
+impl Node {
+    /// Leaves the cluster for good: waits briefly for the queued calls
+    /// (the sessions' disconnects), frees every user still registered here,
+    /// deletes the lease and stops the threads.
+    fn leave_cluster(&self) {
+        let deadline = Instant::now() + Duration::from_millis(1500);
+        while !self.lanes.idle() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let identity = self.identity();
+        let mut retire: Vec<Arc<str>> = std::mem::take(&mut *lock(&self.retired));
+        if identity.registered {
+            retire.push(Arc::clone(&identity.id));
+        }
+        lock(&self.identity).registered = false;
+        self.stopped.store(true, Ordering::Release);
+        self.lanes.stop();
+        if let Ok(mut connection) = self.store.connect(store::CALL_TIMEOUT) {
+            for old in retire {
+                lease::reap(self, &mut connection, &identity.id, &old, true, deadline);
+            }
+        }
+        info!(self.log, "left the cluster"; "node" => &*identity.id);
+    }
+}
+
+/// The refusals every call can get: the node lost its lease, or the caller
+/// is connected nowhere.
+fn common_refusal(answer: &Answer) -> Option<ChatError> {
+    match answer.status() {
+        "FENCED" => Some(ChatError::Unavailable(
+            "this node lost its lease in the cluster".to_owned(),
+        )),
+        "UNAUTH" => Some(ChatError::Unauthenticated),
+        _ => None,
+    }
+}
+
+/// An answer no script gives: Redis is not running our scripts.
+fn unexpected(status: &str) -> ChatError {
+    ChatError::Unavailable(format!("unexpected answer from redis: {status:?}"))
+}
+
+fn unavailable(error: &Unreachable) -> ChatError {
+    ChatError::Unavailable(error.to_string())
+}
+
+fn check_group_name(name: &str) -> Result<(), ChatError> {
+    check_name(name).map_err(|problem| ChatError::InvalidName {
+        field: "group name",
+        problem,
+    })
+}
+
+impl ChatEngine for ClusterEngine {
+    fn connect(&self, username: &str) -> Reply<Connected> {
+        self.node.connect(username)
+    }
+
+    fn create_group(&self, caller: &str, name: &str) -> Reply<()> {
+        if let Err(invalid) = check_group_name(name) {
+            return self.node.refuse_after_auth(caller, invalid);
+        }
+        let limit = self.node.limits.max_groups_per_user;
+        let group = name.to_owned();
+        self.node.call(
+            caller,
+            Script::CreateGroup,
+            &[name.as_bytes(), limit.to_string().as_bytes()],
+            move |answer| match answer.status() {
+                "OK" => Ok(()),
+                "TAKEN" => Err(ChatError::NameTaken(group)),
+                "TOOMANYGROUPS" => Err(ChatError::TooManyGroups(limit)),
+                other => Err(unexpected(other)),
+            },
+        )
+    }
+
+    fn join_group(&self, caller: &str, name: &str) -> Reply<()> {
+        if let Err(invalid) = check_group_name(name) {
+            return self.node.refuse_after_auth(caller, invalid);
+        }
+        let limit = self.node.limits.max_groups_per_user;
+        let group = name.to_owned();
+        self.node.call(
+            caller,
+            Script::JoinGroup,
+            &[name.as_bytes(), limit.to_string().as_bytes()],
+            move |answer| match answer.status() {
+                "OK" => Ok(()),
+                "NOGROUP" => Err(ChatError::GroupNotFound(group)),
+                "MEMBER" => Err(ChatError::AlreadyMember(group)),
+                "TOOMANYGROUPS" => Err(ChatError::TooManyGroups(limit)),
+                other => Err(unexpected(other)),
+            },
+        )
+    }
+
+    fn leave_group(&self, caller: &str, name: &str) -> Reply<Left> {
+        if let Err(invalid) = check_group_name(name) {
+            return self.node.refuse_after_auth(caller, invalid);
+        }
+        let group = name.to_owned();
+        self.node.call(
+            caller,
+            Script::LeaveGroup,
+            &[name.as_bytes()],
+            move |answer| match answer.status() {
+                "OK" if answer.int(1) == Some(1) => Ok(Left::GroupDeleted),
+                "OK" => Ok(Left::GroupKept),
+                "NOGROUP" => Err(ChatError::GroupNotFound(group)),
+                "NOTMEMBER" => Err(ChatError::NotMember(group)),
+                other => Err(unexpected(other)),
+            },
+        )
+    }
+
+    fn send(&self, caller: &str, recipient: &str, text: String) -> Reply<(Sent, Wakeups)> {
+        let limit = self.node.limits.max_text_bytes;
+        let invalid = if text.len() > limit {
+            Some(ChatError::InvalidText(TextProblem::TooLong {
+                len: text.len(),
+                limit,
+            }))
+        } else if text.trim().is_empty() {
+            Some(ChatError::InvalidText(TextProblem::Blank))
+        } else {
+            check_name(recipient)
+                .err()
+                .map(|problem| ChatError::InvalidName {
+                    field: "recipient",
+                    problem,
+                })
+        };
+        if let Some(invalid) = invalid {
+            return self.node.refuse_after_auth(caller, invalid);
+        }
+        let to = recipient.to_owned();
+        self.node.call(
+            caller,
+            Script::Send,
+            &[recipient.as_bytes(), text.as_bytes()],
+            move |answer| match answer.status() {
+                "NORECIP" => Err(ChatError::RecipientNotFound(to)),
+                "NOTMEMBEROF" => Err(ChatError::NotMemberOfRecipient(to)),
+                other if other != "OK" => Err(unexpected(other)),
+                _ => {
+                    let id = answer.int(1).unwrap_or(0);
+                    let sent_at = inbox::timestamp(answer.int(2), answer.int(3));
+                    let recipients = answer.int(4).unwrap_or(0);
+                    Ok((
+                        Sent {
+                            id: u64::try_from(id).unwrap_or(0),
+                            sent_at,
+                            recipients: usize::try_from(recipients).unwrap_or(0),
+                            evicted: Vec::new(),
+                        },
+                        Wakeups::default(),
+                    ))
+                }
+            },
+        )
+    }
+
+    fn list_channels(&self, caller: &str) -> Reply<Vec<ChannelInfo>> {
+        self.node.call(caller, Script::ListChannels, &[], |answer| {
+            if !answer.is_ok() {
+                return Err(unexpected(answer.status()));
+            }
+            let mut users = Vec::new();
+            let mut groups = Vec::new();
+            let mut index = 1;
+            while let Some(kind) = answer.text(index) {
+                let name: Name = Arc::from(answer.text(index + 1).unwrap_or(""));
+                if kind == "g" {
+                    groups.push(ChannelInfo {
+                        name,
+                        kind: ChannelKind::Group,
+                        member_count: u32::try_from(answer.int(index + 2).unwrap_or(0))
+                            .unwrap_or(0),
+                        joined: answer.int(index + 3) == Some(1),
+                    });
+                    index += 4;
+                } else {
+                    users.push(ChannelInfo {
+                        name,
+                        kind: ChannelKind::User,
+                        member_count: 0,
+                        joined: false,
+                    });
+                    index += 2;
+                }
+            }
+            users.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+            groups.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+            users.append(&mut groups);
+            Ok(users)
+        })
+    }
+
+    fn shutdown(&self) {
+        self.node.closing.store(true, Ordering::Release);
+        self.node.set_serving(false, "shutting down");
+        let outboxes: Vec<Outbox> = lock(&self.node.local)
+            .connections
+            .values()
+            .map(|connection| connection.outbox.clone())
+            .collect();
+        for outbox in outboxes {
+            outbox.close(CloseReason::Shutdown);
+        }
+    }
+
+    fn stop(&self) {
+        self.node.leave_cluster();
+    }
+
+    fn local_users(&self) -> usize {
+        lock(&self.node.local).connections.len()
+    }
+}

@@ -1,0 +1,255 @@
+//! The Lua scripts that change the cluster's shared state in Redis. Each is
+//! one atomic step: it checks what the contract requires, changes every key
+//! involved, and appends the entries the affected nodes must apply to their
+//! inboxes, all or nothing. Every script takes the key base (`{prefix}`) as
+//! `KEYS[1]` and derives the other keys from it; they all share that hash
+//! tag. A script never raises: it answers an array whose first element is
+//! `OK` or the name of the rule that refused the call.
+//!
+//! Keys, under the base `B`:
+//! - `B:epoch`: random, set by the first node; a node that finds it changed
+//!   or gone knows Redis lost its data.
+//! - `B:seq`: the last message id (`INCR`).
+//! - `B:names`: hash, name -> `u <node> <connection>` for a user, `g` for a
+//!   group: one namespace.
+//! - `B:g:<group>`: hash, member -> the member's node. `B:gn:<group>`: hash,
+//!   node -> how many members it holds (where group messages go).
+//! - `B:u:<user>`: set of the user's groups.
+//! - `B:nodes`: set of registered nodes; `B:node:<n>`: its lease (expires);
+//!   `B:node:<n>:users`: the users whose stream it holds;
+//!   `B:node:<n>:inbox`: its inbox stream, entries `<iseq>-0`;
+//!   `B:node:<n>:iseq`: the inbox's last sequence number.
+
+/// Helpers every script starts with. `ARGV[1]` is always the node running
+/// the call.
+const PRELUDE: &str = r#"
+local B = KEYS[1]
+local NAMES = B .. ':names'
+local function node_key(n) return B .. ':node:' .. n end
+local function live(n) return redis.call('EXISTS', node_key(n)) == 1 end
+local function user_of(name)
+  local rec = redis.call('HGET', NAMES, name)
+  if not rec then return nil end
+  return string.match(rec, '^u (%S+) (%S+)$')
+end
+local function push(n, ...)
+  local seq = redis.call('INCR', node_key(n) .. ':iseq')
+  redis.call('XADD', node_key(n) .. ':inbox', 'MAXLEN', '~', '100000', seq .. '-0', ...)
+end
+local function remove_member(g, name, n)
+  redis.call('HDEL', B .. ':g:' .. g, name)
+  if redis.call('HINCRBY', B .. ':gn:' .. g, n, -1) <= 0 then
+    redis.call('HDEL', B .. ':gn:' .. g, n)
+  end
+  if redis.call('HLEN', B .. ':g:' .. g) == 0 then
+    redis.call('DEL', B .. ':g:' .. g, B .. ':gn:' .. g)
+    redis.call('HDEL', NAMES, g)
+    return true
+  end
+  return false
+end
+local function add_member(g, name, n, conn)
+  redis.call('HSET', B .. ':g:' .. g, name, n)
+  redis.call('HINCRBY', B .. ':gn:' .. g, n, 1)
+  redis.call('SADD', B .. ':u:' .. name, g)
+  push(n, 'k', 'j', 'g', g, 'c', conn)
+end
+local function drop_user(name, n)
+  local groups = redis.call('SMEMBERS', B .. ':u:' .. name)
+  local deleted = {}
+  for _, g in ipairs(groups) do
+    if remove_member(g, name, n) then table.insert(deleted, g) end
+  end
+  redis.call('DEL', B .. ':u:' .. name)
+  redis.call('HDEL', NAMES, name)
+  redis.call('SREM', node_key(n) .. ':users', name)
+  return #groups, deleted
+end
+local function caller()
+  if not live(ARGV[1]) then return nil, {'FENCED'} end
+  local n, conn = user_of(ARGV[2])
+  if not n then return nil, {'UNAUTH'} end
+  return n, conn
+end
+"#;
+
+/// ARGV: node, ttl ms, a fresh epoch. Registers the node's lease; sets the
+/// epoch if Redis has none. Answers `OK epoch`.
+pub const REGISTER: &str = r#"
+local e = redis.call('GET', B .. ':epoch')
+if not e then
+  e = ARGV[3]
+  redis.call('SET', B .. ':epoch', e)
+end
+if not redis.call('SET', node_key(ARGV[1]), e, 'NX', 'PX', ARGV[2]) then return {'EXISTS'} end
+redis.call('SADD', B .. ':nodes', ARGV[1])
+return {'OK', e}
+"#;
+
+/// ARGV: node, ttl ms, epoch. Renews the lease: `EPOCH` when Redis lost its
+/// data, `EXPIRED` when the lease is gone.
+pub const RENEW: &str = r#"
+if redis.call('GET', B .. ':epoch') ~= ARGV[3] then return {'EPOCH'} end
+if not redis.call('SET', node_key(ARGV[1]), ARGV[3], 'XX', 'PX', ARGV[2]) then return {'EXPIRED'} end
+return {'OK'}
+"#;
+
+/// ARGV: node. The registered nodes whose lease has expired.
+pub const DEAD_NODES: &str = r#"
+local dead = {'OK'}
+for _, n in ipairs(redis.call('SMEMBERS', B .. ':nodes')) do
+  if n ~= ARGV[1] and not live(n) then table.insert(dead, n) end
+end
+return dead
+"#;
+
+/// ARGV: node, dead node, batch size, force (1: the caller retires its own
+/// old identity). Frees up to a batch of a dead node's users; `DONE` once
+/// none is left and the node's keys are gone, else `MORE`.
+pub const REAP: &str = r#"
+local dead = ARGV[2]
+if ARGV[4] ~= '1' and live(dead) then return {'ALIVE'} end
+local users = redis.call('SPOP', node_key(dead) .. ':users', tonumber(ARGV[3]))
+for _, name in ipairs(users) do
+  local n = user_of(name)
+  if n == dead then drop_user(name, dead) end
+end
+if redis.call('SCARD', node_key(dead) .. ':users') == 0 then
+  redis.call('DEL', node_key(dead), node_key(dead) .. ':users', node_key(dead) .. ':inbox',
+    node_key(dead) .. ':iseq')
+  redis.call('SREM', B .. ':nodes', dead)
+  return {'DONE', #users}
+end
+return {'MORE', #users}
+"#;
+
+/// ARGV: node, name, connection. Claims the name for a connection on this
+/// node.
+pub const CONNECT: &str = r#"
+if not live(ARGV[1]) then return {'FENCED'} end
+if redis.call('HSETNX', NAMES, ARGV[2], 'u ' .. ARGV[1] .. ' ' .. ARGV[3]) == 0 then
+  return {'TAKEN'}
+end
+redis.call('SADD', node_key(ARGV[1]) .. ':users', ARGV[2])
+return {'OK'}
+"#;
+
+/// ARGV: node, name, the connection's node, connection. Frees the name if
+/// that connection still holds it, leaving every group. Answers `OK
+/// groups_left deleted...` or `GONE`.
+pub const DISCONNECT: &str = r#"
+if redis.call('HGET', NAMES, ARGV[2]) ~= 'u ' .. ARGV[3] .. ' ' .. ARGV[4] then return {'GONE'} end
+local left, deleted = drop_user(ARGV[2], ARGV[3])
+local answer = {'OK', left}
+for _, g in ipairs(deleted) do table.insert(answer, g) end
+return answer
+"#;
+
+/// ARGV: node, caller. Only authenticates the caller.
+pub const WHOAMI: &str = r#"
+local n, refused = caller()
+if not n then return refused end
+return {'OK'}
+"#;
+
+/// ARGV: node, caller, group, most groups per user.
+pub const CREATE_GROUP: &str = r#"
+local n, conn = caller()
+if not n then return conn end
+if redis.call('HEXISTS', NAMES, ARGV[3]) == 1 then return {'TAKEN'} end
+if redis.call('SCARD', B .. ':u:' .. ARGV[2]) >= tonumber(ARGV[4]) then return {'TOOMANYGROUPS'} end
+redis.call('HSET', NAMES, ARGV[3], 'g')
+add_member(ARGV[3], ARGV[2], n, conn)
+return {'OK'}
+"#;
+
+/// ARGV: node, caller, group, most groups per user.
+pub const JOIN_GROUP: &str = r#"
+local n, conn = caller()
+if not n then return conn end
+if redis.call('HGET', NAMES, ARGV[3]) ~= 'g' then return {'NOGROUP'} end
+if redis.call('HEXISTS', B .. ':g:' .. ARGV[3], ARGV[2]) == 1 then return {'MEMBER'} end
+if redis.call('SCARD', B .. ':u:' .. ARGV[2]) >= tonumber(ARGV[4]) then return {'TOOMANYGROUPS'} end
+add_member(ARGV[3], ARGV[2], n, conn)
+return {'OK'}
+"#;
+
+/// ARGV: node, caller, group. Answers `OK 1` when the group was deleted.
+pub const LEAVE_GROUP: &str = r#"
+local n, conn = caller()
+if not n then return conn end
+if redis.call('HGET', NAMES, ARGV[3]) ~= 'g' then return {'NOGROUP'} end
+if redis.call('HEXISTS', B .. ':g:' .. ARGV[3], ARGV[2]) == 0 then return {'NOTMEMBER'} end
+push(n, 'k', 'l', 'g', ARGV[3], 'c', conn)
+redis.call('SREM', B .. ':u:' .. ARGV[2], ARGV[3])
+if remove_member(ARGV[3], ARGV[2], n) then return {'OK', 1} end
+return {'OK', 0}
+"#;
+
+/// ARGV: node, caller, recipient, text. Takes the next message id and the
+/// server's time, and appends the message to the inbox of the recipient's
+/// node, or of every node holding a member of the group. Answers `OK id
+/// seconds microseconds recipients`.
+pub const SEND: &str = r#"
+local n, conn = caller()
+if not n then return conn end
+local rec = redis.call('HGET', NAMES, ARGV[3])
+if not rec then return {'NORECIP'} end
+local members = 1
+if rec ~= 'g' then
+  local to, to_conn = string.match(rec, '^u (%S+) (%S+)$')
+  local id = redis.call('INCR', B .. ':seq')
+  local t = redis.call('TIME')
+  push(to, 'k', 'd', 'id', id, 's', ARGV[2], 'r', ARGV[3], 'c', to_conn, 't', ARGV[4],
+    'ts', t[1], 'tu', t[2])
+  return {'OK', id, t[1], t[2], 1}
+end
+if redis.call('HEXISTS', B .. ':g:' .. ARGV[3], ARGV[2]) == 0 then return {'NOTMEMBEROF'} end
+local id = redis.call('INCR', B .. ':seq')
+local t = redis.call('TIME')
+for _, to in ipairs(redis.call('HKEYS', B .. ':gn:' .. ARGV[3])) do
+  push(to, 'k', 'g', 'id', id, 's', ARGV[2], 'r', ARGV[3], 't', ARGV[4], 'ts', t[1], 'tu', t[2])
+end
+return {'OK', id, t[1], t[2], redis.call('HLEN', B .. ':g:' .. ARGV[3])}
+"#;
+
+/// ARGV: node, caller. One consistent snapshot: `OK` then `u name` per user
+/// and `g name member_count joined` per group.
+pub const LIST_CHANNELS: &str = r#"
+local n, conn = caller()
+if not n then return conn end
+local answer = {'OK'}
+local all = redis.call('HGETALL', NAMES)
+for i = 1, #all, 2 do
+  local name, rec = all[i], all[i + 1]
+  if rec == 'g' then
+    table.insert(answer, 'g')
+    table.insert(answer, name)
+    table.insert(answer, redis.call('HLEN', B .. ':g:' .. name))
+    table.insert(answer, redis.call('HEXISTS', B .. ':g:' .. name, ARGV[2]))
+  else
+    table.insert(answer, 'u')
+    table.insert(answer, name)
+  end
+end
+return answer
+"#;
+
+/// Every script, by name, each with the prelude in front.
+pub fn all() -> [(&'static str, String); 12] {
+    [
+        ("register", REGISTER),
+        ("renew", RENEW),
+        ("dead_nodes", DEAD_NODES),
+        ("reap", REAP),
+        ("connect", CONNECT),
+        ("disconnect", DISCONNECT),
+        ("whoami", WHOAMI),
+        ("create_group", CREATE_GROUP),
+        ("join_group", JOIN_GROUP),
+        ("leave_group", LEAVE_GROUP),
+        ("send", SEND),
+        ("list_channels", LIST_CHANNELS),
+    ]
+    .map(|(name, body)| (name, format!("{PRELUDE}{body}")))
+}

@@ -1,0 +1,430 @@
+//! The node's way to Redis: connections with bounded timeouts, the scripts
+//! loaded by hash, and the command lanes. A lane is a thread owning one
+//! connection; it takes the calls queued for it, sends them as one
+//! pipeline of `EVALSHA`s and hands each answer to its completion, so no
+//! completion-queue thread ever waits on Redis. One caller's calls always
+//! take the same lane, so they reach Redis in the order they were made.
+//! This is the only module that builds Redis commands for the engine's
+//! calls; answers leave it as plain [`Answer`]s.
+
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use redis::{Connection, Value};
+use slog::{debug, warn, Logger};
+
+use super::scripts;
+
+/// How long one Redis call may take before the node treats Redis as
+/// unreachable: the bound on a chat call that needs Redis.
+pub const CALL_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// Most calls sent in one pipeline.
+const MAX_PIPELINE: usize = 128;
+
+/// Command lanes per node.
+const LANES: usize = 2;
+
+/// Redis could not be reached, or did not answer in time. A call that failed
+/// this way may still have been carried out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreachable(pub String);
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "redis unreachable: {}", self.0)
+    }
+}
+
+impl From<redis::RedisError> for Unreachable {
+    fn from(error: redis::RedisError) -> Unreachable {
+        Unreachable(error.to_string())
+    }
+}
+
+/// The scripts, by the name [`scripts::all`] gives them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Script {
+    /// See [`scripts::REGISTER`].
+    Register,
+    /// See [`scripts::RENEW`].
+    Renew,
+    /// See [`scripts::DEAD_NODES`].
+    DeadNodes,
+    /// See [`scripts::REAP`].
+    Reap,
+    /// See [`scripts::CONNECT`].
+    Connect,
+    /// See [`scripts::DISCONNECT`].
+    Disconnect,
+    /// See [`scripts::WHOAMI`].
+    Whoami,
+    /// See [`scripts::CREATE_GROUP`].
+    CreateGroup,
+    /// See [`scripts::JOIN_GROUP`].
+    JoinGroup,
+    /// See [`scripts::LEAVE_GROUP`].
+    LeaveGroup,
+    /// See [`scripts::SEND`].
+    Send,
+    /// See [`scripts::LIST_CHANNELS`].
+    ListChannels,
+}
+
+/// One script call: the script and its `ARGV` (the node first).
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// Which script.
+    pub script: Script,
+    /// Its arguments.
+    pub args: Vec<Vec<u8>>,
+}
+
+impl Call {
+    /// A call of `script` with `args`.
+    pub fn new(script: Script, args: &[&[u8]]) -> Call {
+        Call {
+            script,
+            args: args.iter().map(|arg| arg.to_vec()).collect(),
+        }
+    }
+}
+
+/// A script's answer: its status word, then its fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer(Vec<Field>);
+
+/// One element of an [`Answer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Field {
+    /// A string (Redis bulk string).
+    Text(String),
+    /// A number.
+    Int(i64),
+}
+
+impl Answer {
+    fn from_value(value: Value) -> Result<Answer, Unreachable> {
+        let Value::Array(items) = value else {
+            return Err(Unreachable(format!("unexpected script answer {value:?}")));
+        };
+        let fields = items
+            .into_iter()
+            .map(|item| match item {
+                Value::Int(number) => Ok(Field::Int(number)),
+                Value::BulkString(bytes) => {
+                    Ok(Field::Text(String::from_utf8_lossy(&bytes).into_owned()))
+                }
+                Value::SimpleString(text) => Ok(Field::Text(text)),
+                Value::Okay => Ok(Field::Text("OK".to_owned())),
+                other => Err(Unreachable(format!("unexpected script field {other:?}"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Answer(fields))
+    }
+
+    /// The status word: `OK` or the refusing rule.
+    pub fn status(&self) -> &str {
+        self.text(0).unwrap_or("")
+    }
+
+    /// Whether the script carried the call out.
+    pub fn is_ok(&self) -> bool {
+        self.status() == "OK"
+    }
+
+    /// Field `index` as a string.
+    pub fn text(&self, index: usize) -> Option<&str> {
+        match self.0.get(index)? {
+            Field::Text(text) => Some(text),
+            Field::Int(_) => None,
+        }
+    }
+
+    /// Field `index` as a number (a numeric string counts).
+    pub fn int(&self, index: usize) -> Option<i64> {
+        match self.0.get(index)? {
+            Field::Int(number) => Some(*number),
+            Field::Text(text) => text.parse().ok(),
+        }
+    }
+
+    /// How many fields, the status included.
+    pub fn field_count(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// What runs with a call's outcome, on the lane's thread. It must not block.
+pub type Completion = Box<dyn FnOnce(Result<Answer, Unreachable>) + Send>;
+
+struct Job {
+    call: Call,
+    queued: Instant,
+    done: Completion,
+}
+
+/// Where Redis is, and the scripts' hashes.
+pub struct Store {
+    client: redis::Client,
+    /// `{prefix}`: every key starts with it.
+    base: String,
+    /// Each script with its source and its SHA1 (what `EVALSHA` names).
+    scripts: Vec<(Script, String, String)>,
+}
+
+impl Store {
+    /// A store for `url` whose keys live under `prefix`.
+    ///
+    /// # Errors
+    /// A message when the URL is not a Redis URL.
+    pub fn open(url: &str, prefix: &str) -> Result<Store, String> {
+        let client =
+            redis::Client::open(url).map_err(|error| format!("--redis {url:?}: {error}"))?;
+        let order = [
+            Script::Register,
+            Script::Renew,
+            Script::DeadNodes,
+            Script::Reap,
+            Script::Connect,
+            Script::Disconnect,
+            Script::Whoami,
+            Script::CreateGroup,
+            Script::JoinGroup,
+            Script::LeaveGroup,
+            Script::Send,
+            Script::ListChannels,
+        ];
+        let scripts = order
+            .into_iter()
+            .zip(scripts::all())
+            .map(|(script, (_, source))| {
+                let hash = redis::Script::new(&source).get_hash().to_owned();
+                (script, source, hash)
+            })
+            .collect();
+        Ok(Store {
+            client,
+            base: format!("{{{prefix}}}"),
+            scripts,
+        })
+    }
+
+    /// The key `<base>:<suffix>`.
+    pub fn key(&self, suffix: &str) -> String {
+        format!("{}:{suffix}", self.base)
+    }
+
+    /// A new connection whose calls time out after `timeout`.
+    ///
+    /// # Errors
+    /// [`Unreachable`] when Redis does not accept it in time.
+    pub fn connect(&self, timeout: Duration) -> Result<Connection, Unreachable> {
+        let connection = self.client.get_connection_with_timeout(CALL_TIMEOUT)?;
+        connection.set_read_timeout(Some(timeout))?;
+        connection.set_write_timeout(Some(CALL_TIMEOUT))?;
+        Ok(connection)
+    }
+
+    fn hash(&self, script: Script) -> &str {
+        // Every Script has its entry: `open` builds one per variant.
+        let found = self.scripts.iter().find(|(id, _, _)| *id == script);
+        match found {
+            Some((_, _, hash)) => hash,
+            None => unreachable!("script {script:?} is built by Store::open"),
+        }
+    }
+
+    /// Runs `calls` as one pipeline on `connection`, loading the scripts
+    /// once if Redis does not know them (after a restart).
+    ///
+    /// # Errors
+    /// [`Unreachable`] when the connection fails or a reply is not a script
+    /// answer; the connection should then be dropped.
+    pub fn run(
+        &self,
+        connection: &mut Connection,
+        calls: &[&Call],
+    ) -> Result<Vec<Result<Answer, Unreachable>>, Unreachable> {
+        match self.run_once(connection, calls) {
+            Err(error)
+                if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+            {
+                self.load_scripts(connection)?;
+                Ok(self.run_once(connection, calls)?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    fn run_once(
+        &self,
+        connection: &mut Connection,
+        calls: &[&Call],
+    ) -> redis::RedisResult<Vec<Result<Answer, Unreachable>>> {
+        let mut pipe = redis::pipe();
+        for call in calls {
+            let command = pipe
+                .cmd("EVALSHA")
+                .arg(self.hash(call.script))
+                .arg(1)
+                .arg(&self.base);
+            for arg in &call.args {
+                command.arg(arg.as_slice());
+            }
+        }
+        let values: Vec<Value> = pipe.query(connection)?;
+        if let Some(Value::ServerError(error)) = values
+            .iter()
+            .find(|value| matches!(value, Value::ServerError(_)))
+        {
+            return Err(redis::RedisError::from(error.clone()));
+        }
+        Ok(values.into_iter().map(Answer::from_value).collect())
+    }
+
+    fn load_scripts(&self, connection: &mut Connection) -> Result<(), Unreachable> {
+        let mut pipe = redis::pipe();
+        for (_, source, _) in &self.scripts {
+            pipe.cmd("SCRIPT").arg("LOAD").arg(source.as_str()).ignore();
+        }
+        pipe.query::<()>(connection)?;
+        Ok(())
+    }
+
+    /// Runs one call on `connection`.
+    ///
+    /// # Errors
+    /// As [`Store::run`].
+    pub fn run_one(&self, connection: &mut Connection, call: &Call) -> Result<Answer, Unreachable> {
+        self.run(connection, &[call])?
+            .pop()
+            .unwrap_or_else(|| Err(Unreachable("no answer".to_owned())))
+    }
+}
+
+/// The node's command lanes. Cheap to share; stops with [`Lanes::stop`].
+pub struct Lanes {
+    senders: Vec<Sender<Job>>,
+    stopped: Arc<AtomicBool>,
+}
+
+impl Lanes {
+    /// Starts the lanes' threads on `store`.
+    ///
+    /// # Errors
+    /// The OS error when a thread cannot be started.
+    pub fn start(store: &Arc<Store>, log: &Logger) -> std::io::Result<Lanes> {
+        let stopped = Arc::new(AtomicBool::new(false));
+        let mut senders = Vec::with_capacity(LANES);
+        for lane in 0..LANES {
+            let (sender, receiver) = crossbeam_channel::unbounded();
+            let store = Arc::clone(store);
+            let stopped = Arc::clone(&stopped);
+            let log = log.new(slog::o!("lane" => lane));
+            std::thread::Builder::new()
+                .name(format!("chat-redis-{lane}"))
+                .spawn(move || run_lane(&store, &receiver, &stopped, &log))?;
+            senders.push(sender);
+        }
+        Ok(Lanes { senders, stopped })
+    }
+
+    /// Queues `call` on the lane of `key` (the caller's name), to complete
+    /// with `done`.
+    pub fn submit(&self, key: &str, call: Call, done: Completion) {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut hasher);
+        let lane = (hasher.finish() as usize) % self.senders.len().max(1);
+        let job = Job {
+            call,
+            queued: Instant::now(),
+            done,
+        };
+        match self.senders.get(lane) {
+            Some(sender) if !self.stopped.load(Ordering::Acquire) => {
+                if let Err(refused) = sender.send(job) {
+                    (refused.0.done)(Err(Unreachable("the node is stopping".to_owned())));
+                }
+            }
+            _ => (job.done)(Err(Unreachable("the node is stopping".to_owned()))),
+        }
+    }
+
+    /// Whether every lane has nothing queued.
+    pub fn idle(&self) -> bool {
+        self.senders.iter().all(|sender| sender.is_empty())
+    }
+
+    /// Stops the lanes once what is queued has run.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+    }
+}
+
+fn run_lane(store: &Store, jobs: &Receiver<Job>, stopped: &AtomicBool, log: &Logger) {
+    let mut connection: Option<Connection> = None;
+    loop {
+        let first = match jobs.recv_timeout(Duration::from_millis(100)) {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) if stopped.load(Ordering::Acquire) => return,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_PIPELINE {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        // A call that waited past the timeout is refused without running:
+        // its caller has been told nothing yet, and is told "unavailable".
+        let (late, batch): (Vec<Job>, Vec<Job>) = batch
+            .into_iter()
+            .partition(|job| job.queued.elapsed() > CALL_TIMEOUT);
+        for job in late {
+            (job.done)(Err(Unreachable("timed out waiting for redis".to_owned())));
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        if connection.is_none() {
+            match store.connect(CALL_TIMEOUT) {
+                Ok(fresh) => connection = Some(fresh),
+                Err(error) => {
+                    debug!(log, "cannot reach redis"; "error" => %error);
+                    for job in batch {
+                        (job.done)(Err(error.clone()));
+                    }
+                    continue;
+                }
+            }
+        }
+        let Some(live) = connection.as_mut() else {
+            continue;
+        };
+        let calls: Vec<&Call> = batch.iter().map(|job| &job.call).collect();
+        match store.run(live, &calls) {
+            Ok(answers) => {
+                let mut answers = answers.into_iter();
+                for job in batch {
+                    let answer = answers
+                        .next()
+                        .unwrap_or_else(|| Err(Unreachable("missing answer".to_owned())));
+                    (job.done)(answer);
+                }
+            }
+            Err(error) => {
+                warn!(log, "redis call failed"; "calls" => batch.len(), "error" => %error);
+                connection = None;
+                for job in batch {
+                    (job.done)(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
