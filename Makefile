@@ -13,7 +13,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 export CHAT_SERVER_BIN ?= $(TARGET_DIR)/debug/chat-server
 
 .PHONY: all deps build build-debug run-server run-client demo generate check-generated \
-        fmt fmt-check clippy doc lint audit fuzz bench bench-targets unit-test interop-python interop-node test
+        fmt fmt-check clippy doc lint audit fuzz bench bench-targets unit-test cluster-test interop-python interop-node test
 
 all: build
 
@@ -90,13 +90,25 @@ interop-node: build-debug
 # Unit and integration tests (the integration tests start real servers on
 # 127.0.0.1:0). nextest when available: it ends with one summary line.
 unit-test: deps
+	@scripts/install-deps.sh redis
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  $(CARGO) nextest run --workspace --no-fail-fast; \
 	else \
 	  $(CARGO) test --workspace --no-fail-fast; \
 	fi
 
+# The contract tests again, against a 3-node cluster on a Redis each test
+# starts (redis-server is installed when missing).
+CLUSTER_TESTS := --test connect --test auth --test groups --test messages --test stress
+cluster-test: deps
+	@scripts/install-deps.sh redis
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+	  CHAT_TEST_CLUSTER=3 $(CARGO) nextest run -p chat-server --no-fail-fast $(CLUSTER_TESTS); \
+	else \
+	  CHAT_TEST_CLUSTER=3 $(CARGO) test -p chat-server --no-fail-fast $(CLUSTER_TESTS); \
+	fi
+
 # The whole gate: formatting, generated-code drift, lints, docs, proto lint,
-# the dependency audit, the Python and Node interop suites, then the Rust
-# tests (whose summary ends the run).
-test: fmt-check check-generated clippy doc lint audit interop-python interop-node unit-test
+# the dependency audit, the Python and Node interop suites, the contract
+# tests on a cluster, then every Rust test (whose summary ends the run).
+test: fmt-check check-generated clippy doc lint audit interop-python interop-node cluster-test unit-test

@@ -4,11 +4,13 @@
 #                      CMake 4 rejects the bundled c-ares)
 #   protoc           - scripts/gen.sh compiles proto/ with it (Debian protobuf-compiler,
 #                      which also ships the google/protobuf/*.proto well-known types)
-# Usage: scripts/install-deps.sh [cmake] [protoc]   (no argument: both)
+#   redis            - the cluster tests and benchmarks start their own redis-server
+#                      (Debian redis-server)
+# Usage: scripts/install-deps.sh [cmake] [protoc] [redis]   (no argument: all)
 set -euo pipefail
 
 wanted=("$@")
-[ ${#wanted[@]} -eq 0 ] && wanted=(cmake protoc)
+[ ${#wanted[@]} -eq 0 ] && wanted=(cmake protoc redis)
 
 packages=()
 for tool in "${wanted[@]}"; do
@@ -19,6 +21,7 @@ for tool in "${wanted[@]}"; do
         packages+=(protobuf-compiler libprotobuf-dev)
       fi
       ;;
+    redis) command -v redis-server >/dev/null 2>&1 || packages+=(redis-server) ;;
     *) echo "install-deps: unknown tool '$tool'" >&2; exit 2 ;;
   esac
 done

@@ -767,6 +767,7 @@ fn random_concurrent_clients_lose_nothing_and_leave_nothing_behind() {
             }
     });
     drop(fresh);
+    server.assert_nothing_left_in_redis();
     eprintln!(
         "stress: {ops} operations, {} messages sent, {sessions} sessions",
         sends.len()

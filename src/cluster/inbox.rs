@@ -13,9 +13,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use redis::Value;
-use slog::{debug, info, warn};
+use slog::{debug, info};
 
 use super::{lock, Local, Node};
+use crate::domain::Disconnect;
 use crate::domain::{ChannelKind, CloseReason, Message, Name, Outbox, SessionId};
 
 /// How long one XREAD waits for entries before it looks again.
@@ -111,7 +112,7 @@ pub(super) fn run(node: &Arc<Node>) {
 /// applied, or why the stream cannot be trusted.
 fn apply(node: &Node, entries: &[Entry], mut last: u64) -> Result<u64, String> {
     let mut wake: Vec<Outbox> = Vec::new();
-    let mut evicted: Vec<(Name, Outbox)> = Vec::new();
+    let mut evicted: Vec<(SessionId, Name, Outbox)> = Vec::new();
     {
         let mut local = lock(&node.local);
         for (seq, fields) in entries {
@@ -128,9 +129,12 @@ fn apply(node: &Node, entries: &[Entry], mut last: u64) -> Result<u64, String> {
     for outbox in wake {
         outbox.wake();
     }
-    for (name, outbox) in evicted {
-        warn!(node.log, "slow consumer dropped"; "user" => &*name);
+    for (id, name, outbox) in evicted {
+        info!(node.log, "slow consumer dropped"; "user" => &*name);
         outbox.close(CloseReason::SlowConsumer);
+        // Its stream may be stuck behind flow control: the name is freed
+        // now, not when the stream ends.
+        node.disconnect(&name, id);
     }
     Ok(last)
 }
@@ -158,7 +162,7 @@ fn apply_one(
     local: &mut Local,
     fields: &[(String, Vec<u8>)],
     wake: &mut Vec<Outbox>,
-    evicted: &mut Vec<(Name, Outbox)>,
+    evicted: &mut Vec<(SessionId, Name, Outbox)>,
 ) {
     match field(fields, "k") {
         b"j" => {
@@ -229,7 +233,7 @@ fn apply_one(
                     // ends, and its session frees the name cluster-wide.
                     connection.evicted = true;
                     let groups = std::mem::take(&mut connection.groups);
-                    evicted.push((Arc::clone(&connection.name), connection.outbox.clone()));
+                    evicted.push((id, Arc::clone(&connection.name), connection.outbox.clone()));
                     for group in groups {
                         if let Some(members) = local.groups.get_mut(&group) {
                             members.remove(&id);

@@ -149,14 +149,6 @@ fn random_id() -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-/// Checks a `--redis` URL's shape without connecting.
-///
-/// # Errors
-/// A message naming the flag.
-pub fn check_url(url: &str) -> Result<(), String> {
-    Store::open(url, "check").map(drop)
-}
-
 /// Joins the cluster described by `config`: connects to Redis, registers
 /// this node and starts its threads.
 ///
@@ -279,6 +271,8 @@ impl Node {
         };
         warn!(self.log, "fenced: dropping every local connection"; "why" => why, "node" => &*old);
         self.set_serving(false, why);
+        // Redis may have restarted: the lanes' connections may be dead.
+        self.lanes.reconnect();
         let connections = {
             let mut local = lock(&self.local);
             local.groups.clear();

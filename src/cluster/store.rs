@@ -8,7 +8,7 @@
 //! calls; answers leave it as plain [`Answer`]s.
 
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -310,6 +310,9 @@ impl Store {
 pub struct Lanes {
     senders: Vec<Sender<Job>>,
     stopped: Arc<AtomicBool>,
+    /// Bumped to make every lane open a fresh connection before its next
+    /// call (after Redis restarted, the old ones are dead).
+    generation: Arc<AtomicU64>,
 }
 
 impl Lanes {
@@ -319,18 +322,27 @@ impl Lanes {
     /// The OS error when a thread cannot be started.
     pub fn start(store: &Arc<Store>, log: &Logger) -> std::io::Result<Lanes> {
         let stopped = Arc::new(AtomicBool::new(false));
+        let generation = Arc::new(AtomicU64::new(0));
         let mut senders = Vec::with_capacity(LANES);
         for lane in 0..LANES {
             let (sender, receiver) = crossbeam_channel::unbounded();
-            let store = Arc::clone(store);
-            let stopped = Arc::clone(&stopped);
-            let log = log.new(slog::o!("lane" => lane));
+            let lane_state = LaneState {
+                store: Arc::clone(store),
+                jobs: receiver,
+                stopped: Arc::clone(&stopped),
+                generation: Arc::clone(&generation),
+                log: log.new(slog::o!("lane" => lane)),
+            };
             std::thread::Builder::new()
                 .name(format!("chat-redis-{lane}"))
-                .spawn(move || run_lane(&store, &receiver, &stopped, &log))?;
+                .spawn(move || lane_state.run())?;
             senders.push(sender);
         }
-        Ok(Lanes { senders, stopped })
+        Ok(Lanes {
+            senders,
+            stopped,
+            generation,
+        })
     }
 
     /// Queues `call` on the lane of `key` (the caller's name), to complete
@@ -363,10 +375,44 @@ impl Lanes {
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
     }
+
+    /// Makes every lane reconnect before its next call.
+    pub fn reconnect(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
-fn run_lane(store: &Store, jobs: &Receiver<Job>, stopped: &AtomicBool, log: &Logger) {
+/// What one lane's thread owns.
+struct LaneState {
+    store: Arc<Store>,
+    jobs: Receiver<Job>,
+    stopped: Arc<AtomicBool>,
+    generation: Arc<AtomicU64>,
+    log: Logger,
+}
+
+impl LaneState {
+    fn run(self) {
+        let LaneState {
+            store,
+            jobs,
+            stopped,
+            generation,
+            log,
+        } = self;
+        run_lane(&store, &jobs, &stopped, &generation, &log);
+    }
+}
+
+fn run_lane(
+    store: &Store,
+    jobs: &Receiver<Job>,
+    stopped: &AtomicBool,
+    generation: &AtomicU64,
+    log: &Logger,
+) {
     let mut connection: Option<Connection> = None;
+    let mut connected_at = generation.load(Ordering::Acquire);
     loop {
         let first = match jobs.recv_timeout(Duration::from_millis(100)) {
             Ok(job) => job,
@@ -392,9 +438,16 @@ fn run_lane(store: &Store, jobs: &Receiver<Job>, stopped: &AtomicBool, log: &Log
         if batch.is_empty() {
             continue;
         }
+        let current = generation.load(Ordering::Acquire);
+        if current != connected_at {
+            connection = None;
+        }
         if connection.is_none() {
             match store.connect(CALL_TIMEOUT) {
-                Ok(fresh) => connection = Some(fresh),
+                Ok(fresh) => {
+                    connection = Some(fresh);
+                    connected_at = current;
+                }
                 Err(error) => {
                     debug!(log, "cannot reach redis"; "error" => %error);
                     for job in batch {

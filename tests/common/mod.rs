@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod redis;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -44,6 +45,15 @@ pub fn unique_prefix() -> String {
     )
 }
 
+/// A cluster on `redis` under a fresh prefix, with `lease`.
+pub fn cluster_config(redis: &redis::TestRedis, lease: Duration) -> ClusterConfig {
+    ClusterConfig {
+        url: redis.url(),
+        prefix: unique_prefix(),
+        lease,
+    }
+}
+
 /// The logger a test server writes to: debug lines on stderr with
 /// `CHAT_TEST_LOG`, else nothing.
 pub fn test_logger() -> slog::Logger {
@@ -67,6 +77,8 @@ pub struct TestServer {
     next: AtomicUsize,
     /// The cluster's Redis, stopped after the nodes.
     pub redis: Option<redis::TestRedis>,
+    /// The cluster's `--redis-prefix`.
+    pub prefix: Option<String>,
 }
 
 impl TestServer {
@@ -84,11 +96,7 @@ impl TestServer {
             return TestServer::on_nodes(vec![config], None);
         }
         let redis = redis::TestRedis::start();
-        config.cluster = Some(ClusterConfig {
-            url: redis.url(),
-            prefix: unique_prefix(),
-            lease: Duration::from_secs(5),
-        });
+        config.cluster = Some(cluster_config(&redis, Duration::from_secs(5)));
         TestServer::on_nodes(vec![config; nodes], Some(redis))
     }
 
@@ -108,6 +116,7 @@ impl TestServer {
             })
             .collect();
         let first = servers.remove(0);
+        let prefix = configs[0].cluster.as_ref().map(|c| c.prefix.clone());
         let api = Api::connect(apis[0].address(), WAIT).expect("client reaches the server");
         TestServer {
             server: Some(first),
@@ -116,6 +125,7 @@ impl TestServer {
             apis,
             next: AtomicUsize::new(0),
             redis,
+            prefix,
         }
     }
 
@@ -145,6 +155,54 @@ impl TestServer {
             Ok(_) => panic!("connect {user:?} succeeded"),
             Err(status) => status,
         }
+    }
+
+    /// Every key in the cluster's Redis (none without one).
+    pub fn redis_keys(&self) -> Vec<String> {
+        let Some(redis) = &self.redis else {
+            return Vec::new();
+        };
+        ::redis::cmd("KEYS")
+            .arg("*")
+            .query(&mut redis.client())
+            .unwrap()
+    }
+
+    /// In cluster mode, waits until Redis holds no user, group or
+    /// membership (only the cluster's own keys: epoch, sequence, nodes).
+    pub fn assert_nothing_left_in_redis(&self) {
+        let Some(redis) = &self.redis else { return };
+        let mut client = redis.client();
+        let mut left: Vec<String> = Vec::new();
+        let settled = (0..200).any(|_| {
+            let keys: Vec<String> = ::redis::cmd("KEYS").arg("*").query(&mut client).unwrap();
+            left = keys
+                .into_iter()
+                .filter(|key| {
+                    let rest = key.split_once("}:").map_or("", |(_, rest)| rest);
+                    !(rest == "epoch"
+                        || rest == "seq"
+                        || rest == "nodes"
+                        || rest.starts_with("node:"))
+                })
+                .collect();
+            let names: usize = ::redis::cmd("EVAL")
+                .arg("local n = 0 for _, k in ipairs(redis.call('KEYS', '*:names')) do n = n + redis.call('HLEN', k) end return n")
+                .arg(0)
+                .query(&mut client)
+                .unwrap();
+            let users: usize = ::redis::cmd("EVAL")
+                .arg("local n = 0 for _, k in ipairs(redis.call('KEYS', '*:users')) do n = n + redis.call('SCARD', k) end return n")
+                .arg(0)
+                .query(&mut client)
+                .unwrap();
+            let clean = left.is_empty() && names == 0 && users == 0;
+            if !clean {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            clean
+        });
+        assert!(settled, "redis still holds {left:?}");
     }
 
     /// Stops the server now.

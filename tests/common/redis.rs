@@ -17,7 +17,11 @@ pub struct TestRedis {
 impl TestRedis {
     /// Starts one, panicking with the reason when it cannot.
     pub fn start() -> TestRedis {
-        let port = free_port();
+        TestRedis::start_on(free_port())
+    }
+
+    /// Starts one on `port`.
+    pub fn start_on(port: u16) -> TestRedis {
         let mut redis = TestRedis { child: None, port };
         redis.spawn();
         redis
