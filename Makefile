@@ -13,7 +13,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 export CHAT_SERVER_BIN ?= $(TARGET_DIR)/debug/chat-server
 
 .PHONY: all deps build build-debug run-server run-client demo generate check-generated \
-        fmt fmt-check clippy doc lint audit fuzz bench bench-targets unit-test cluster-test interop-python interop-node test
+        fmt fmt-check clippy doc lint audit fuzz bench bench-targets unit-test cluster-test interop-python interop-python-cluster interop-node test
 
 all: build
 
@@ -84,6 +84,11 @@ fuzz:
 interop-python: build-debug
 	tests/interop/python/run.sh
 
+# The same Python suite against a 2-node cluster on a Redis each test starts.
+interop-python-cluster: build-debug
+	@scripts/install-deps.sh redis
+	CHAT_INTEROP_CLUSTER=2 tests/interop/python/run.sh
+
 interop-node: build-debug
 	tests/interop/node/run.sh
 
@@ -109,6 +114,8 @@ cluster-test: deps
 	fi
 
 # The whole gate: formatting, generated-code drift, lints, docs, proto lint,
-# the dependency audit, the Python and Node interop suites, the contract
-# tests on a cluster, then every Rust test (whose summary ends the run).
-test: fmt-check check-generated clippy doc lint audit interop-python interop-node cluster-test unit-test
+# the dependency audit, the Python (single node and 2-node cluster) and Node
+# interop suites, the contract tests on a cluster, then every Rust test
+# (whose summary ends the run).
+test: fmt-check check-generated clippy doc lint audit interop-python interop-python-cluster \
+      interop-node cluster-test unit-test

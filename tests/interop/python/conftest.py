@@ -23,7 +23,7 @@ import pytest
 _HERE = Path(__file__).resolve().parent
 sys.path.insert(0, os.environ.get("CHAT_INTEROP_GEN") or str(_HERE / ".gen"))
 
-from harness import Chat, ChatServer, server_binary  # noqa: E402
+from harness import CLUSTER_NODES, Chat, ChatCluster, ChatServer, server_binary  # noqa: E402
 
 
 def _interrupt(signum, frame):
@@ -58,7 +58,10 @@ def start_server(server_bin):
     started = []
 
     def start(*flags: str) -> ChatServer:
-        server = ChatServer(server_bin, tuple(flags))
+        if CLUSTER_NODES:
+            server = ChatCluster(server_bin, tuple(flags), CLUSTER_NODES)
+        else:
+            server = ChatServer(server_bin, tuple(flags))
         started.append(server)
         return server
 
@@ -90,7 +93,7 @@ def chat_on(start_server):
 
     def make(server_or_target) -> Chat:
         target = getattr(server_or_target, "target", server_or_target)
-        chat = Chat(target)
+        chat = Chat(target, getattr(server_or_target, "targets", None))
         chats.append(chat)
         return chat
 

@@ -13,9 +13,11 @@ importable; conftest.py puts run.sh's output folder on sys.path.
 from __future__ import annotations
 
 import collections
+import itertools
 import os
 import queue
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -146,6 +148,92 @@ class ChatServer:
             self.proc.stderr.close()
         ChatServer.running.discard(self)
         return code
+
+
+# ---------------------------------------------------------------------------
+# A cluster: nodes on one Redis the test started (CHAT_INTEROP_CLUSTER=N)
+# ---------------------------------------------------------------------------
+
+# How many nodes each test's server is (0: one embedded server).
+CLUSTER_NODES = int(os.environ.get("CHAT_INTEROP_CLUSTER") or 0)
+_PREFIXES = itertools.count()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class RedisServer:
+    """A redis-server on a free loopback port, without persistence; stopped
+    (by the PID this started) with `stop()`."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--logfile", ""],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(self._pongs, what=f"redis-server on port {self.port} answering PING")
+
+    def _pongs(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
+                conn.sendall(b"PING\r\n")
+                return conn.recv(7) == b"+PONG\r\n"
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=STOP_WAIT)
+
+
+class ChatCluster:
+    """`nodes` chat-server processes joined into one cluster on a Redis this
+    starts. Looks like a ChatServer to the tests: `.target` is the first
+    node's, `.targets` every node's; signals and waits apply to every node."""
+
+    def __init__(self, binary: Path, flags: tuple[str, ...], nodes: int):
+        self.redis = RedisServer()
+        prefix = f"py{os.getpid()}-{next(_PREFIXES)}"
+        cluster = ("--redis", self.redis.url, "--redis-prefix", prefix)
+        self.nodes: list[ChatServer] = []
+        try:
+            for _ in range(nodes):
+                self.nodes.append(ChatServer(binary, (*flags, *cluster)))
+        except Exception:
+            self.stop()
+            raise
+        self.args = self.nodes[0].args
+        self.target = self.nodes[0].target
+        self.targets = [node.target for node in self.nodes]
+
+    @property
+    def pid(self) -> int:
+        return self.nodes[0].pid
+
+    def log_text(self) -> str:
+        return "\n".join(f"[node {i}] {node.log_text()}" for i, node in enumerate(self.nodes))
+
+    def sigterm(self) -> None:
+        for node in self.nodes:
+            node.sigterm()
+
+    def wait_exit(self, timeout: float = STOP_WAIT) -> Optional[int]:
+        codes = {node.wait_exit(timeout) for node in self.nodes}
+        return codes.pop() if len(codes) == 1 else None
+
+    def stop(self) -> Optional[int]:
+        codes = {node.stop() for node in self.nodes}
+        self.redis.stop()
+        return codes.pop() if len(codes) == 1 else None
 
 
 # ---------------------------------------------------------------------------
@@ -380,22 +468,36 @@ class Chat:
     own.
     """
 
-    def __init__(self, target: str):
+    def __init__(self, target: str, targets: Optional[list[str]] = None):
         self.target = target
+        # A cluster's nodes: consecutive streams and clients take them in
+        # turn, so users and their calls land on different nodes.
+        self.targets = targets or [target]
+        self._turn = itertools.count()
         self._channels: list = []
         self._streams: list = []
-        self.channel = self.new_channel()
+        self.channel = self.new_channel(target)
+        self._shared = [self.channel] + [self.new_channel(t) for t in self.targets[1:]]
 
-    def new_channel(self) -> grpc.Channel:
-        channel = new_channel(self.target)
+    def new_channel(self, target: Optional[str] = None) -> grpc.Channel:
+        channel = new_channel(target or self._next_target())
         self._channels.append(channel)
         return channel
+
+    def _next(self) -> int:
+        return next(self._turn) % len(self.targets)
+
+    def _next_target(self) -> str:
+        return self.targets[self._next()]
+
+    def _next_shared(self) -> grpc.Channel:
+        return self._shared[self._next()]
 
     def open(
         self, username: str, channel: Optional[grpc.Channel] = None, pause_after_first: bool = False
     ) -> Inbox:
         """Opens a Connect stream without waiting for anything."""
-        inbox = Inbox(channel or self.channel, username, pause_after_first)
+        inbox = Inbox(channel or self._next_shared(), username, pause_after_first)
         self._streams.append(inbox)
         return inbox
 
@@ -403,7 +505,7 @@ class Chat:
         self, username: str, own_channel: bool = False, pause_after_first: bool = False
     ) -> User:
         """Connects `username` and waits for `connected`."""
-        channel = self.new_channel() if own_channel else self.channel
+        channel = self.new_channel() if own_channel else self._next_shared()
         inbox = self.open(username, channel, pause_after_first)
         assert inbox.connected().username == username
         return User(channel, inbox)
@@ -421,7 +523,7 @@ class Chat:
 
     def client(self, authorization: Optional[str]) -> Client:
         """A client sending this `authorization` header (None: none)."""
-        return Client(self.channel, authorization)
+        return Client(self._next_shared(), authorization)
 
     def close(self) -> None:
         for inbox in self._streams:

@@ -4,7 +4,7 @@ recipients that read too slowly."""
 import grpc
 import pytest
 
-from harness import GROUP, USER, Code, rpc_error, wait_until
+from harness import CLUSTER_NODES, GROUP, USER, Code, rpc_error, wait_until
 from chat.v1 import chat_pb2
 
 # Larger than the 64 KiB request limit.
@@ -16,7 +16,8 @@ MAX_SENDS = 20_000
 
 
 def test_a_connect_past_max_connections_is_refused(start_server, chat_on):
-    chat = chat_on(start_server("--max-connections", "2"))
+    # Every stream on one node: the limit counts per node, in a cluster too.
+    chat = chat_on(start_server("--max-connections", "2").target)
     alice = chat.connect("alice")
     bob = chat.connect("bob")
     assert chat.refused("carol").code == Code.RESOURCE_EXHAUSTED
@@ -93,7 +94,11 @@ def test_a_direct_recipient_that_stops_reading_is_disconnected(start_server, cha
             break
     assert refused is not None, f"{MAX_SENDS} sends to a reader that never reads all succeeded"
     sent, error = refused
-    assert error.code() == Code.RESOURCE_EXHAUSTED, f"{error.code()} {error.details()}"
+    # In a cluster the recipient's node finds the queue full after the send
+    # was answered OK (a documented relaxation); the next send finds the
+    # name already free.
+    expected = Code.NOT_FOUND if CLUSTER_NODES else Code.RESOURCE_EXHAUSTED
+    assert error.code() == expected, f"{error.code()} {error.details()}"
     assert sent >= QUEUE_DEPTH, f"refused after only {sent} messages"
 
     # slow is gone, and so is the group it was alone in.
