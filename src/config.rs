@@ -5,11 +5,13 @@
 
 use std::fmt;
 use std::num::NonZeroUsize;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use slog::Level;
 use structopt::StructOpt;
 
+use crate::auth::{self, TokenConfig};
 use crate::domain::Limits;
 use crate::logging::LogFormat;
 use crate::service::delivery::MAX_DELIVERY_BYTES;
@@ -110,6 +112,25 @@ pub struct Opt {
     /// dead for the others, and its users are freed (at least 1)
     #[structopt(long, default_value = "5")]
     pub node_lease_secs: u64,
+
+    /// Token mode: every call must carry `authorization: Bearer <JWT>`, an
+    /// HS256 token signed with the secret in this file (at least 32 bytes;
+    /// a second line holds a previous secret still accepted). Unset: plain
+    /// mode, where the header's bare name is trusted
+    #[structopt(long, parse(from_os_str))]
+    pub auth_token_secret_file: Option<PathBuf>,
+
+    /// Token mode: the `aud` every token must name (unset: not checked)
+    #[structopt(long)]
+    pub auth_token_audience: Option<String>,
+
+    /// Token mode: the `iss` every token must carry (unset: not checked)
+    #[structopt(long)]
+    pub auth_token_issuer: Option<String>,
+
+    /// Token mode: seconds of clock skew allowed on `exp` and `nbf` (at most 300)
+    #[structopt(long, default_value = "30")]
+    pub auth_token_leeway_secs: u64,
 }
 
 /// How a node joins a cluster (`--redis` and its companions).
@@ -148,6 +169,8 @@ pub struct Config {
     pub memory_quota_bytes: Option<usize>,
     /// The cluster to join; `None` for the embedded single node.
     pub cluster: Option<ClusterConfig>,
+    /// Token mode's secrets and rules; `None` in plain mode.
+    pub auth: Option<TokenConfig>,
 }
 
 /// A flag value that cannot be used.
@@ -220,6 +243,12 @@ impl Config {
                 ))
             })?;
         let cluster = cluster_config(opt.redis, opt.redis_prefix, opt.node_lease_secs)?;
+        let auth = token_config(
+            opt.auth_token_secret_file,
+            opt.auth_token_audience,
+            opt.auth_token_issuer,
+            opt.auth_token_leeway_secs,
+        )?;
         if !opt.listen.contains(':') {
             return Err(ConfigError(format!(
                 "--listen must be host:port, got {:?}",
@@ -245,6 +274,7 @@ impl Config {
             memory_quota_bytes: (opt.memory_quota_mib > 0)
                 .then(|| opt.memory_quota_mib.saturating_mul(1024 * 1024)),
             cluster,
+            auth,
         })
     }
 
@@ -268,6 +298,7 @@ impl Config {
             max_streams_per_connection: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),
             memory_quota_bytes: None,
             cluster: None,
+            auth: None,
         }
     }
 }
@@ -306,6 +337,29 @@ fn cluster_config(
         prefix,
         lease: Duration::from_secs(lease_secs),
     }))
+}
+
+/// Checks the token-mode flags; `None` without `--auth-token-secret-file`.
+fn token_config(
+    secret_file: Option<PathBuf>,
+    audience: Option<String>,
+    issuer: Option<String>,
+    leeway_secs: u64,
+) -> Result<Option<TokenConfig>, ConfigError> {
+    auth::check_leeway(leeway_secs).map_err(ConfigError)?;
+    let Some(path) = secret_file else {
+        for (flag, value) in [("audience", &audience), ("issuer", &issuer)] {
+            if value.is_some() {
+                return Err(ConfigError(format!(
+                    "--auth-token-{flag} needs --auth-token-secret-file (token mode)"
+                )));
+            }
+        }
+        return Ok(None);
+    };
+    TokenConfig::from_flags(&path, audience, issuer, leeway_secs)
+        .map(Some)
+        .map_err(ConfigError)
 }
 
 /// Parses `0`, `250us`, `2ms` or `1s` (whole numbers).
@@ -397,9 +451,107 @@ mod tests {
             (&["--redis-prefix", "a b"][..], "--redis-prefix"),
             (&["--redis-prefix", ""][..], "--redis-prefix"),
             (&["--node-lease-secs", "0"][..], "--node-lease-secs"),
+            (
+                &["--auth-token-leeway-secs", "301"][..],
+                "--auth-token-leeway-secs",
+            ),
+            (
+                &["--auth-token-audience", "chat"][..],
+                "--auth-token-audience",
+            ),
+            (&["--auth-token-issuer", "me"][..], "--auth-token-issuer"),
+            (
+                &["--auth-token-secret-file", "/nonexistent/secret"][..],
+                "--auth-token-secret-file",
+            ),
         ] {
             let error = parse(args).unwrap_err();
             assert!(error.0.contains(flag), "{args:?}: {error}");
+        }
+    }
+
+    /// A file under the temp directory holding `contents`, removed on drop.
+    struct TempFile(std::path::PathBuf);
+
+    impl TempFile {
+        fn new(contents: &[u8]) -> TempFile {
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "chat-config-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::write(&path, contents).unwrap();
+            TempFile(path)
+        }
+
+        fn flag(&self) -> String {
+            self.0.display().to_string()
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn plain_mode_is_the_default_and_token_mode_reads_the_secret_file() {
+        assert_eq!(parse(&[]).unwrap().auth, None);
+        let secret = "s".repeat(32);
+        let file = TempFile::new(format!("{secret}\n").as_bytes());
+        let config = parse(&["--auth-token-secret-file", &file.flag()]).unwrap();
+        let auth = config.auth.unwrap();
+        assert_eq!(auth.secret.bytes(), secret.as_bytes(), "newline trimmed");
+        assert_eq!(auth.previous, None);
+        assert_eq!(auth.leeway, Duration::from_secs(30));
+        assert_eq!((auth.audience, auth.issuer), (None, None));
+        // The secret's bytes never show in a logged config.
+        assert!(
+            !format!("{:?}", parse(&["--auth-token-secret-file", &file.flag()])).contains(&secret)
+        );
+
+        let previous = "p".repeat(40);
+        let file = TempFile::new(format!("{secret}\r\n{previous}\n").as_bytes());
+        let auth = parse(&[
+            "--auth-token-secret-file",
+            &file.flag(),
+            "--auth-token-audience",
+            "chat",
+            "--auth-token-issuer",
+            "backend",
+            "--auth-token-leeway-secs",
+            "300",
+        ])
+        .unwrap()
+        .auth
+        .unwrap();
+        assert_eq!(auth.secret.bytes(), secret.as_bytes());
+        assert_eq!(
+            auth.previous.as_ref().map(|p| p.bytes()),
+            Some(previous.as_bytes())
+        );
+        assert_eq!(auth.audience.as_deref(), Some("chat"));
+        assert_eq!(auth.issuer.as_deref(), Some("backend"));
+        assert_eq!(auth.leeway, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn a_short_secret_or_a_third_line_is_refused() {
+        let long = "s".repeat(32);
+        for (contents, problem) in [
+            ("s".repeat(31), "at least 32 bytes"),
+            (String::new(), "at least 32 bytes"),
+            (format!("{}\n", "s".repeat(31)), "at least 32 bytes"),
+            (format!("{long}\nshort\n"), "previous secret"),
+            (format!("{long}\n{long}\n{long}\n"), "more than two lines"),
+        ] {
+            let file = TempFile::new(contents.as_bytes());
+            let error = parse(&["--auth-token-secret-file", &file.flag()]).unwrap_err();
+            assert!(error.0.contains("--auth-token-secret-file"), "{error}");
+            assert!(error.0.contains(problem), "{contents:?}: {error}");
         }
     }
 }

@@ -11,6 +11,9 @@
 //!   ([`service::delivery`]).
 //! - [`server`]: bootstrap; builds the grpcio environment and server from a
 //!   [`config::Config`] and runs it until an injected shutdown signal fires.
+//! - [`auth`]: token mode; checks the signed token every call carries and
+//!   ends a stream when its token expires. No gRPC, and the domain never
+//!   sees a token.
 //! - [`config`] and [`logging`]: flags into a validated config; the root
 //!   logger.
 
@@ -21,6 +24,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod domain;

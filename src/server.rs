@@ -17,6 +17,7 @@ use grpcio::{
 };
 use slog::{info, warn, Logger};
 
+use crate::auth::TokenAuth;
 use crate::config::{Config, SHUTDOWN_GRACE};
 use crate::domain::{ChatEngine, Registry, WakeTicker};
 use crate::service::health::HealthService;
@@ -69,6 +70,8 @@ pub enum StartError {
     Ticker(std::io::Error),
     /// The node could not join the cluster (`--redis`).
     Cluster(crate::cluster::JoinError),
+    /// Token mode could not be set up.
+    Auth(String),
 }
 
 impl fmt::Display for StartError {
@@ -81,6 +84,7 @@ impl fmt::Display for StartError {
                 write!(f, "cannot start the write-delay ticker: {source}")
             }
             StartError::Cluster(source) => write!(f, "cannot join the cluster: {source}"),
+            StartError::Auth(problem) => write!(f, "cannot start token mode: {problem}"),
         }
     }
 }
@@ -91,6 +95,7 @@ impl std::error::Error for StartError {
             StartError::Listen { source, .. } => Some(source),
             StartError::Ticker(source) => Some(source),
             StartError::Cluster(source) => Some(source),
+            StartError::Auth(_) => None,
         }
     }
 }
@@ -136,7 +141,11 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
             )
         }
     };
-    let handler = ChatHandler::new(Arc::clone(&engine), log.clone());
+    let tokens = match &config.auth {
+        None => None,
+        Some(auth) => Some(Arc::new(TokenAuth::start(auth).map_err(StartError::Auth)?)),
+    };
+    let handler = ChatHandler::with_tokens(Arc::clone(&engine), log.clone(), tokens);
     let reflection = ReflectionService::new(log.clone());
     let mut args = ChannelBuilder::new(Arc::clone(&env));
     // No explicit quota by default: C-core then sizes its memory pressure
@@ -199,6 +208,13 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
         "max_groups_per_user" => config.limits.max_groups_per_user,
         "keepalive_s" => config.keepalive.as_secs(),
         "keepalive_timeout_s" => config.keepalive_timeout.as_secs());
+    if let Some(auth) = &config.auth {
+        info!(log, "token mode";
+            "previous_secret" => auth.previous.is_some(),
+            "audience" => auth.audience.as_deref().unwrap_or("-"),
+            "issuer" => auth.issuer.as_deref().unwrap_or("-"),
+            "leeway_s" => auth.leeway.as_secs());
+    }
     Ok(RunningServer {
         server: Some(server),
         engine,

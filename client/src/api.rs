@@ -1,7 +1,9 @@
 //! A small blocking wrapper over the generated grpcio client: one channel to
-//! the server, calls that name their caller in the `authorization` header,
-//! and an [`Inbox`] that reads a Connect stream on its own thread and hands
-//! events over a channel, so callers can wait for them with a deadline.
+//! the server (plain or TLS), calls that name their caller in the
+//! `authorization` header (a bare name, or in token mode a bearer token:
+//! see [`Credentials`]), and an [`Inbox`] that reads a Connect stream on its
+//! own thread and hands events over a channel, so callers can wait for them
+//! with a deadline.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -23,6 +25,73 @@ pub struct Api {
     /// The generated client, on one HTTP/2 connection.
     pub client: ChatServiceClient,
     address: String,
+    credentials: Credentials,
+}
+
+/// Mints a user's token (a stand-in for the backend that holds the secret).
+pub type Minter = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
+/// What a call carries in its `authorization` header.
+#[derive(Clone, Default)]
+pub enum Credentials {
+    /// Plain mode: the caller's bare name.
+    #[default]
+    Names,
+    /// Token mode, one identity: `Bearer <token>` on every call, Connect
+    /// included, whoever the call says it is for.
+    Token(String),
+    /// Token mode, any user: `Bearer <token>` with the token `mint` makes
+    /// for the caller (a name written `Bearer <name>` is the name).
+    Minted(Minter),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token itself.
+        f.write_str(match self {
+            Credentials::Names => "Names",
+            Credentials::Token(_) => "Token",
+            Credentials::Minted(_) => "Minted",
+        })
+    }
+}
+
+/// How to reach a server over TLS: the CA that signed its certificate and,
+/// for mutual TLS, this client's certificate and key (all PEM).
+#[derive(Clone, Default)]
+pub struct TlsOptions {
+    /// The CA certificates to trust (PEM).
+    pub ca: Vec<u8>,
+    /// This client's certificate chain and private key (PEM), for servers
+    /// that require one.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+    /// The name the server's certificate must carry, when it is not the
+    /// host in the address.
+    pub server_name: Option<String>,
+}
+
+impl TlsOptions {
+    /// Reads the CA file and, when given, the client certificate and key.
+    ///
+    /// # Errors
+    /// A one-line message naming the file that cannot be read.
+    pub fn from_files(
+        ca: &std::path::Path,
+        identity: Option<(&std::path::Path, &std::path::Path)>,
+    ) -> Result<TlsOptions, String> {
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).map_err(|error| format!("cannot read {}: {error}", path.display()))
+        };
+        let identity = match identity {
+            Some((cert, key)) => Some((read(cert)?, read(key)?)),
+            None => None,
+        };
+        Ok(TlsOptions {
+            ca: read(ca)?,
+            identity,
+            server_name: None,
+        })
+    }
 }
 
 impl Api {
@@ -32,16 +101,68 @@ impl Api {
     /// # Errors
     /// A one-line message when the server cannot be reached.
     pub fn connect(address: &str, timeout: Duration) -> Result<Api, String> {
+        Api::connect_with(address, timeout, None)
+    }
+
+    /// Like [`Api::connect`], over TLS when `tls` is given.
+    ///
+    /// # Errors
+    /// A one-line message when the server cannot be reached (over TLS: also
+    /// when its certificate is not trusted, or it refuses ours).
+    pub fn connect_with(
+        address: &str,
+        timeout: Duration,
+        tls: Option<&TlsOptions>,
+    ) -> Result<Api, String> {
         let env = Arc::new(Environment::new(1));
-        let channel = ChannelBuilder::new(env).connect(address);
+        let builder = ChannelBuilder::new(env);
+        let channel = match tls {
+            None => builder.connect(address),
+            Some(tls) => secure_channel(builder, tls, address)?,
+        };
         let ready = futures::executor::block_on(channel.wait_for_connected(timeout));
         if !ready {
-            return Err(format!("cannot reach a chat server at {address}"));
+            let over = if tls.is_some() { " over TLS" } else { "" };
+            return Err(format!("cannot reach a chat server at {address}{over}"));
         }
         Ok(Api {
             client: ChatServiceClient::new(channel),
             address: address.to_owned(),
+            credentials: Credentials::Names,
         })
+    }
+
+    /// This connection, its calls carrying `credentials`.
+    pub fn with_credentials(mut self, credentials: Credentials) -> Api {
+        self.credentials = credentials;
+        self
+    }
+
+    /// Call options naming `user` as this connection's credentials say: the
+    /// bare name ([`Api::as_user`]), or a bearer token. An empty `user`
+    /// sends no header at all.
+    pub fn call_as(&self, user: &str) -> CallOption {
+        if user.is_empty() {
+            return CallOption::default();
+        }
+        match &self.credentials {
+            Credentials::Names => Api::as_user(user),
+            Credentials::Token(token) => bearer(token),
+            Credentials::Minted(mint) => {
+                let name = user.strip_prefix("Bearer ").unwrap_or(user);
+                bearer(&mint(name))
+            }
+        }
+    }
+
+    /// The options a Connect for `username` goes out with: none in plain
+    /// mode, where Connect names its user in the request; the token in
+    /// token mode.
+    fn connect_options(&self, username: &str) -> CallOption {
+        match self.credentials {
+            Credentials::Names => CallOption::default(),
+            _ => self.call_as(username),
+        }
     }
 
     /// The server's address.
@@ -69,7 +190,7 @@ impl Api {
         request.username = username.to_owned();
         let stream = self
             .client
-            .connect_opt(&request, CallOption::default())
+            .connect_opt(&request, self.connect_options(username))
             .map_err(status_of)?;
         let inbox = Inbox::spawn(stream);
         match inbox.next_event(timeout) {
@@ -104,7 +225,7 @@ pub fn open_unread(
     request.username = username.to_owned();
     let mut stream = api
         .client
-        .connect_opt(&request, CallOption::default())
+        .connect_opt(&request, api.connect_options(username))
         .map_err(status_of)?;
     match futures::executor::block_on(stream.next()) {
         Some(Ok(_connected)) => Ok(stream),
@@ -114,6 +235,54 @@ pub fn open_unread(
             "the stream ended without a status".into(),
         )),
     }
+}
+
+/// Call options carrying `authorization: Bearer <token>`; none if the
+/// token cannot go in a header.
+pub fn bearer(token: &str) -> CallOption {
+    let mut headers = MetadataBuilder::new();
+    if headers
+        .add_str("authorization", &format!("Bearer {token}"))
+        .is_err()
+    {
+        return CallOption::default();
+    }
+    CallOption::default().headers(headers.build())
+}
+
+/// A TLS channel to `address` trusting `tls.ca`, with the client's own
+/// certificate when it has one.
+#[cfg(feature = "tls")]
+fn secure_channel(
+    builder: ChannelBuilder,
+    tls: &TlsOptions,
+    address: &str,
+) -> Result<grpcio::Channel, String> {
+    let mut pem = std::iter::once(&tls.ca).chain(tls.identity.iter().flat_map(|(c, k)| [c, k]));
+    if pem.any(|bytes| bytes.contains(&0)) {
+        return Err("a TLS file holds a NUL byte: not PEM".to_owned());
+    }
+    let mut credentials = grpcio::ChannelCredentialsBuilder::new().root_cert(tls.ca.clone());
+    if let Some((cert, key)) = &tls.identity {
+        credentials = credentials.cert(cert.clone(), key.clone());
+    }
+    let builder = match &tls.server_name {
+        Some(name) => builder.override_ssl_target(name.clone()),
+        None => builder,
+    };
+    Ok(builder
+        .set_credentials(credentials.build())
+        .connect(address))
+}
+
+/// Without the `tls` feature there is no TLS to make a channel with.
+#[cfg(not(feature = "tls"))]
+fn secure_channel(
+    _builder: ChannelBuilder,
+    _tls: &TlsOptions,
+    _address: &str,
+) -> Result<grpcio::Channel, String> {
+    Err("this chat-client was built without TLS: build it with `--features tls`".to_owned())
 }
 
 /// Reads what is left of `stream` on a helper thread and returns the status

@@ -11,7 +11,7 @@ use chat_proto::chat::{
     CreateGroupChatRequest, JoinGroupChatRequest, LeaveGroupChatRequest, ListChannelsRequest,
     Message, SendMessageRequest,
 };
-use grpcio::{CallOption, RpcStatus, RpcStatusCode};
+use grpcio::{RpcStatus, RpcStatusCode};
 
 use crate::api::{final_status, open_unread, status_of, Api, Inbox, InboxEvent};
 use crate::format::{code_name, describe_channel, describe_message};
@@ -260,7 +260,7 @@ impl Demo {
             let still_there = self.inboxes.keys().next().is_some_and(|observer| {
                 self.api
                     .client
-                    .list_channels_opt(&ListChannelsRequest::new(), Api::as_user(observer))
+                    .list_channels_opt(&ListChannelsRequest::new(), self.api.call_as(observer))
                     .map(|reply| reply.channels.iter().any(|c| c.name == user))
                     .unwrap_or(false)
             });
@@ -296,7 +296,11 @@ impl Demo {
         let mut accepted = 0;
         let mut last = Ok(format!("{MAX_STALL_SENDS} sends, all OK"));
         while accepted < MAX_STALL_SENDS {
-            match self.api.client.send_message_opt(&request, opts(sender)) {
+            match self
+                .api
+                .client
+                .send_message_opt(&request, self.api.call_as(sender))
+            {
                 Ok(_) => accepted += 1,
                 Err(error) => {
                     last = Err(status_of(error));
@@ -336,7 +340,7 @@ impl Demo {
         let result = self
             .api
             .client
-            .create_group_chat_opt(&request, opts(user))
+            .create_group_chat_opt(&request, self.api.call_as(user))
             .map(|_| String::new())
             .map_err(status_of);
         self.record(
@@ -353,7 +357,7 @@ impl Demo {
         let result = self
             .api
             .client
-            .join_group_chat_opt(&request, opts(user))
+            .join_group_chat_opt(&request, self.api.call_as(user))
             .map(|_| String::new())
             .map_err(status_of);
         self.record(
@@ -370,7 +374,7 @@ impl Demo {
         let result = self
             .api
             .client
-            .leave_group_chat_opt(&request, opts(user))
+            .leave_group_chat_opt(&request, self.api.call_as(user))
             .map(|_| String::new())
             .map_err(status_of);
         self.record(
@@ -385,7 +389,7 @@ impl Demo {
         let result = self
             .api
             .client
-            .list_channels_opt(&ListChannelsRequest::new(), opts(user))
+            .list_channels_opt(&ListChannelsRequest::new(), self.api.call_as(user))
             .map_err(status_of)
             .map(|reply| {
                 reply
@@ -407,7 +411,7 @@ impl Demo {
         let result = self
             .api
             .client
-            .send_message_opt(&request, opts(user))
+            .send_message_opt(&request, self.api.call_as(user))
             .map_err(status_of);
         let shown_text = if text.len() > 40 {
             format!("<{} bytes>", text.len())
@@ -465,13 +469,5 @@ impl Demo {
                 None
             }
         }
-    }
-}
-
-fn opts(user: &str) -> CallOption {
-    if user.is_empty() {
-        CallOption::default()
-    } else {
-        Api::as_user(user)
     }
 }

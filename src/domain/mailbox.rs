@@ -9,7 +9,7 @@
 //! nothing of gRPC or of how messages are written.
 
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::Waker;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -28,12 +28,16 @@ pub enum CloseReason {
     /// The node lost its place in the cluster (its lease expired, or the
     /// shared store lost its data): its connections must start anew.
     Fenced,
+    /// The connection's credentials ran out (in token mode, its token's
+    /// expiry): the client must reconnect with fresh ones.
+    Expired,
 }
 
 const OPEN: u8 = 0;
 const SLOW_CONSUMER: u8 = 1;
 const SHUTDOWN: u8 = 2;
 const FENCED: u8 = 3;
+const EXPIRED: u8 = 4;
 
 /// State shared by the two halves: who to wake, and whether the server closed
 /// the mailbox.
@@ -70,6 +74,27 @@ pub struct Outbox {
 pub struct Inbox {
     receiver: Receiver<Arc<Message>>,
     signal: Arc<Signal>,
+}
+
+/// Closes a mailbox without keeping it alive: for a timer that ends a
+/// connection at a deadline, and that must not hold a connection that has
+/// already ended. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Closer(Weak<Signal>);
+
+impl Closer {
+    /// Closes the mailbox for `reason`, as [`Outbox::close`] does; nothing
+    /// if the connection has already ended.
+    pub fn close(&self, reason: CloseReason) {
+        if let Some(signal) = self.0.upgrade() {
+            close_signal(&signal, reason);
+        }
+    }
+
+    /// Whether the connection is still there to be closed.
+    pub fn is_live(&self) -> bool {
+        self.0.strong_count() > 0
+    }
 }
 
 /// The queue had no room: the message was not queued.
@@ -142,21 +167,7 @@ impl Outbox {
     /// Closes the mailbox for `reason` and wakes the reader, which then ends
     /// its stream without draining what is left.
     pub fn close(&self, reason: CloseReason) {
-        let code = match reason {
-            CloseReason::SlowConsumer => SLOW_CONSUMER,
-            CloseReason::Shutdown => SHUTDOWN,
-            CloseReason::Fenced => FENCED,
-        };
-        let _ =
-            self.signal
-                .closed
-                .compare_exchange(OPEN, code, Ordering::AcqRel, Ordering::Acquire);
-        self.signal.waker.wake();
-        // The reader's waker may be waiting at the ticker: a close is not
-        // held back for the tick.
-        if let Some(ticker) = &self.signal.ticker {
-            ticker.flush_now();
-        }
+        close_signal(&self.signal, reason);
     }
 
     /// Keeps what the user's removal changed, for [`Outbox::take_departure`].
@@ -174,6 +185,26 @@ impl Outbox {
             .departure
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Marks the mailbox closed for `reason` (the first reason wins) and wakes
+/// its reader.
+fn close_signal(signal: &Signal, reason: CloseReason) {
+    let code = match reason {
+        CloseReason::SlowConsumer => SLOW_CONSUMER,
+        CloseReason::Shutdown => SHUTDOWN,
+        CloseReason::Fenced => FENCED,
+        CloseReason::Expired => EXPIRED,
+    };
+    let _ = signal
+        .closed
+        .compare_exchange(OPEN, code, Ordering::AcqRel, Ordering::Acquire);
+    signal.waker.wake();
+    // The reader's waker may be waiting at the ticker: a close is not
+    // held back for the tick.
+    if let Some(ticker) = &signal.ticker {
+        ticker.flush_now();
     }
 }
 
@@ -234,7 +265,13 @@ impl Inbox {
             SLOW_CONSUMER => Some(CloseReason::SlowConsumer),
             SHUTDOWN => Some(CloseReason::Shutdown),
             FENCED => Some(CloseReason::Fenced),
+            EXPIRED => Some(CloseReason::Expired),
             _ => None,
         }
+    }
+
+    /// A handle that closes this mailbox without keeping it alive.
+    pub fn closer(&self) -> Closer {
+        Closer(Arc::downgrade(&self.signal))
     }
 }

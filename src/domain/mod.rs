@@ -11,7 +11,7 @@ pub mod wake_ticker;
 
 pub use engine::{ChatEngine, Connected, Disconnect, Reply, Session};
 pub use error::{ChatError, TextProblem};
-pub use mailbox::{CloseReason, Inbox, Outbox};
+pub use mailbox::{CloseReason, Closer, Inbox, Outbox};
 pub use names::{check_name, NameProblem, MAX_NAME_LEN};
 pub use registry::{
     ChannelInfo, ChannelKind, Departure, Left, Limits, Message, Name, Registry, Sent, SessionId,

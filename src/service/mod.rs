@@ -1,5 +1,6 @@
 //! The gRPC adapter: implements the generated `ChatService` trait by reading
-//! the caller from the `authorization` header, calling the registry, and
+//! the caller from the `authorization` header (a name, or in token mode a
+//! verified token: see [`identity`]), calling the registry, and
 //! turning results into replies and errors into statuses (see [`status`]).
 //! It holds no chat state of its own and makes no chat decisions; it is the
 //! only module besides the bootstrap that knows grpcio.
@@ -8,6 +9,7 @@ pub mod codec;
 mod convert;
 pub mod delivery;
 pub mod health;
+pub mod identity;
 pub mod reflection;
 pub mod status;
 
@@ -24,9 +26,11 @@ use futures::{FutureExt, SinkExt};
 use grpcio::{Method, MethodType, RpcContext, ServerStreamingSink, ServiceBuilder, UnarySink};
 use slog::{debug, error, info, o, Logger};
 
+use crate::auth::TokenAuth;
 use crate::domain::{ChatEngine, CloseReason, Connected, Left, Reply, Session, Wakeups};
 use codec::{bad_request, request_marshaller, Received};
 use delivery::{DeliveryStream, EncodedEvent};
+use identity::{authorization_header, connect_identity};
 use status::{
     close_status, finish, finish_after, finish_with_status, guarded, refusal_status, refuse_stream,
     send_reply, send_status, Refused,
@@ -46,13 +50,49 @@ pub struct ChatHandler {
 struct Inner {
     engine: Arc<dyn ChatEngine>,
     log: Logger,
+    /// Token mode's verifier and expiry timer; `None` in plain mode.
+    tokens: Option<Arc<TokenAuth>>,
 }
 
 impl ChatHandler {
-    /// A handler serving `engine`, logging to `log`.
+    /// A handler serving `engine`, logging to `log`, in plain mode.
     pub fn new(engine: Arc<dyn ChatEngine>, log: Logger) -> ChatHandler {
+        ChatHandler::with_tokens(engine, log, None)
+    }
+
+    /// A handler in token mode when `tokens` is given, else in plain mode.
+    pub fn with_tokens(
+        engine: Arc<dyn ChatEngine>,
+        log: Logger,
+        tokens: Option<Arc<TokenAuth>>,
+    ) -> ChatHandler {
         ChatHandler {
-            inner: Arc::new(Inner { engine, log }),
+            inner: Arc::new(Inner {
+                engine,
+                log,
+                tokens,
+            }),
+        }
+    }
+
+    /// The caller of a unary call: the header's name in plain mode, the
+    /// verified token's user in token mode. A refused token finishes the
+    /// call here (UNAUTHENTICATED) and gives `None`.
+    fn authenticated<R: Send + 'static>(
+        &self,
+        ctx: &RpcContext<'_>,
+        sink: UnarySink<R>,
+        rpc: &'static str,
+    ) -> Option<(String, UnarySink<R>)> {
+        let Some(tokens) = &self.inner.tokens else {
+            return Some((caller_of(ctx), sink));
+        };
+        match identity::verify(tokens, ctx, &self.inner.log, rpc) {
+            Ok(identity) => Some((identity.user, sink)),
+            Err(status) => {
+                finish_with_status(ctx, sink, &self.inner.log, rpc, Err(status));
+                None
+            }
         }
     }
 
@@ -67,6 +107,10 @@ impl ChatHandler {
     ) {
         let log = self.inner.log.clone();
         let username = req.username;
+        let expiry = match connect_identity(self.inner.tokens.as_ref(), &ctx, &log, &username) {
+            Ok(expiry) => expiry,
+            Err(status) => return refuse_stream(&ctx, sink, &log, "Connect", status),
+        };
         let registered = guarded(|| Ok(self.inner.engine.connect(&username)));
         let reply = match registered {
             Ok(reply) => reply,
@@ -82,10 +126,20 @@ impl ChatHandler {
                 let status = refusal_status(&log, "Connect", &username, &refused.into());
                 refuse_stream(&ctx, sink, &log, "Connect", status);
             }
-            Ok(Ok(connected)) => ctx.spawn(open_stream(connected, username, peer, sink, log)),
+            Ok(Ok(connected)) => {
+                if let Some(expiry) = &expiry {
+                    expiry.watch(&connected.1);
+                }
+                ctx.spawn(open_stream(connected, username, peer, sink, log));
+            }
             Err(later) => ctx.spawn(async move {
                 match later.await {
-                    Ok(connected) => open_stream(connected, username, peer, sink, log).await,
+                    Ok(connected) => {
+                        if let Some(expiry) = &expiry {
+                            expiry.watch(&connected.1);
+                        }
+                        open_stream(connected, username, peer, sink, log).await;
+                    }
                     Err(refused) => {
                         let status = refusal_status(&log, "Connect", &username, &refused.into());
                         send_status(sink, log, "Connect", status).await;
@@ -234,11 +288,7 @@ pub fn chat_service(handler: ChatHandler) -> grpcio::Service {
 /// `Bearer <name>`; empty when the header is missing or not UTF-8, which the
 /// registry refuses as unauthenticated.
 pub fn caller_of(ctx: &RpcContext<'_>) -> String {
-    let Some((_, value)) = ctx
-        .request_headers()
-        .iter()
-        .find(|(key, _)| key.eq_ignore_ascii_case(AUTHORIZATION))
-    else {
+    let Some(value) = authorization_header(ctx) else {
         return String::new();
     };
     let Ok(value) = std::str::from_utf8(value) else {
@@ -263,7 +313,9 @@ impl ChatService for ChatHandler {
         req: CreateGroupChatRequest,
         sink: UnarySink<CreateGroupChatResponse>,
     ) {
-        let caller = caller_of(&ctx);
+        let Some((caller, sink)) = self.authenticated(&ctx, sink, "CreateGroupChat") else {
+            return;
+        };
         let reply = guarded(|| Ok(self.inner.engine.create_group(&caller, &req.name)));
         let group = req.name;
         self.answer(
@@ -285,7 +337,9 @@ impl ChatService for ChatHandler {
         req: JoinGroupChatRequest,
         sink: UnarySink<JoinGroupChatResponse>,
     ) {
-        let caller = caller_of(&ctx);
+        let Some((caller, sink)) = self.authenticated(&ctx, sink, "JoinGroupChat") else {
+            return;
+        };
         let reply = guarded(|| Ok(self.inner.engine.join_group(&caller, &req.name)));
         let group = req.name;
         self.answer(
@@ -307,7 +361,9 @@ impl ChatService for ChatHandler {
         req: LeaveGroupChatRequest,
         sink: UnarySink<LeaveGroupChatResponse>,
     ) {
-        let caller = caller_of(&ctx);
+        let Some((caller, sink)) = self.authenticated(&ctx, sink, "LeaveGroupChat") else {
+            return;
+        };
         let reply = guarded(|| Ok(self.inner.engine.leave_group(&caller, &req.name)));
         let group = req.name;
         self.answer(&ctx, sink, "LeaveGroupChat", caller, reply, move |log, caller, left| {
@@ -329,7 +385,9 @@ impl ChatService for ChatHandler {
         req: SendMessageRequest,
         sink: UnarySink<SendMessageResponse>,
     ) {
-        let caller = caller_of(&ctx);
+        let Some((caller, sink)) = self.authenticated(&ctx, sink, "SendMessage") else {
+            return;
+        };
         let SendMessageRequest {
             recipient, text, ..
         } = req;
@@ -359,7 +417,9 @@ impl ChatService for ChatHandler {
         _req: ListChannelsRequest,
         sink: UnarySink<ListChannelsResponse>,
     ) {
-        let caller = caller_of(&ctx);
+        let Some((caller, sink)) = self.authenticated(&ctx, sink, "ListChannels") else {
+            return;
+        };
         let reply = guarded(|| Ok(self.inner.engine.list_channels(&caller)));
         self.answer(
             &ctx,
@@ -412,6 +472,7 @@ async fn serve_connection(
         (Some(CloseReason::SlowConsumer), _) => "slow consumer",
         (Some(CloseReason::Shutdown), _) => "server shutdown",
         (Some(CloseReason::Fenced), _) => "node fenced",
+        (Some(CloseReason::Expired), _) => "token expired",
         (None, Err(grpcio::Error::RemoteStopped)) => "client closed the stream",
         (None, Err(_)) => "stream failed",
         (None, Ok(())) => "stream ended",

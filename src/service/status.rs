@@ -49,6 +49,10 @@ pub fn close_status(reason: CloseReason) -> RpcStatus {
             RpcStatusCode::UNAVAILABLE,
             "this node lost its place in the cluster; reconnect".to_owned(),
         ),
+        CloseReason::Expired => RpcStatus::with_message(
+            RpcStatusCode::UNAUTHENTICATED,
+            crate::auth::AuthError::Expired.to_string(),
+        ),
     }
 }
 

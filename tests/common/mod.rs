@@ -7,6 +7,7 @@
 
 pub mod binary;
 pub mod redis;
+pub mod tokens;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
