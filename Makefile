@@ -1,6 +1,7 @@
 # Every command a developer or CI needs. `make test` is the one gate CI runs.
-# System tools (cmake for grpcio-sys, protoc for code generation) are
-# installed by scripts/install-deps.sh when missing.
+# System tools (cmake and OpenSSL's headers for grpcio-sys, protoc for code
+# generation, the openssl command for the TLS tests) are installed by
+# scripts/install-deps.sh when missing.
 
 CARGO ?= cargo
 # Extra flags for the server (run-server) or the client (run-client),
@@ -18,7 +19,7 @@ export CHAT_SERVER_BIN ?= $(TARGET_DIR)/debug/chat-server
 all: build
 
 deps:
-	@scripts/install-deps.sh cmake
+	@scripts/install-deps.sh cmake openssl
 
 build: deps
 	$(CARGO) build --workspace --release

@@ -6,11 +6,14 @@
 #                      which also ships the google/protobuf/*.proto well-known types)
 #   redis            - the cluster tests and benchmarks start their own redis-server
 #                      (Debian redis-server)
-# Usage: scripts/install-deps.sh [cmake] [protoc] [redis]   (no argument: all)
+#   openssl          - grpcio-sys builds gRPC C-core's TLS against the system OpenSSL
+#                      (Debian libssl-dev); the TLS tests make their certificates
+#                      with the openssl command (Debian openssl)
+# Usage: scripts/install-deps.sh [cmake] [protoc] [redis] [openssl]   (no argument: all)
 set -euo pipefail
 
 wanted=("$@")
-[ ${#wanted[@]} -eq 0 ] && wanted=(cmake protoc redis)
+[ ${#wanted[@]} -eq 0 ] && wanted=(cmake protoc redis openssl)
 
 packages=()
 for tool in "${wanted[@]}"; do
@@ -22,6 +25,10 @@ for tool in "${wanted[@]}"; do
       fi
       ;;
     redis) command -v redis-server >/dev/null 2>&1 || packages+=(redis-server) ;;
+    openssl)
+      command -v openssl >/dev/null 2>&1 || packages+=(openssl)
+      [ -f /usr/include/openssl/ssl.h ] || packages+=(libssl-dev)
+      ;;
     *) echo "install-deps: unknown tool '$tool'" >&2; exit 2 ;;
   esac
 done

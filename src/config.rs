@@ -15,6 +15,7 @@ use crate::auth::{self, TokenConfig};
 use crate::domain::Limits;
 use crate::logging::LogFormat;
 use crate::service::delivery::MAX_DELIVERY_BYTES;
+use crate::tls::TlsConfig;
 
 /// Longest `--max-text-bytes` accepted: a message this long plus its sender,
 /// recipient, id and timestamp still fits in one 64 KiB delivery, and its
@@ -131,6 +132,20 @@ pub struct Opt {
     /// Token mode: seconds of clock skew allowed on `exp` and `nbf` (at most 300)
     #[structopt(long, default_value = "30")]
     pub auth_token_leeway_secs: u64,
+
+    /// Serve TLS on --listen with this certificate chain (PEM; needs
+    /// --tls-key). Reread for new connections when the file changes
+    #[structopt(long, parse(from_os_str))]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM)
+    #[structopt(long, parse(from_os_str))]
+    pub tls_key: Option<PathBuf>,
+
+    /// Mutual TLS: every client must present a certificate signed by this
+    /// CA (PEM)
+    #[structopt(long, parse(from_os_str))]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 /// How a node joins a cluster (`--redis` and its companions).
@@ -171,6 +186,8 @@ pub struct Config {
     pub cluster: Option<ClusterConfig>,
     /// Token mode's secrets and rules; `None` in plain mode.
     pub auth: Option<TokenConfig>,
+    /// TLS on `listen`; `None` for plain text.
+    pub tls: Option<TlsConfig>,
 }
 
 /// A flag value that cannot be used.
@@ -249,6 +266,8 @@ impl Config {
             opt.auth_token_issuer,
             opt.auth_token_leeway_secs,
         )?;
+        let tls = TlsConfig::from_flags(opt.tls_cert, opt.tls_key, opt.tls_client_ca)
+            .map_err(ConfigError)?;
         if !opt.listen.contains(':') {
             return Err(ConfigError(format!(
                 "--listen must be host:port, got {:?}",
@@ -275,6 +294,7 @@ impl Config {
                 .then(|| opt.memory_quota_mib.saturating_mul(1024 * 1024)),
             cluster,
             auth,
+            tls,
         })
     }
 
@@ -299,6 +319,7 @@ impl Config {
             memory_quota_bytes: None,
             cluster: None,
             auth: None,
+            tls: None,
         }
     }
 }
@@ -464,6 +485,8 @@ mod tests {
                 &["--auth-token-secret-file", "/nonexistent/secret"][..],
                 "--auth-token-secret-file",
             ),
+            (&["--tls-cert", "cert.pem"][..], "--tls-key"),
+            (&["--tls-client-ca", "ca.pem"][..], "--tls-client-ca"),
         ] {
             let error = parse(args).unwrap_err();
             assert!(error.0.contains(flag), "{args:?}: {error}");

@@ -14,6 +14,8 @@
 //! - [`auth`]: token mode; checks the signed token every call carries and
 //!   ends a stream when its token expires. No gRPC, and the domain never
 //!   sees a token.
+//! - [`tls`]: TLS and mutual TLS on `--listen`, certificates reloaded when
+//!   their files change.
 //! - [`config`] and [`logging`]: flags into a validated config; the root
 //!   logger.
 
@@ -31,3 +33,4 @@ pub mod domain;
 pub mod logging;
 pub mod server;
 pub mod service;
+pub mod tls;

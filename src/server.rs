@@ -11,10 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
-use grpcio::{
-    ChannelBuilder, EnvBuilder, Environment, ResourceQuota, Server, ServerBuilder,
-    ServerCredentials,
-};
+use grpcio::{ChannelBuilder, EnvBuilder, Environment, ResourceQuota, Server, ServerBuilder};
 use slog::{info, warn, Logger};
 
 use crate::auth::TokenAuth;
@@ -72,6 +69,8 @@ pub enum StartError {
     Cluster(crate::cluster::JoinError),
     /// Token mode could not be set up.
     Auth(String),
+    /// The TLS certificate or key could not be loaded.
+    Tls(String),
 }
 
 impl fmt::Display for StartError {
@@ -85,6 +84,7 @@ impl fmt::Display for StartError {
             }
             StartError::Cluster(source) => write!(f, "cannot join the cluster: {source}"),
             StartError::Auth(problem) => write!(f, "cannot start token mode: {problem}"),
+            StartError::Tls(problem) => write!(f, "cannot start TLS: {problem}"),
         }
     }
 }
@@ -95,7 +95,7 @@ impl std::error::Error for StartError {
             StartError::Listen { source, .. } => Some(source),
             StartError::Ticker(source) => Some(source),
             StartError::Cluster(source) => Some(source),
-            StartError::Auth(_) => None,
+            StartError::Auth(_) | StartError::Tls(_) => None,
         }
     }
 }
@@ -194,9 +194,19 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
         .register_service(reflection.v1alpha())
         .build()
         .map_err(start_error)?;
+    let credentials =
+        crate::tls::server_credentials(config.tls.as_ref(), log).map_err(StartError::Tls)?;
     let port = server
-        .add_listening_port(config.listen.as_str(), ServerCredentials::insecure())
-        .map_err(start_error)?;
+        .add_listening_port(config.listen.as_str(), credentials)
+        .map_err(|source| match config.tls {
+            // C-core reports a certificate it cannot use as a failed bind.
+            Some(_) => StartError::Tls(format!(
+                "cannot listen on {}: the address is taken, or --tls-cert and --tls-key \
+                 are not a PEM certificate chain and its key (gRPC's log above says which)",
+                config.listen
+            )),
+            None => start_error(source),
+        })?;
     server.start();
     info!(log, "listening";
         "address" => &config.listen, "port" => port, "threads" => config.threads.get(),
@@ -208,6 +218,10 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
         "max_groups_per_user" => config.limits.max_groups_per_user,
         "keepalive_s" => config.keepalive.as_secs(),
         "keepalive_timeout_s" => config.keepalive_timeout.as_secs());
+    if config.auth.is_some() && config.tls.is_none() && !crate::tls::is_loopback(&config.listen) {
+        warn!(log, "token mode without TLS: tokens travel in clear text";
+            "listen" => &config.listen);
+    }
     if let Some(auth) = &config.auth {
         info!(log, "token mode";
             "previous_secret" => auth.previous.is_some(),

@@ -252,7 +252,6 @@ pub fn bearer(token: &str) -> CallOption {
 
 /// A TLS channel to `address` trusting `tls.ca`, with the client's own
 /// certificate when it has one.
-#[cfg(feature = "tls")]
 fn secure_channel(
     builder: ChannelBuilder,
     tls: &TlsOptions,
@@ -273,16 +272,6 @@ fn secure_channel(
     Ok(builder
         .set_credentials(credentials.build())
         .connect(address))
-}
-
-/// Without the `tls` feature there is no TLS to make a channel with.
-#[cfg(not(feature = "tls"))]
-fn secure_channel(
-    _builder: ChannelBuilder,
-    _tls: &TlsOptions,
-    _address: &str,
-) -> Result<grpcio::Channel, String> {
-    Err("this chat-client was built without TLS: build it with `--features tls`".to_owned())
 }
 
 /// Reads what is left of `stream` on a helper thread and returns the status

@@ -2,12 +2,13 @@
 //! scripted session that checks every outcome; `chat` is an interactive chat
 //! for a person.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use structopt::StructOpt;
 
-use chat_client::api::Api;
+use chat_client::api::{Api, Credentials, TlsOptions};
 use chat_client::{chat, demo};
 
 #[derive(Debug, StructOpt)]
@@ -19,6 +20,33 @@ struct Opt {
     /// The server's address, as host:port
     #[structopt(long, global = true, default_value = "127.0.0.1:13111")]
     server: String,
+
+    /// Token mode: the token (JWT) every call carries as
+    /// `authorization: Bearer <TOKEN>`
+    #[structopt(long, global = true, conflicts_with = "token-file")]
+    token: Option<String>,
+
+    /// Token mode: read the token from this file (surrounding whitespace is
+    /// trimmed)
+    #[structopt(long, global = true, parse(from_os_str))]
+    token_file: Option<PathBuf>,
+
+    /// Connect over TLS, trusting this CA certificate (PEM) for the server's
+    #[structopt(long, global = true, parse(from_os_str))]
+    tls_ca: Option<PathBuf>,
+
+    /// Mutual TLS: this client's certificate (PEM); needs --tls-key and --tls-ca
+    #[structopt(long, global = true, parse(from_os_str), requires_all = &["tls-key", "tls-ca"])]
+    tls_cert: Option<PathBuf>,
+
+    /// Mutual TLS: the private key of --tls-cert (PEM)
+    #[structopt(long, global = true, parse(from_os_str), requires = "tls-cert")]
+    tls_key: Option<PathBuf>,
+
+    /// TLS: the name the server's certificate must carry, when it is not the
+    /// host in --server
+    #[structopt(long, global = true, requires = "tls-ca")]
+    tls_server_name: Option<String>,
 
     #[structopt(subcommand)]
     command: Command,
@@ -37,9 +65,48 @@ enum Command {
     },
 }
 
+/// The TLS options the flags ask for; `None` without `--tls-ca`.
+fn tls_options(opt: &Opt) -> Result<Option<TlsOptions>, String> {
+    let Some(ca) = &opt.tls_ca else {
+        return Ok(None);
+    };
+    let identity = opt.tls_cert.as_deref().zip(opt.tls_key.as_deref());
+    let mut tls = TlsOptions::from_files(ca, identity)?;
+    tls.server_name = opt.tls_server_name.clone();
+    Ok(Some(tls))
+}
+
+/// What calls carry: `--token`, the token in `--token-file`, or bare names.
+fn credentials(opt: &Opt) -> Result<Credentials, String> {
+    if let Some(token) = &opt.token {
+        return Ok(Credentials::Token(token.trim().to_owned()));
+    }
+    let Some(path) = &opt.token_file else {
+        return Ok(Credentials::Names);
+    };
+    let token = std::fs::read_to_string(path)
+        .map_err(|error| format!("--token-file: cannot read {}: {error}", path.display()))?;
+    Ok(Credentials::Token(token.trim().to_owned()))
+}
+
+/// Connects as the flags say.
+fn connect(opt: &Opt) -> Result<Api, String> {
+    let credentials = credentials(opt)?;
+    if matches!(opt.command, Command::Demo) && !matches!(credentials, Credentials::Names) {
+        return Err(
+            "the demo speaks for several users; --token and --token-file are for `chat`".into(),
+        );
+    }
+    let tls = tls_options(opt)?;
+    Ok(
+        Api::connect_with(&opt.server, Duration::from_secs(5), tls.as_ref())?
+            .with_credentials(credentials),
+    )
+}
+
 fn main() -> ExitCode {
     let opt = Opt::from_args();
-    let api = match Api::connect(&opt.server, Duration::from_secs(5)) {
+    let api = match connect(&opt) {
         Ok(api) => api,
         Err(error) => {
             eprintln!("chat-client: {error}");

@@ -7,12 +7,13 @@
 
 pub mod binary;
 pub mod redis;
+pub mod tls;
 pub mod tokens;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use chat_client::api::{status_of, Api, Inbox, InboxEvent};
+use chat_client::api::{status_of, Api, Inbox, InboxEvent, TlsOptions};
 use chat_proto::chat::{
     ChannelType, CreateGroupChatRequest, JoinGroupChatRequest, LeaveGroupChatRequest,
     ListChannelsRequest, Message, SendMessageRequest, SendMessageResponse,
@@ -104,6 +105,24 @@ impl TestServer {
     /// Starts one server per configuration (cluster nodes when they name a
     /// cluster).
     pub fn on_nodes(configs: Vec<Config>, redis: Option<redis::TestRedis>) -> TestServer {
+        TestServer::on_nodes_with(configs, redis, None)
+    }
+
+    /// A TLS server (`config.tls` set by `adjust`) whose clients connect
+    /// with `tls`.
+    pub fn start_tls(adjust: impl FnOnce(&mut Config), tls: &TlsOptions) -> TestServer {
+        let mut config = Config::with_listen("127.0.0.1:0");
+        adjust(&mut config);
+        TestServer::on_nodes_with(vec![config], None, Some(tls))
+    }
+
+    /// Like [`TestServer::on_nodes`], the clients connecting over TLS when
+    /// `tls` is given.
+    pub fn on_nodes_with(
+        configs: Vec<Config>,
+        redis: Option<redis::TestRedis>,
+        tls: Option<&TlsOptions>,
+    ) -> TestServer {
         let log = test_logger();
         let mut servers: Vec<RunningServer> = configs
             .iter()
@@ -112,13 +131,14 @@ impl TestServer {
         let apis: Vec<Api> = servers
             .iter()
             .map(|server| {
-                Api::connect(&format!("127.0.0.1:{}", server.port()), WAIT)
+                Api::connect_with(&format!("127.0.0.1:{}", server.port()), WAIT, tls)
                     .expect("client reaches the server")
             })
             .collect();
         let first = servers.remove(0);
         let prefix = configs[0].cluster.as_ref().map(|c| c.prefix.clone());
-        let api = Api::connect(apis[0].address(), WAIT).expect("client reaches the server");
+        let api =
+            Api::connect_with(apis[0].address(), WAIT, tls).expect("client reaches the server");
         TestServer {
             server: Some(first),
             api,
