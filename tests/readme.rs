@@ -1,5 +1,6 @@
 //! The README quotes the Python and Node example clients that the interop
-//! suites run; this keeps the quotes identical to the files. (The Node suite
+//! suites run, and the shell token minter that `tests/tokens.rs` runs; this
+//! keeps the quotes identical to the files. (The Node suite
 //! checks the README's `buf curl` lines the same way.)
 
 use std::path::Path;
@@ -23,24 +24,52 @@ fn excerpt(text: &str, from: &str, until: &str) -> String {
     format!("{}\n", text[start..end].trim_end())
 }
 
-#[test]
-fn the_readme_quotes_the_python_example_as_the_tests_run_it() {
-    let example = read("tests/interop/python/example.py");
-    let snippet = excerpt(&example, "import grpc", "if __name__ == \"__main__\":");
+/// Asserts that the README quotes `file` from the line starting with
+/// `from` up to `until`, in a `fence` code block.
+#[track_caller]
+fn assert_quoted(file: &str, from: &str, until: &str, fence: &str) {
+    let snippet = excerpt(&read(file), from, until);
     let readme = read("README.md");
     assert!(
-        readme.contains(&format!("```python\n{snippet}```")),
-        "README.md's Python snippet differs from tests/interop/python/example.py:\n{snippet}"
+        readme.contains(&format!("```{fence}\n{snippet}```")),
+        "README.md's {fence} snippet differs from {file}:\n{snippet}"
+    );
+}
+
+#[test]
+fn the_readme_quotes_the_python_example_as_the_tests_run_it() {
+    let until = "if __name__ == \"__main__\":";
+    assert_quoted(
+        "tests/interop/python/example.py",
+        "import grpc",
+        until,
+        "python",
     );
 }
 
 #[test]
 fn the_readme_quotes_the_node_example_as_the_tests_run_it() {
-    let example = read("tests/interop/node/example.mjs");
-    let snippet = excerpt(&example, "import grpc from", "// Run as a script");
+    let file = "tests/interop/node/example.mjs";
+    assert_quoted(file, "import grpc from", "// Run as a script", "js");
+}
+
+#[test]
+fn the_readme_quotes_the_secure_examples_as_the_tests_run_them() {
+    let until = "if __name__ == \"__main__\":";
+    let file = "tests/interop/python/example_secure.py";
+    assert_quoted(file, "import time", until, "python");
+    let file = "tests/interop/node/example-secure.mjs";
+    assert_quoted(file, "import grpc from", "// Run as a script", "js");
+}
+
+#[test]
+fn the_readme_quotes_the_shell_token_minter_as_the_tests_run_it() {
+    let file = "scripts/mint-token.sh";
+    let snippet = excerpt(&read(file), "# --- mint ---", "# --- end ---");
+    let body = snippet.trim_start_matches("# --- mint ---\n");
     let readme = read("README.md");
     assert!(
-        readme.contains(&format!("```js\n{snippet}```")),
-        "README.md's Node snippet differs from tests/interop/node/example.mjs:\n{snippet}"
+        readme.contains(&format!("```sh\n{body}```")),
+        "README.md's shell token minter differs from {file}:\n{body}"
     );
 }

@@ -341,3 +341,23 @@ fn the_demo_script_runs_clean_in_token_mode() {
     let mismatches = chat_client::demo::run(tokened(&server.new_api()));
     assert_eq!(mismatches, 0);
 }
+
+#[test]
+fn the_shell_minting_script_makes_a_token_the_server_accepts() {
+    let server = token_server();
+    let secret = SecretFile::new(&[SECRET, b"\n"].concat());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mint-token.sh");
+    let output = std::process::Command::new(script)
+        .arg(&secret.0)
+        .args(["gina", "60"])
+        .output()
+        .expect("scripts/mint-token.sh runs");
+    assert!(output.status.success(), "{output:?}");
+    let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let api = server
+        .api
+        .clone()
+        .with_credentials(Credentials::Token(token));
+    let _gina = api.open_inbox("gina", WAIT).unwrap();
+    list_as(&server.api, api.call_as("gina")).unwrap();
+}
