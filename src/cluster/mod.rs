@@ -569,67 +569,59 @@ fn check_group_name(name: &str) -> Result<(), ChatError> {
     })
 }
 
+impl ClusterEngine {
+    /// Runs a group script (create, join, leave) for `caller` on group
+    /// `name`; `done` reads a success.
+    fn group_call<T: Send + 'static>(
+        &self,
+        caller: &str,
+        name: &str,
+        script: Script,
+        done: fn(&Answer) -> T,
+    ) -> Reply<T> {
+        if let Err(invalid) = check_group_name(name) {
+            return self.node.refuse_after_auth(caller, invalid);
+        }
+        let limit = self.node.limits.max_groups_per_user;
+        let group = name.to_owned();
+        self.node.call(
+            caller,
+            script,
+            &[name.as_bytes(), limit.to_string().as_bytes()],
+            move |answer| match answer.status() {
+                "OK" => Ok(done(answer)),
+                "TAKEN" => Err(ChatError::NameTaken(group)),
+                "NOGROUP" => Err(ChatError::GroupNotFound(group)),
+                "MEMBER" => Err(ChatError::AlreadyMember(group)),
+                "NOTMEMBER" => Err(ChatError::NotMember(group)),
+                "TOOMANYGROUPS" => Err(ChatError::TooManyGroups(limit)),
+                other => Err(unexpected(other)),
+            },
+        )
+    }
+}
+
 impl ChatEngine for ClusterEngine {
     fn connect(&self, username: &str) -> Reply<Connected> {
         self.node.connect(username)
     }
 
     fn create_group(&self, caller: &str, name: &str) -> Reply<()> {
-        if let Err(invalid) = check_group_name(name) {
-            return self.node.refuse_after_auth(caller, invalid);
-        }
-        let limit = self.node.limits.max_groups_per_user;
-        let group = name.to_owned();
-        self.node.call(
-            caller,
-            Script::CreateGroup,
-            &[name.as_bytes(), limit.to_string().as_bytes()],
-            move |answer| match answer.status() {
-                "OK" => Ok(()),
-                "TAKEN" => Err(ChatError::NameTaken(group)),
-                "TOOMANYGROUPS" => Err(ChatError::TooManyGroups(limit)),
-                other => Err(unexpected(other)),
-            },
-        )
+        self.group_call(caller, name, Script::CreateGroup, |_| ())
     }
 
     fn join_group(&self, caller: &str, name: &str) -> Reply<()> {
-        if let Err(invalid) = check_group_name(name) {
-            return self.node.refuse_after_auth(caller, invalid);
-        }
-        let limit = self.node.limits.max_groups_per_user;
-        let group = name.to_owned();
-        self.node.call(
-            caller,
-            Script::JoinGroup,
-            &[name.as_bytes(), limit.to_string().as_bytes()],
-            move |answer| match answer.status() {
-                "OK" => Ok(()),
-                "NOGROUP" => Err(ChatError::GroupNotFound(group)),
-                "MEMBER" => Err(ChatError::AlreadyMember(group)),
-                "TOOMANYGROUPS" => Err(ChatError::TooManyGroups(limit)),
-                other => Err(unexpected(other)),
-            },
-        )
+        self.group_call(caller, name, Script::JoinGroup, |_| ())
     }
 
     fn leave_group(&self, caller: &str, name: &str) -> Reply<Left> {
-        if let Err(invalid) = check_group_name(name) {
-            return self.node.refuse_after_auth(caller, invalid);
-        }
-        let group = name.to_owned();
-        self.node.call(
-            caller,
-            Script::LeaveGroup,
-            &[name.as_bytes()],
-            move |answer| match answer.status() {
-                "OK" if answer.int(1) == Some(1) => Ok(Left::GroupDeleted),
-                "OK" => Ok(Left::GroupKept),
-                "NOGROUP" => Err(ChatError::GroupNotFound(group)),
-                "NOTMEMBER" => Err(ChatError::NotMember(group)),
-                other => Err(unexpected(other)),
-            },
-        )
+        self.group_call(caller, name, Script::LeaveGroup, |answer| {
+            if answer.int(1) == Some(1) {
+                Left::GroupDeleted
+            } else {
+                Left::GroupKept
+            }
+        })
     }
 
     fn send(&self, caller: &str, recipient: &str, text: String) -> Reply<(Sent, Wakeups)> {
