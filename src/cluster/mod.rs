@@ -1,11 +1,11 @@
 //! The cluster engine: many nodes acting as one chat, with the shared state
 //! (names, groups, memberships, message ids) in one Redis and every message
 //! delivered through it. Each change is one Lua script ([`scripts`]) run by
-//! a command lane ([`store`]); the script appends what each affected node
+//! a command lane (`store`); the script appends what each affected node
 //! must apply to that node's inbox stream, and the node's inbox reader
-//! ([`inbox`]) applies it to the connections it holds, in order, so every
+//! (`inbox`) applies it to the connections it holds, in order, so every
 //! member of a group sees one order on every node. The lease thread
-//! ([`lease`]) keeps the node registered, frees dead nodes' users and fences
+//! (`lease`) keeps the node registered, frees dead nodes' users and fences
 //! the node when it lost its lease or Redis lost its data. Connections,
 //! mailboxes, delivery batching and the slow-consumer rule are the same local
 //! ones the embedded engine uses. This module and its children are the only
