@@ -13,7 +13,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 export CHAT_SERVER_BIN ?= $(TARGET_DIR)/debug/chat-server
 
 .PHONY: all deps build build-debug run-server run-client demo generate check-generated \
-        fmt fmt-check clippy doc lint audit fuzz bench bench-targets unit-test cluster-test interop-python interop-python-cluster interop-node test
+        fmt fmt-check clippy doc lint audit fuzz bench bench-targets bench-compare unit-test cluster-test interop-python interop-python-cluster interop-node test
 
 all: build
 
@@ -41,6 +41,12 @@ bench:
 # with, each on a fresh server (RUNS=3 for three of each).
 bench-targets:
 	scripts/bench-targets.sh
+
+# Every scenario against this server and against the tonic yardstick
+# (../shared/yardstick/tonic-chat), both at defaults, alternating on fresh
+# servers; prints medians and ratios (ROUNDS=3 by default).
+bench-compare:
+	scripts/bench-compare.sh
 
 # Start a server, run the scripted demo against it, keep both logs in logs.txt.
 demo: deps
