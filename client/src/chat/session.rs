@@ -35,7 +35,7 @@ impl Session {
     }
 
     /// Makes the call `effect` stands for and waits for its reply (at most
-    /// [`CALL_DEADLINE`]).
+    /// 5 seconds).
     pub fn run(&self, effect: Effect) -> Outcome {
         let client = &self.api.client;
         let opts = || Api::as_user(&self.user).timeout(CALL_DEADLINE);
