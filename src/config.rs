@@ -83,8 +83,12 @@ pub struct Opt {
     #[structopt(long, default_value = "0")]
     pub memory_quota_mib: usize,
 
-    /// Least severe log level written: critical, error, warning, info, debug, trace
-    #[structopt(long, default_value = "info")]
+    /// Least severe log level written
+    #[structopt(
+        long,
+        default_value = "info",
+        possible_values = &["critical", "error", "warning", "info", "debug", "trace"]
+    )]
     pub log_level: String,
 
     /// How long a delivery may wait to collect more messages before it is

@@ -189,16 +189,18 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
         .add_listening_port(config.listen.as_str(), ServerCredentials::insecure())
         .map_err(start_error)?;
     server.start();
+    // slog-term prints fields last to first: listed in reverse here, the
+    // line reads "listening, address: .., port: .., threads: ..".
     info!(log, "listening";
-        "address" => &config.listen, "port" => port, "threads" => config.threads.get(),
-        "max_connections" => config.limits.max_connections,
-        "queue_depth" => config.limits.queue_depth,
-        "max_text_bytes" => config.limits.max_text_bytes,
-        "write_delay_us" => config.write_delay.as_micros() as u64,
-        "queue_bytes" => config.limits.queue_bytes,
-        "max_groups_per_user" => config.limits.max_groups_per_user,
+        "keepalive_timeout_s" => config.keepalive_timeout.as_secs(),
         "keepalive_s" => config.keepalive.as_secs(),
-        "keepalive_timeout_s" => config.keepalive_timeout.as_secs());
+        "max_groups_per_user" => config.limits.max_groups_per_user,
+        "queue_bytes" => config.limits.queue_bytes,
+        "write_delay_us" => config.write_delay.as_micros() as u64,
+        "max_text_bytes" => config.limits.max_text_bytes,
+        "queue_depth" => config.limits.queue_depth,
+        "max_connections" => config.limits.max_connections,
+        "threads" => config.threads.get(), "port" => port, "address" => &config.listen);
     Ok(RunningServer {
         server: Some(server),
         engine,
