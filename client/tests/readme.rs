@@ -1,5 +1,6 @@
-//! Every shell line of README.md's "Quick start" and "Client" sections runs
-//! as written, so the README cannot drift from the code. A line this test
+//! Every shell line of README.md's "Quick start", "Client" and "Running
+//! several nodes" sections runs as written, so the README cannot drift from
+//! the code. A line this test
 //! does not know fails it: a new line needs a plan here.
 //!
 //! What "as written" means here, line by line:
@@ -207,4 +208,131 @@ fn every_quick_start_and_client_shell_line_runs_as_written() {
         }
     }
     server.stop();
+}
+
+/// A redis-server this test started, killed by its PID on drop.
+struct Redis(std::process::Child);
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+/// Every shell line of "Running several nodes", as written, with free
+/// ports in place of 6379, 13111 and 13112: the `redis-server` line runs
+/// with bash (in the foreground of a child this test stops), each
+/// `cargo run --release -- FLAGS &` node starts in-process from exactly
+/// those flags (parsed as the binary parses them), and the two
+/// `chat-client` lines run the real client: bob's waits while alice's,
+/// with piped input, sends to bob across the nodes.
+#[test]
+fn the_running_several_nodes_lines_run_as_written() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    let lines = shell_lines(&readme, "Running several nodes");
+    let ports = [
+        ("6379", free_port().to_string()),
+        ("13111", free_port().to_string()),
+        ("13112", free_port().to_string()),
+    ];
+    let local = |line: &str| {
+        ports
+            .iter()
+            .fold(line.to_owned(), |line, (from, to)| line.replace(from, to))
+    };
+    let mut redis = None;
+    let mut nodes = Vec::new();
+    let mut clients = Vec::new();
+    for line in &lines {
+        let line = local(line);
+        if let Some(command) = line.strip_prefix("redis-server ") {
+            let command = command.trim_end_matches('&').trim();
+            let child = Command::new("bash")
+                .args(["-c", &format!("exec redis-server {command}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server starts (scripts/install-deps.sh redis installs it)");
+            redis = Some(Redis(child));
+            let redis_port = &ports[0].1;
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while std::net::TcpStream::connect(format!("127.0.0.1:{redis_port}")).is_err() {
+                assert!(Instant::now() < deadline, "redis-server did not listen");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        } else if let Some(flags) = line.strip_prefix("cargo run --release -- ") {
+            let flags = flags.trim_end_matches('&').split_whitespace();
+            let opt = <chat_server::config::Opt as structopt::StructOpt>::from_iter_safe(
+                std::iter::once("chat-server").chain(flags),
+            )
+            .expect("the README's flags parse");
+            let config = Config::from_opt(opt).expect("the README's flags are valid");
+            assert!(config.cluster.is_some(), "{line}: a cluster node");
+            nodes.push(start(&config, &logging::discard()).expect("the node starts"));
+        } else if line.starts_with("cargo run -p chat-client -- ") {
+            clients.push(line.replace(
+                "cargo run -p chat-client --",
+                &format!("'{}'", env!("CARGO_BIN_EXE_chat-client")),
+            ));
+        } else {
+            panic!("README line with no plan in this test: {line:?}");
+        }
+    }
+    assert!(redis.is_some(), "the section starts a redis-server");
+    assert_eq!(nodes.len(), 2, "two nodes");
+    let [alice, bob] = clients.as_slice() else {
+        panic!("two chat-client lines, got {clients:?}");
+    };
+    // Bob waits for a message on the second node.
+    let mut bob = Command::new("bash")
+        .args(["-c", bob])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bob's client starts");
+    let bob_out = bob.stdout.take().expect("bob's stdout");
+    let (lines_tx, bob_lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(bob_out)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let wait_for = |what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match bob_lines.recv_timeout(left) {
+                Ok(line) if line.contains(what) => return,
+                Ok(_) => continue,
+                Err(_) => panic!("bob's client never printed {what:?}"),
+            }
+        }
+    };
+    wait_for("connected to");
+    let output = bash(alice, "/to bob\nhello across nodes\n/quit\n");
+    assert!(
+        output.status.success(),
+        "alice's client failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    wait_for("alice: hello across nodes");
+    drop(bob.stdin.take());
+    let _ = bob.wait();
+    for node in nodes {
+        node.stop();
+    }
+    drop(redis);
 }
