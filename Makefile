@@ -32,10 +32,12 @@ run-server: deps
 run-client: deps
 	$(CARGO) run --release -p chat-client -- --server $(SERVER) demo $(ARGS)
 
-# Release server + every benchmark scenario (see BENCHMARKS.md);
-# SERVER_FLAGS="--threads 1" and BENCH_ARGS="--scale 0.1" adjust it.
+# Release server + every benchmark scenario, then the cluster scenarios on
+# two nodes sharing a Redis the script starts (see BENCHMARKS.md);
+# SERVER_FLAGS="--threads 1" and BENCH_ARGS="--scale 0.1" adjust both.
 bench:
 	scripts/bench.sh
+	NODES=2 scripts/bench.sh
 
 # Every target row of BENCHMARKS.md with the server flags it is reported
 # with, each on a fresh server (RUNS=3 for three of each).
