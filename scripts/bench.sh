@@ -25,7 +25,7 @@ else
 fi
 cargo build --quiet --release --bin chat-server
 cargo build --quiet --release -p chat-bench
-target=${CARGO_TARGET_DIR:-$root/target}/release
+built=${CARGO_TARGET_DIR:-$root/target}/release
 out=${BENCH_OUT:-${CARGO_TARGET_DIR:-$root/target}/bench/results.jsonl}
 mkdir -p "$(dirname "$out")"
 
@@ -38,6 +38,11 @@ cleanup() {
   rm -rf "$logs"
 }
 trap cleanup EXIT
+# Run copies of what this checkout just built: a shared target directory may
+# get another checkout's build while the bench runs.
+target="$logs/bin"
+mkdir -p "$target"
+cp "$built/chat-server" "$built/chat-bench" "$target/"
 
 # Waits up to 10 s for `pattern` (a sed expression printing the port) in
 # log file $1; prints the port, or nothing if it never appeared.
