@@ -40,7 +40,8 @@ bench:
 	NODES=2 scripts/bench.sh
 
 # Every target row of BENCHMARKS.md with the server flags it is reported
-# with, each on a fresh server (RUNS=3 for three of each).
+# with, each on a fresh server or 2-node cluster (RUNS=3 for three of each;
+# ROWS=single or ROWS=cluster for one half).
 bench-targets:
 	scripts/bench-targets.sh
 
