@@ -41,11 +41,11 @@ use util::Deadline;
 )]
 struct Opt {
     /// Server address, host:port; for a cluster, every node's, comma-separated
-    #[structopt(long, default_value = "127.0.0.1:13111", use_delimiter = true)]
+    #[structopt(long, default_value = "127.0.0.1:13111", require_delimiter = true)]
     server: Vec<String>,
     /// The server's pid, to report its CPU time and RSS; for a cluster,
     /// every node's, comma-separated in `--server` order
-    #[structopt(long, use_delimiter = true)]
+    #[structopt(long, require_delimiter = true)]
     server_pid: Vec<u32>,
     /// The cluster's Redis pid, to report its CPU time
     #[structopt(long)]
