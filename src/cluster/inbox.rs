@@ -25,6 +25,10 @@ const BLOCK: Duration = Duration::from_millis(500);
 /// Most entries read at once.
 const COUNT: usize = 1024;
 
+/// Applied entries are trimmed once this many have gathered, or when the
+/// stream goes quiet: not a round trip per read.
+const TRIM_EVERY: u64 = 1024;
+
 /// One inbox entry: its sequence number and fields.
 type Entry = (u64, Vec<(String, Vec<u8>)>);
 
@@ -40,6 +44,8 @@ pub(super) fn run(node: &Arc<Node>) {
     let mut connection: Option<redis::Connection> = None;
     let mut stream_of: Arc<str> = Arc::from("");
     let mut last: u64 = 0;
+    // Everything up to here has been trimmed.
+    let mut trimmed: u64 = 0;
     while !node.stopped.load(Ordering::Acquire) {
         let identity = node.identity();
         if !identity.registered {
@@ -49,6 +55,7 @@ pub(super) fn run(node: &Arc<Node>) {
         if identity.id != stream_of {
             stream_of = Arc::clone(&identity.id);
             last = 0;
+            trimmed = 0;
         }
         if connection.is_none() {
             match node.store.connect(BLOCK + super::store::CALL_TIMEOUT) {
@@ -82,27 +89,27 @@ pub(super) fn run(node: &Arc<Node>) {
                 continue;
             }
         };
-        if entries.is_empty() {
-            continue;
-        }
         // Entries read before a fence belong to the old identity.
-        if node.identity().id != stream_of {
-            continue;
-        }
-        match apply(node, &entries, last) {
-            Ok(applied) => last = applied,
-            Err(gap) => {
-                node.fence(&gap);
-                continue;
+        if !entries.is_empty() && node.identity().id == stream_of {
+            match apply(node, &entries, last) {
+                Ok(applied) => last = applied,
+                Err(gap) => {
+                    node.fence(&gap);
+                    continue;
+                }
             }
         }
-        let trimmed: redis::RedisResult<Value> = redis::cmd("XTRIM")
-            .arg(&key)
-            .arg("MINID")
-            .arg(format!("{}-0", last + 1))
-            .query(live);
-        if trimmed.is_err() {
-            connection = None;
+        let quiet = entries.is_empty();
+        if last > trimmed && (quiet || last - trimmed >= TRIM_EVERY) {
+            let trim: redis::RedisResult<Value> = redis::cmd("XTRIM")
+                .arg(&key)
+                .arg("MINID")
+                .arg(format!("{}-0", last + 1))
+                .query(live);
+            match trim {
+                Ok(_) => trimmed = last,
+                Err(_) => connection = None,
+            }
         }
     }
     info!(node.log, "inbox reader stopped");

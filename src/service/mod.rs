@@ -82,10 +82,10 @@ impl ChatHandler {
                 let status = refusal_status(&log, "Connect", &username, &refused.into());
                 refuse_stream(&ctx, sink, &log, "Connect", status);
             }
-            Ok(Ok(connected)) => ctx.spawn(open_stream(connected, username, peer, sink, log)),
+            Ok(Ok(connected)) => ctx.spawn(open_stream(connected, username, &peer, sink, &log)),
             Err(later) => ctx.spawn(async move {
                 match later.await {
-                    Ok(connected) => open_stream(connected, username, peer, sink, log).await,
+                    Ok(connected) => open_stream(connected, username, &peer, sink, &log).await,
                     Err(refused) => {
                         let status = refusal_status(&log, "Connect", &username, &refused.into());
                         send_status(sink, log, "Connect", status).await;
@@ -372,25 +372,30 @@ impl ChatService for ChatHandler {
     }
 }
 
-/// Logs a new connection and serves its stream (see [`serve_connection`]),
-/// catching a panic so that it cannot unwind through the completion-queue
-/// thread: it is logged, and the session guard, dropped on the way out,
-/// still disconnects the user.
-async fn open_stream(
+/// Logs a new connection and returns the task that serves its stream (see
+/// [`serve_connection`]), catching a panic so that it cannot unwind through
+/// the completion-queue thread: it is logged, and the session guard, dropped
+/// on the way out, still disconnects the user. A plain function returning
+/// the task, not an `async fn`: the task a stream lives in stays as small as
+/// [`serve_connection`]'s own state.
+fn open_stream(
     (session, inbox): Connected,
     username: String,
-    peer: String,
+    peer: &str,
     sink: ServerStreamingSink<EncodedEvent>,
-    log: Logger,
-) {
+    log: &Logger,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     let log = log.new(o!("user" => username.clone()));
     info!(log, "connected"; "peer" => peer);
     let stream = DeliveryStream::new(username, inbox);
     let panic_log = log.clone();
-    let served = AssertUnwindSafe(serve_connection(session, stream, sink, log)).catch_unwind();
-    if served.await.is_err() {
-        error!(panic_log, "connection task panicked");
-    }
+    AssertUnwindSafe(serve_connection(session, stream, sink, log))
+        .catch_unwind()
+        .map(move |outcome| {
+            if outcome.is_err() {
+                error!(panic_log, "connection task panicked");
+            }
+        })
 }
 
 /// Feeds one Connect stream until it ends, then finishes the call and
