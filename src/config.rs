@@ -12,6 +12,7 @@ use structopt::StructOpt;
 
 use crate::domain::Limits;
 use crate::logging::LogFormat;
+use crate::metrics::http::HttpLimits;
 use crate::service::delivery::MAX_DELIVERY_BYTES;
 
 /// Longest `--max-text-bytes` accepted: a message this long plus its sender,
@@ -95,6 +96,11 @@ pub struct Opt {
     /// Log line format: term (human-readable) or json (one object per line)
     #[structopt(long, default_value = "term", possible_values = &["term", "json"])]
     pub log_format: LogFormat,
+
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics (port 0 picks a
+    /// free port, logged at start) [default: off]
+    #[structopt(long, value_name = "HOST:PORT")]
+    pub metrics_listen: Option<String>,
 }
 
 /// The validated configuration the server runs with.
@@ -120,6 +126,10 @@ pub struct Config {
     pub max_streams_per_connection: NonZeroUsize,
     /// gRPC C-core's memory quota, in bytes (`None`: C-core's default).
     pub memory_quota_bytes: Option<usize>,
+    /// Where to serve metrics over HTTP, as host:port (`None`: metrics off).
+    pub metrics_listen: Option<String>,
+    /// The metrics endpoint's timeouts and connection limit (not flags).
+    pub metrics_http: HttpLimits,
 }
 
 /// A flag value that cannot be used.
@@ -197,6 +207,13 @@ impl Config {
                 opt.listen
             )));
         }
+        if let Some(listen) = &opt.metrics_listen {
+            if !is_host_port(listen) {
+                return Err(ConfigError(format!(
+                    "--metrics-listen must be host:port with a port of 0-65535, got {listen:?}"
+                )));
+            }
+        }
         Ok(Config {
             listen: opt.listen,
             threads,
@@ -215,6 +232,8 @@ impl Config {
             max_streams_per_connection,
             memory_quota_bytes: (opt.memory_quota_mib > 0)
                 .then(|| opt.memory_quota_mib.saturating_mul(1024 * 1024)),
+            metrics_listen: opt.metrics_listen,
+            metrics_http: HttpLimits::default(),
         })
     }
 
@@ -237,7 +256,18 @@ impl Config {
             keepalive_timeout: Duration::from_secs(10),
             max_streams_per_connection: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),
             memory_quota_bytes: None,
+            metrics_listen: None,
+            metrics_http: HttpLimits::default(),
         }
+    }
+}
+
+/// Whether `text` is `host:port` with a non-empty host (a name, an IPv4
+/// address or a bracketed IPv6 one) and a port number.
+fn is_host_port(text: &str) -> bool {
+    match text.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok(),
+        None => false,
     }
 }
 
@@ -307,6 +337,15 @@ mod tests {
         );
         assert!(parse(&["--log-format", "xml"]).is_err());
         assert_eq!(config.write_delay, Duration::ZERO);
+        assert_eq!(config.metrics_listen, None);
+        assert_eq!(
+            parse(&["--metrics-listen", "127.0.0.1:0"])
+                .unwrap()
+                .metrics_listen
+                .as_deref(),
+            Some("127.0.0.1:0")
+        );
+        assert!(parse(&["--metrics-listen", "[::1]:9100"]).is_ok());
         for (text, delay) in [("500us", 500), ("2ms", 2000), ("1s", 1_000_000)] {
             let parsed = parse(&["--write-delay", text]).unwrap().write_delay;
             assert_eq!(parsed, Duration::from_micros(delay), "{text}");
@@ -327,6 +366,12 @@ mod tests {
             (&["--keepalive-secs", "0"][..], "--keepalive-secs"),
             (&["--write-delay", "2s"][..], "--write-delay"),
             (&["--write-delay", "ms"][..], "--write-delay"),
+            (&["--metrics-listen", "9100"][..], "--metrics-listen"),
+            (&["--metrics-listen", ":9100"][..], "--metrics-listen"),
+            (
+                &["--metrics-listen", "localhost:99999"][..],
+                "--metrics-listen",
+            ),
         ] {
             let error = parse(args).unwrap_err();
             assert!(error.0.contains(flag), "{args:?}: {error}");

@@ -1,6 +1,9 @@
 //! Bootstrap: builds the grpcio environment and server from a [`Config`],
 //! starts it, and shuts it down when the injected [`ShutdownSignal`] fires.
-//! Besides the chat service it serves health checking and reflection.
+//! Besides the chat service it serves health checking and reflection, and,
+//! with `--metrics-listen`, Prometheus metrics over HTTP: the bootstrap
+//! builds the [`Metrics`] handle and gives it to the adapter, and the
+//! endpoint stops with the server.
 //! Shutdown reports NOT_SERVING, refuses new work, ends every Connect stream
 //! with UNAVAILABLE, waits up to [`SHUTDOWN_GRACE`] for calls to finish and
 //! cancels the rest.
@@ -19,6 +22,8 @@ use slog::{info, warn, Logger};
 
 use crate::config::{Config, SHUTDOWN_GRACE};
 use crate::domain::{Registry, WakeTicker};
+use crate::metrics::http::MetricsServer;
+use crate::metrics::Metrics;
 use crate::service::health::HealthService;
 use crate::service::reflection::ReflectionService;
 use crate::service::ChatHandler;
@@ -67,6 +72,13 @@ pub enum StartError {
     },
     /// The `--write-delay` ticker thread could not be started.
     Ticker(std::io::Error),
+    /// The metrics endpoint could not be started.
+    Metrics {
+        /// The `--metrics-listen` address.
+        listen: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 impl fmt::Display for StartError {
@@ -78,6 +90,9 @@ impl fmt::Display for StartError {
             StartError::Ticker(source) => {
                 write!(f, "cannot start the write-delay ticker: {source}")
             }
+            StartError::Metrics { listen, source } => {
+                write!(f, "cannot serve metrics on {listen}: {source}")
+            }
         }
     }
 }
@@ -87,6 +102,7 @@ impl std::error::Error for StartError {
         match self {
             StartError::Listen { source, .. } => Some(source),
             StartError::Ticker(source) => Some(source),
+            StartError::Metrics { source, .. } => Some(source),
         }
     }
 }
@@ -98,6 +114,8 @@ pub struct RunningServer {
     registry: Arc<Registry>,
     health: HealthService,
     port: u16,
+    /// The metrics endpoint, with `--metrics-listen`.
+    metrics: Option<MetricsServer>,
     log: Logger,
     // Dropped after the server: its threads drive the shutdown.
     _env: Arc<Environment>,
@@ -121,7 +139,26 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
         Some(WakeTicker::start(config.write_delay).map_err(StartError::Ticker)?)
     };
     let registry = Registry::with_ticker(config.limits, ticker);
-    let handler = ChatHandler::new(Arc::clone(&registry), log.clone());
+    let metrics = if config.metrics_listen.is_some() {
+        let source = Arc::clone(&registry);
+        Metrics::new(env!("CARGO_PKG_VERSION"), move || source.stats())
+    } else {
+        Metrics::off()
+    };
+    // Bound before the gRPC server starts, so a bad address fails the start
+    // with nothing to undo.
+    let metrics_server = match &config.metrics_listen {
+        Some(listen) => Some(
+            MetricsServer::start(listen, metrics.clone(), config.metrics_http, log).map_err(
+                |source| StartError::Metrics {
+                    listen: listen.clone(),
+                    source,
+                },
+            )?,
+        ),
+        None => None,
+    };
+    let handler = ChatHandler::new(Arc::clone(&registry), metrics, log.clone());
     let health = HealthService::new(log.clone());
     let reflection = ReflectionService::new(log.clone());
     let mut args = ChannelBuilder::new(Arc::clone(&env));
@@ -185,11 +222,16 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
         "max_groups_per_user" => config.limits.max_groups_per_user,
         "keepalive_s" => config.keepalive.as_secs(),
         "keepalive_timeout_s" => config.keepalive_timeout.as_secs());
+    if let (Some(endpoint), Some(listen)) = (&metrics_server, &config.metrics_listen) {
+        info!(log, "serving metrics";
+            "address" => listen, "metrics_port" => endpoint.port(), "path" => "/metrics");
+    }
     Ok(RunningServer {
         server: Some(server),
         registry,
         health,
         port,
+        metrics: metrics_server,
         log: log.clone(),
         _env: env,
     })
@@ -210,6 +252,11 @@ impl RunningServer {
     /// The port the server listens on (the chosen one when asked for 0).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The metrics endpoint's port, with `--metrics-listen`.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(MetricsServer::port)
     }
 
     /// Shuts down: refuses new work, ends every stream with UNAVAILABLE,
@@ -234,6 +281,10 @@ impl RunningServer {
                 "calls still open after the grace period; cancelling them"
             );
             server.cancel_all_calls();
+        }
+        // Last, so a scrape during shutdown still sees the streams end.
+        if let Some(endpoint) = self.metrics.take() {
+            endpoint.stop();
         }
         info!(self.log, "stopped");
     }

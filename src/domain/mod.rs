@@ -6,6 +6,7 @@ pub mod error;
 pub mod mailbox;
 pub mod names;
 pub mod registry;
+pub mod stats;
 pub mod wake_ticker;
 
 pub use error::{ChatError, TextProblem};
@@ -15,4 +16,5 @@ pub use registry::{
     ChannelInfo, ChannelKind, Departure, Left, Limits, Message, Name, Registry, Sent, Session,
     Wakeups,
 };
+pub use stats::ChatStats;
 pub use wake_ticker::WakeTicker;

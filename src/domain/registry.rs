@@ -13,6 +13,7 @@ use std::time::SystemTime;
 use super::error::{ChatError, TextProblem};
 use super::mailbox::{mailbox, CloseReason, Inbox, Outbox};
 use super::names::check_name;
+use super::stats::ChatStats;
 use super::wake_ticker::WakeTicker;
 
 /// A user or group name. Shared, so a message and the maps can hold the same
@@ -164,6 +165,8 @@ struct State {
     groups: HashMap<Name, Group>,
     /// The id the next message gets.
     next_message_id: u64,
+    /// Messages accepted so far, direct and to groups, for [`ChatStats`].
+    sent: (u64, u64),
     /// Set by [`Registry::shutdown`]: no new work is accepted.
     closing: bool,
 }
@@ -442,6 +445,26 @@ impl Registry {
         self.lock().groups.len()
     }
 
+    /// Counts for monitoring, read under the lock in one pass over the
+    /// connected users (the queue counts are the mailboxes' own).
+    pub fn stats(&self) -> ChatStats {
+        let state = self.lock();
+        let mut stats = ChatStats {
+            connected_users: state.users.len(),
+            groups: state.groups.len(),
+            direct_messages: state.sent.0,
+            group_messages: state.sent.1,
+            ..ChatStats::default()
+        };
+        for connection in state.users.values() {
+            let (messages, bytes) = connection.outbox.queued();
+            stats.memberships += connection.groups.len();
+            stats.queued_messages += messages;
+            stats.queued_bytes += bytes;
+        }
+        stats
+    }
+
     /// Starts shutdown: new work is refused with `ShuttingDown` and every
     /// connected user's mailbox is closed, which ends their streams. Users
     /// stay registered until their sessions are dropped.
@@ -555,6 +578,7 @@ impl State {
                 return Err(ChatError::RecipientOverloaded(name.to_string()));
             }
             wake.push(connection.outbox.clone());
+            self.sent.0 += 1;
             return Ok(Sent {
                 id,
                 sent_at,
@@ -588,6 +612,7 @@ impl State {
             }
         }
         let recipients = group.members.len() - evicted.len();
+        self.sent.1 += 1;
         for name in &evicted {
             self.evict(name);
         }

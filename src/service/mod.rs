@@ -2,7 +2,9 @@
 //! the caller from the `authorization` header, calling the registry, and
 //! turning results into replies and errors into statuses (see [`status`]).
 //! It holds no chat state of its own and makes no chat decisions; it is the
-//! only module besides the bootstrap that knows grpcio.
+//! only module besides the bootstrap that knows grpcio. Every chat RPC is
+//! counted for [`crate::metrics`] in one place, the wrapper that registers
+//! it ([`chat_service`]), and each Connect stream where it ends.
 
 pub mod codec;
 mod convert;
@@ -13,6 +15,7 @@ pub mod status;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Instant;
 
 use chat_proto::chat::{
     ConnectRequest, CreateGroupChatRequest, CreateGroupChatResponse, JoinGroupChatRequest,
@@ -25,17 +28,19 @@ use grpcio::{Method, MethodType, RpcContext, ServerStreamingSink, ServiceBuilder
 use slog::{debug, error, info, o, Logger};
 
 use crate::domain::{CloseReason, Left, Registry, Session};
+use crate::metrics::{Code, DisconnectReason, Metrics, Rpc};
 use codec::{bad_request, request_marshaller, Received};
 use delivery::{DeliveryStream, EncodedEvent};
 use status::{
     close_status, finish, finish_after, finish_with_status, guarded, refusal_status, refuse_stream,
+    stream_end_code, take_answer,
 };
 
 /// The request header that names the caller.
 pub const AUTHORIZATION: &str = "authorization";
 
 /// The chat service as grpcio sees it: a cheap `Clone` handle (grpcio clones
-/// it per completion queue) around the shared registry and logger.
+/// it per completion queue) around the shared registry, metrics and logger.
 #[derive(Clone)]
 pub struct ChatHandler {
     inner: Arc<Inner>,
@@ -43,14 +48,20 @@ pub struct ChatHandler {
 
 struct Inner {
     registry: Arc<Registry>,
+    metrics: Metrics,
     log: Logger,
 }
 
 impl ChatHandler {
-    /// A handler serving `registry`, logging to `log`.
-    pub fn new(registry: Arc<Registry>, log: Logger) -> ChatHandler {
+    /// A handler serving `registry`, counting calls in `metrics`, logging
+    /// to `log`.
+    pub fn new(registry: Arc<Registry>, metrics: Metrics, log: Logger) -> ChatHandler {
         ChatHandler {
-            inner: Arc::new(Inner { registry, log }),
+            inner: Arc::new(Inner {
+                registry,
+                metrics,
+                log,
+            }),
         }
     }
 
@@ -75,12 +86,14 @@ impl ChatHandler {
         };
         let log = log.new(o!("user" => req.username.clone()));
         info!(log, "connected"; "peer" => ctx.peer());
-        let stream = DeliveryStream::new(req.username, inbox);
+        let metrics = self.inner.metrics.clone();
+        let stream = DeliveryStream::new(req.username, inbox, metrics.clone());
         // A panic while serving the stream (a bug) must not unwind through
         // the completion-queue thread: it is logged, and the session guard,
         // dropped on the way out, still disconnects the user.
         let panic_log = log.clone();
-        let served = AssertUnwindSafe(serve_connection(session, stream, sink, log)).catch_unwind();
+        let served =
+            AssertUnwindSafe(serve_connection(session, stream, sink, metrics, log)).catch_unwind();
         ctx.spawn(served.map(move |outcome| {
             if outcome.is_err() {
                 error!(panic_log, "connection task panicked");
@@ -92,12 +105,13 @@ impl ChatHandler {
 /// A handler method of the generated trait.
 type UnaryMethod<Req, Resp> = fn(&mut ChatHandler, RpcContext<'_>, Req, UnarySink<Resp>);
 
-/// Registers `method` of `chat.v1.ChatService` under `/chat.v1.ChatService/<rpc>`,
-/// refusing requests the decoder refused (see [`codec::bad_request`]).
+/// Registers `method` of `chat.v1.ChatService` under `rpc`'s path,
+/// refusing requests the decoder refused (see [`codec::bad_request`]), and
+/// counts each call: its code and handling time (the handler's own, to the
+/// moment it queued its answer).
 fn add_unary<Req, Resp>(
     builder: ServiceBuilder,
-    rpc: &'static str,
-    path: &'static str,
+    rpc: Rpc,
     handler: &ChatHandler,
     method: UnaryMethod<Req, Resp>,
 ) -> ServiceBuilder
@@ -105,15 +119,30 @@ where
     Req: protobuf::Message,
     Resp: protobuf::MessageFull,
 {
-    let descriptor = codec::method::<Req, Resp>(MethodType::Unary, path);
+    let descriptor = codec::method::<Req, Resp>(MethodType::Unary, rpc.path());
     let mut handler = handler.clone();
-    builder.add_unary_handler(&descriptor, move |ctx, request, sink| match request {
-        Ok(request) => method(&mut handler, ctx, request, sink),
-        Err(error) => {
-            let status = bad_request(rpc, &handler.inner.log, &error);
-            finish_with_status(&ctx, sink, &handler.inner.log, rpc, Err(status));
+    builder.add_unary_handler(&descriptor, move |ctx, request, sink| {
+        let metrics = handler.inner.metrics.clone();
+        let started = metrics.clock();
+        let received = request.is_ok();
+        let _stale = take_answer();
+        match request {
+            Ok(request) => method(&mut handler, ctx, request, sink),
+            Err(error) => {
+                let (log, name) = (&handler.inner.log, rpc.name());
+                let status = bad_request(name, log, &error);
+                finish_with_status(&ctx, sink, log, name, Err(status));
+            }
         }
+        let took = started.map(|started| Instant::now().saturating_duration_since(started));
+        metrics.unary_handled(rpc, received, answered(), took);
     })
+}
+
+/// The code the handler just run answered with, as the metrics count it
+/// (UNKNOWN if it did not answer, which would be a bug).
+fn answered() -> Code {
+    take_answer().map_or(Code::UNKNOWN, |code| Code::from_number(code.into()))
 }
 
 /// `chat.v1.ChatService` as grpcio serves it: the generated trait's unary
@@ -131,6 +160,8 @@ pub fn chat_service(handler: ChatHandler) -> grpcio::Service {
     let mut connect_handler = handler.clone();
     let builder =
         ServiceBuilder::new().add_server_streaming_handler(&connect, move |ctx, request, sink| {
+            let received = request.is_ok();
+            let _stale = take_answer();
             match request {
                 Ok(request) => connect_handler.connect(ctx, request, sink),
                 Err(error) => {
@@ -139,39 +170,38 @@ pub fn chat_service(handler: ChatHandler) -> grpcio::Service {
                     refuse_stream(&ctx, sink, log, "Connect", status);
                 }
             }
+            // Only a refusal answers before the stream ends.
+            let refused = take_answer().map(|code| Code::from_number(code.into()));
+            let metrics = &connect_handler.inner.metrics;
+            metrics.connect_started(received, refused);
         });
     let builder = add_unary(
         builder,
-        "CreateGroupChat",
-        "/chat.v1.ChatService/CreateGroupChat",
+        Rpc::CreateGroupChat,
         &handler,
         <ChatHandler as ChatService>::create_group_chat,
     );
     let builder = add_unary(
         builder,
-        "JoinGroupChat",
-        "/chat.v1.ChatService/JoinGroupChat",
+        Rpc::JoinGroupChat,
         &handler,
         <ChatHandler as ChatService>::join_group_chat,
     );
     let builder = add_unary(
         builder,
-        "LeaveGroupChat",
-        "/chat.v1.ChatService/LeaveGroupChat",
+        Rpc::LeaveGroupChat,
         &handler,
         <ChatHandler as ChatService>::leave_group_chat,
     );
     let builder = add_unary(
         builder,
-        "SendMessage",
-        "/chat.v1.ChatService/SendMessage",
+        Rpc::SendMessage,
         &handler,
         <ChatHandler as ChatService>::send_message,
     );
     let builder = add_unary(
         builder,
-        "ListChannels",
-        "/chat.v1.ChatService/ListChannels",
+        Rpc::ListChannels,
         &handler,
         <ChatHandler as ChatService>::list_channels,
     );
@@ -321,6 +351,7 @@ async fn serve_connection(
     mut session: Session,
     mut stream: DeliveryStream,
     mut sink: ServerStreamingSink<EncodedEvent>,
+    metrics: Metrics,
     log: Logger,
 ) {
     let outcome = sink.send_all(&mut stream).await;
@@ -328,13 +359,17 @@ async fn serve_connection(
     // the time the client sees its stream end.
     let departure = session.end().unwrap_or_default();
     let closed_by_server = stream.closed_by_server();
-    let reason = match (closed_by_server, &outcome) {
-        (Some(CloseReason::SlowConsumer), _) => "slow consumer",
-        (Some(CloseReason::Shutdown), _) => "server shutdown",
-        (None, Err(grpcio::Error::RemoteStopped)) => "client closed the stream",
-        (None, Err(_)) => "stream failed",
-        (None, Ok(())) => "stream ended",
+    let (reason, counted_as) = match (closed_by_server, &outcome) {
+        (Some(CloseReason::SlowConsumer), _) => ("slow consumer", DisconnectReason::SlowConsumer),
+        (Some(CloseReason::Shutdown), _) => ("server shutdown", DisconnectReason::Shutdown),
+        (None, Err(grpcio::Error::RemoteStopped)) => {
+            ("client closed the stream", DisconnectReason::Client)
+        }
+        (None, Err(_)) => ("stream failed", DisconnectReason::Client),
+        (None, Ok(())) => ("stream ended", DisconnectReason::Client),
     };
+    let code = stream_end_code(closed_by_server, &outcome);
+    metrics.connect_ended(Code::from_number(code.into()), counted_as);
     let (messages, deliveries) = stream.delivered();
     info!(log, "disconnected";
         "reason" => reason,

@@ -1,8 +1,11 @@
 //! Maps domain errors to gRPC statuses, and finishes unary calls. Every
 //! refused call leaves through [`status_of`], which matches every
 //! [`ChatError`] case without a catch-all, so a new case cannot reach a
-//! client as UNKNOWN or INTERNAL.
+//! client as UNKNOWN or INTERNAL. The helpers here that answer a call also
+//! note the code they answered with, for the registration wrapper that ran
+//! the handler to count ([`take_answer`]).
 
+use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use futures::channel::oneshot;
@@ -11,6 +14,41 @@ use grpcio::{RpcContext, RpcStatus, RpcStatusCode, ServerStreamingSink, UnarySin
 use slog::{error, info, warn, Logger};
 
 use crate::domain::{ChatError, CloseReason, Wakeups};
+
+thread_local! {
+    /// The code the handler running on this thread answered its call with.
+    /// Handlers answer synchronously, before they return, so the wrapper
+    /// that called one reads here what it answered: the metrics' one
+    /// instrumentation point needs no change to any handler.
+    static ANSWERED: Cell<Option<RpcStatusCode>> = const { Cell::new(None) };
+}
+
+fn note_answer(code: RpcStatusCode) {
+    ANSWERED.with(|answered| answered.set(Some(code)));
+}
+
+/// The code the call just handled on this thread was answered with, if it
+/// was answered (and forgets it). Called before a handler too, so a stale
+/// code cannot be read for a handler that did not answer.
+pub fn take_answer() -> Option<RpcStatusCode> {
+    ANSWERED.with(Cell::take)
+}
+
+/// The code a Connect stream of a connected user ended with: the server's
+/// closing status, CANCELLED when the client stopped it, the status of a
+/// failed call, or UNKNOWN for any other failure of the transport.
+pub fn stream_end_code(
+    closed_by_server: Option<CloseReason>,
+    outcome: &grpcio::Result<()>,
+) -> RpcStatusCode {
+    match (closed_by_server, outcome) {
+        (Some(reason), _) => close_status(reason).code(),
+        (None, Ok(())) => RpcStatusCode::OK,
+        (None, Err(grpcio::Error::RemoteStopped)) => RpcStatusCode::CANCELLED,
+        (None, Err(grpcio::Error::RpcFailure(status))) => status.code(),
+        (None, Err(_)) => RpcStatusCode::UNKNOWN,
+    }
+}
 
 /// The status code a domain error is answered with.
 pub fn code_of(error: &ChatError) -> RpcStatusCode {
@@ -151,6 +189,7 @@ pub fn refuse_stream<T: Send + 'static>(
     rpc: &'static str,
     status: RpcStatus,
 ) {
+    note_answer(status.code());
     let log = log.clone();
     ctx.spawn(sink.fail(status).map(move |sent| {
         if let Err(error) = sent {
@@ -169,7 +208,14 @@ pub fn finish_with_status<T: Send + 'static>(
     rpc: &'static str,
     result: Result<T, RpcStatus>,
 ) {
+    note_answer(code_of_reply(&result));
     ctx.spawn(reply(sink, log.clone(), rpc, result));
+}
+
+fn code_of_reply<T>(result: &Result<T, RpcStatus>) -> RpcStatusCode {
+    result
+        .as_ref()
+        .map_or_else(RpcStatus::code, |_| RpcStatusCode::OK)
 }
 
 /// Like [`finish`], but the reply starts only after `wakeups` have fired
@@ -187,6 +233,7 @@ pub fn finish_after<T: Send + 'static>(
     wakeups: Option<Wakeups>,
 ) {
     let result = result.map_err(|refused| refusal_status(log, rpc, caller, &refused));
+    note_answer(code_of_reply(&result));
     let (go, wait) = oneshot::channel::<()>();
     let sent = reply(sink, log.clone(), rpc, result);
     ctx.spawn(async move {
