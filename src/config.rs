@@ -13,16 +13,13 @@ use structopt::StructOpt;
 use crate::domain::Limits;
 use crate::logging::LogFormat;
 use crate::metrics::http::HttpLimits;
+use crate::service::codec::DEFAULT_MAX_REQUEST_BYTES;
 use crate::service::delivery::MAX_DELIVERY_BYTES;
 
 /// Longest `--max-text-bytes` accepted: a message this long plus its sender,
 /// recipient, id and timestamp still fits in one 64 KiB delivery, and its
 /// request still fits under the 64 KiB request limit.
 pub const MAX_TEXT_BYTES_LIMIT: usize = MAX_DELIVERY_BYTES - 1024;
-
-/// Largest request the server accepts; larger ones are refused by gRPC with
-/// RESOURCE_EXHAUSTED before any handler runs.
-pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 /// How long shutdown waits for streams to take their closing status before
 /// it cancels what is left.
@@ -130,6 +127,10 @@ pub struct Config {
     pub metrics_listen: Option<String>,
     /// The metrics endpoint's timeouts and connection limit (not flags).
     pub metrics_http: HttpLimits,
+    /// Largest request accepted, in bytes; the request decoder refuses a
+    /// larger one with RESOURCE_EXHAUSTED before any handler runs. Not a
+    /// flag: the contract fixes it at 64 KiB.
+    pub max_request_bytes: usize,
 }
 
 /// A flag value that cannot be used.
@@ -234,6 +235,7 @@ impl Config {
                 .then(|| opt.memory_quota_mib.saturating_mul(1024 * 1024)),
             metrics_listen: opt.metrics_listen,
             metrics_http: HttpLimits::default(),
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
         })
     }
 
@@ -258,6 +260,7 @@ impl Config {
             memory_quota_bytes: None,
             metrics_listen: None,
             metrics_http: HttpLimits::default(),
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
         }
     }
 }

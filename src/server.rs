@@ -24,6 +24,7 @@ use crate::config::{Config, SHUTDOWN_GRACE};
 use crate::domain::{Registry, WakeTicker};
 use crate::metrics::http::MetricsServer;
 use crate::metrics::Metrics;
+use crate::service::codec::RequestCodec;
 use crate::service::health::HealthService;
 use crate::service::reflection::ReflectionService;
 use crate::service::ChatHandler;
@@ -161,6 +162,7 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
     let handler = ChatHandler::new(Arc::clone(&registry), metrics, log.clone());
     let health = HealthService::new(log.clone());
     let reflection = ReflectionService::new(log.clone());
+    let codec = RequestCodec::new(config.max_request_bytes);
     let mut args = ChannelBuilder::new(Arc::clone(&env));
     // No explicit quota by default: C-core then sizes its memory pressure
     // from the machine. A 1 GiB quota made deliveries stall under a burst
@@ -202,10 +204,13 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
     };
     let mut server = ServerBuilder::new(Arc::clone(&env))
         .channel_args(args)
-        .register_service(crate::service::chat_service(handler))
-        .register_service(crate::service::health::health_service(health.clone()))
-        .register_service(reflection.v1())
-        .register_service(reflection.v1alpha())
+        .register_service(crate::service::chat_service(handler, codec))
+        .register_service(crate::service::health::health_service(
+            health.clone(),
+            codec,
+        ))
+        .register_service(reflection.v1(codec))
+        .register_service(reflection.v1alpha(codec))
         .build()
         .map_err(start_error)?;
     let port = server

@@ -29,7 +29,7 @@ use slog::{debug, error, info, o, Logger};
 
 use crate::domain::{CloseReason, Left, Registry, Session};
 use crate::metrics::{Code, DisconnectReason, Metrics, Rpc};
-use codec::{bad_request, request_marshaller, Received};
+use codec::{bad_request, request_marshaller, Raw, RequestCodec};
 use delivery::{DeliveryStream, EncodedEvent};
 use status::{
     close_status, finish, finish_after, finish_with_status, guarded, refusal_status, refuse_stream,
@@ -106,13 +106,15 @@ impl ChatHandler {
 type UnaryMethod<Req, Resp> = fn(&mut ChatHandler, RpcContext<'_>, Req, UnarySink<Resp>);
 
 /// Registers `method` of `chat.v1.ChatService` under `rpc`'s path,
-/// refusing requests the decoder refused (see [`codec::bad_request`]), and
+/// decoding requests with `codec` and refusing those it refuses (see
+/// [`codec::bad_request`]), and
 /// counts each call: its code and handling time (the handler's own, to the
 /// moment it queued its answer).
 fn add_unary<Req, Resp>(
     builder: ServiceBuilder,
     rpc: Rpc,
     handler: &ChatHandler,
+    codec: RequestCodec,
     method: UnaryMethod<Req, Resp>,
 ) -> ServiceBuilder
 where
@@ -124,6 +126,7 @@ where
     builder.add_unary_handler(&descriptor, move |ctx, request, sink| {
         let metrics = handler.inner.metrics.clone();
         let started = metrics.clock();
+        let request = codec.decode(request);
         let received = request.is_ok();
         let _stale = take_answer();
         match request {
@@ -147,11 +150,11 @@ fn answered() -> Code {
 
 /// `chat.v1.ChatService` as grpcio serves it: the generated trait's unary
 /// methods, and Connect writing pre-encoded events. Requests are decoded by
-/// the server ([`codec`]), so a malformed one gets INVALID_ARGUMENT and one
-/// over the size limit RESOURCE_EXHAUSTED. The paths are the
-/// contract's (`/chat.v1.ChatService/<Rpc>`).
-pub fn chat_service(handler: ChatHandler) -> grpcio::Service {
-    let connect: Method<Received<ConnectRequest>, EncodedEvent> = Method {
+/// the server with `codec` ([`codec`]), so a malformed one gets
+/// INVALID_ARGUMENT and one over the size limit RESOURCE_EXHAUSTED. The
+/// paths are the contract's (`/chat.v1.ChatService/<Rpc>`).
+pub fn chat_service(handler: ChatHandler, codec: RequestCodec) -> grpcio::Service {
+    let connect: Method<Raw<ConnectRequest>, EncodedEvent> = Method {
         ty: MethodType::ServerStreaming,
         name: "/chat.v1.ChatService/Connect",
         req_mar: request_marshaller::<ConnectRequest>(),
@@ -160,6 +163,7 @@ pub fn chat_service(handler: ChatHandler) -> grpcio::Service {
     let mut connect_handler = handler.clone();
     let builder =
         ServiceBuilder::new().add_server_streaming_handler(&connect, move |ctx, request, sink| {
+            let request = codec.decode(request);
             let received = request.is_ok();
             let _stale = take_answer();
             match request {
@@ -179,30 +183,35 @@ pub fn chat_service(handler: ChatHandler) -> grpcio::Service {
         builder,
         Rpc::CreateGroupChat,
         &handler,
+        codec,
         <ChatHandler as ChatService>::create_group_chat,
     );
     let builder = add_unary(
         builder,
         Rpc::JoinGroupChat,
         &handler,
+        codec,
         <ChatHandler as ChatService>::join_group_chat,
     );
     let builder = add_unary(
         builder,
         Rpc::LeaveGroupChat,
         &handler,
+        codec,
         <ChatHandler as ChatService>::leave_group_chat,
     );
     let builder = add_unary(
         builder,
         Rpc::SendMessage,
         &handler,
+        codec,
         <ChatHandler as ChatService>::send_message,
     );
     let builder = add_unary(
         builder,
         Rpc::ListChannels,
         &handler,
+        codec,
         <ChatHandler as ChatService>::list_channels,
     );
     builder.build()
