@@ -1,6 +1,7 @@
 # Every command a developer or CI needs. `make test` is the one gate CI runs.
-# System tools (cmake for grpcio-sys, protoc for code generation) are
-# installed by scripts/install-deps.sh when missing.
+# System tools (cmake for grpcio-sys, protoc for code generation, promtool
+# for the Python suite's metrics check) are installed by
+# scripts/install-deps.sh when missing.
 
 CARGO ?= cargo
 # Extra flags for the server (run-server) or the client (run-client),
@@ -82,6 +83,7 @@ fuzz:
 
 # The contract from other languages, against the real server binary.
 interop-python: build-debug
+	@scripts/install-deps.sh promtool
 	tests/interop/python/run.sh
 
 interop-node: build-debug

@@ -4,7 +4,11 @@
 #                      CMake 4 rejects the bundled c-ares)
 #   protoc           - scripts/gen.sh compiles proto/ with it (Debian protobuf-compiler,
 #                      which also ships the google/protobuf/*.proto well-known types)
-# Usage: scripts/install-deps.sh [cmake] [protoc]   (no argument: both)
+#   promtool         - the Python interop suite checks a metrics scrape with
+#                      `promtool check metrics` (Debian prometheus, which ships the
+#                      Prometheus server too: on a machine running systemd its
+#                      package enables and starts that server, on :9090)
+# Usage: scripts/install-deps.sh [cmake] [protoc] [promtool]   (no argument: cmake and protoc)
 set -euo pipefail
 
 wanted=("$@")
@@ -19,6 +23,7 @@ for tool in "${wanted[@]}"; do
         packages+=(protobuf-compiler libprotobuf-dev)
       fi
       ;;
+    promtool) command -v promtool >/dev/null 2>&1 || packages+=(prometheus) ;;
     *) echo "install-deps: unknown tool '$tool'" >&2; exit 2 ;;
   esac
 done
