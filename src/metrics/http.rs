@@ -333,7 +333,7 @@ fn head_end(head: &[u8]) -> Option<usize> {
 }
 
 /// The whole response to a request whose head is `head`.
-pub fn respond(head: &[u8], metrics: &Metrics) -> Vec<u8> {
+fn respond(head: &[u8], metrics: &Metrics) -> Vec<u8> {
     let Some((method, path)) = request_line(head) else {
         return plain(400, "Bad Request", &[]);
     };

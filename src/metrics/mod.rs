@@ -72,11 +72,6 @@ impl Metrics {
         Metrics::default()
     }
 
-    /// Whether this handle records.
-    pub fn is_on(&self) -> bool {
-        self.inner.is_some()
-    }
-
     /// The start of a unary call's handling time (`None` when off, so an
     /// unmonitored server does not even read the clock).
     pub fn clock(&self) -> Option<Instant> {
