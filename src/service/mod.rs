@@ -107,9 +107,8 @@ type UnaryMethod<Req, Resp> = fn(&mut ChatHandler, RpcContext<'_>, Req, UnarySin
 
 /// Registers `method` of `chat.v1.ChatService` under `rpc`'s path,
 /// decoding requests with `codec` and refusing those it refuses (see
-/// [`codec::bad_request`]), and
-/// counts each call: its code and handling time (the handler's own, to the
-/// moment it queued its answer).
+/// [`codec::bad_request`]), and counts each call: its code and handling
+/// time (the handler's own, to the moment it queued its answer).
 fn add_unary<Req, Resp>(
     builder: ServiceBuilder,
     rpc: Rpc,
@@ -123,8 +122,10 @@ where
 {
     let descriptor = codec::method::<Req, Resp>(MethodType::Unary, rpc.path());
     let mut handler = handler.clone();
+    // The closure's own handle (grpcio clones the closure per completion
+    // queue, not per call): a call touches no shared reference count.
+    let metrics = handler.inner.metrics.clone();
     builder.add_unary_handler(&descriptor, move |ctx, request, sink| {
-        let metrics = handler.inner.metrics.clone();
         let started = metrics.clock();
         let request = codec.decode(request);
         let received = request.is_ok();
