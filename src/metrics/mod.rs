@@ -25,7 +25,7 @@ pub use labels::{Code, DisconnectReason, Rpc};
 use shard::{bucket_of, Shards};
 
 /// Where a scrape reads the chat's state from.
-pub type StatsSource = Box<dyn Fn() -> ChatStats + Send + Sync>;
+type StatsSource = Box<dyn Fn() -> ChatStats + Send + Sync>;
 
 /// The metrics handle: cheap to clone; a handle made by [`Metrics::off`]
 /// records nothing.
