@@ -1,6 +1,7 @@
 # Every command a developer or CI needs. `make test` is the one gate CI runs.
-# System tools (cmake for grpcio-sys, protoc for code generation) are
-# installed by scripts/install-deps.sh when missing.
+# System tools (cmake for grpcio-sys, protoc for code generation, promtool
+# for the Python suite's metrics check) are installed by
+# scripts/install-deps.sh when missing.
 
 CARGO ?= cargo
 # Extra flags for the server (run-server) or the client (run-client),
@@ -91,6 +92,7 @@ fuzz:
 
 # The contract from other languages, against the real server binary.
 interop-python: build-debug
+	@scripts/install-deps.sh promtool
 	tests/interop/python/run.sh
 
 # The same Python suite against a 2-node cluster on a Redis each test starts.

@@ -6,7 +6,12 @@
 #                      which also ships the google/protobuf/*.proto well-known types)
 #   redis            - the cluster tests and benchmarks start their own redis-server
 #                      (Debian redis-server)
-# Usage: scripts/install-deps.sh [cmake] [protoc] [redis]   (no argument: all)
+#   promtool         - the Python interop suite checks a metrics scrape with
+#                      `promtool check metrics` (Debian prometheus, which ships the
+#                      Prometheus server too: on a machine running systemd its
+#                      package enables and starts that server, on :9090)
+# Usage: scripts/install-deps.sh [cmake] [protoc] [redis] [promtool]
+#        (no argument: cmake, protoc and redis)
 set -euo pipefail
 
 wanted=("$@")
@@ -22,6 +27,7 @@ for tool in "${wanted[@]}"; do
       fi
       ;;
     redis) command -v redis-server >/dev/null 2>&1 || packages+=(redis-server) ;;
+    promtool) command -v promtool >/dev/null 2>&1 || packages+=(prometheus) ;;
     *) echo "install-deps: unknown tool '$tool'" >&2; exit 2 ;;
   esac
 done

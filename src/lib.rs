@@ -11,6 +11,9 @@
 //!   ([`service::delivery`]).
 //! - [`server`]: bootstrap; builds the grpcio environment and server from a
 //!   [`config::Config`] and runs it until an injected shutdown signal fires.
+//! - [`metrics`]: the Prometheus counters the adapter records into, the
+//!   gauges read from the domain at scrape time, and the HTTP endpoint
+//!   (`--metrics-listen`) that serves them.
 //! - [`config`] and [`logging`]: flags into a validated config; the root
 //!   logger.
 
@@ -25,5 +28,6 @@ pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod logging;
+pub mod metrics;
 pub mod server;
 pub mod service;

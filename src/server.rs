@@ -1,6 +1,9 @@
 //! Bootstrap: builds the grpcio environment and server from a [`Config`],
 //! starts it, and shuts it down when the injected [`ShutdownSignal`] fires.
-//! Besides the chat service it serves health checking and reflection.
+//! Besides the chat service it serves health checking and reflection, and,
+//! with `--metrics-listen`, Prometheus metrics over HTTP: the bootstrap
+//! builds the [`Metrics`] handle and gives it to the adapter, and the
+//! endpoint stops with the server.
 //! Shutdown reports NOT_SERVING, refuses new work, ends every Connect stream
 //! with UNAVAILABLE, waits up to [`SHUTDOWN_GRACE`] for calls to finish and
 //! cancels the rest.
@@ -19,6 +22,9 @@ use slog::{info, warn, Logger};
 
 use crate::config::{Config, SHUTDOWN_GRACE};
 use crate::domain::{ChatEngine, Registry, WakeTicker};
+use crate::metrics::http::MetricsServer;
+use crate::metrics::Metrics;
+use crate::service::codec::RequestCodec;
 use crate::service::health::HealthService;
 use crate::service::reflection::ReflectionService;
 use crate::service::ChatHandler;
@@ -69,6 +75,13 @@ pub enum StartError {
     Ticker(std::io::Error),
     /// The node could not join the cluster (`--redis`).
     Cluster(crate::cluster::JoinError),
+    /// The metrics endpoint could not be started.
+    Metrics {
+        /// The `--metrics-listen` address.
+        listen: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 impl fmt::Display for StartError {
@@ -81,6 +94,9 @@ impl fmt::Display for StartError {
                 write!(f, "cannot start the write-delay ticker: {source}")
             }
             StartError::Cluster(source) => write!(f, "cannot join the cluster: {source}"),
+            StartError::Metrics { listen, source } => {
+                write!(f, "cannot serve metrics on {listen}: {source}")
+            }
         }
     }
 }
@@ -91,6 +107,7 @@ impl std::error::Error for StartError {
             StartError::Listen { source, .. } => Some(source),
             StartError::Ticker(source) => Some(source),
             StartError::Cluster(source) => Some(source),
+            StartError::Metrics { source, .. } => Some(source),
         }
     }
 }
@@ -102,6 +119,8 @@ pub struct RunningServer {
     engine: Arc<dyn ChatEngine>,
     health: HealthService,
     port: u16,
+    /// The metrics endpoint, with `--metrics-listen`.
+    metrics: Option<MetricsServer>,
     log: Logger,
     // Dropped after the server: its threads drive the shutdown.
     _env: Arc<Environment>,
@@ -136,8 +155,32 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
             )
         }
     };
-    let handler = ChatHandler::new(Arc::clone(&engine), log.clone());
+    let metrics = if config.metrics_listen.is_some() {
+        let source = Arc::clone(&engine);
+        Metrics::new(env!("CARGO_PKG_VERSION"), move || source.stats())
+    } else {
+        Metrics::off()
+    };
+    // Bound before the gRPC server starts, so a bad address fails the start
+    // with nothing to undo but the engine (stopped below).
+    let metrics_server = match &config.metrics_listen {
+        Some(listen) => {
+            match MetricsServer::start(listen, metrics.clone(), config.metrics_http, log) {
+                Ok(endpoint) => Some(endpoint),
+                Err(source) => {
+                    engine.stop();
+                    return Err(StartError::Metrics {
+                        listen: listen.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+        None => None,
+    };
+    let handler = ChatHandler::new(Arc::clone(&engine), metrics, log.clone());
     let reflection = ReflectionService::new(log.clone());
+    let codec = RequestCodec::new(config.max_request_bytes);
     let mut args = ChannelBuilder::new(Arc::clone(&env));
     // No explicit quota by default: C-core then sizes its memory pressure
     // from the machine. A 1 GiB quota made deliveries stall under a burst
@@ -179,10 +222,13 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
     };
     let mut server = ServerBuilder::new(Arc::clone(&env))
         .channel_args(args)
-        .register_service(crate::service::chat_service(handler))
-        .register_service(crate::service::health::health_service(health.clone()))
-        .register_service(reflection.v1())
-        .register_service(reflection.v1alpha())
+        .register_service(crate::service::chat_service(handler, codec))
+        .register_service(crate::service::health::health_service(
+            health.clone(),
+            codec,
+        ))
+        .register_service(reflection.v1(codec))
+        .register_service(reflection.v1alpha(codec))
         .build()
         .map_err(start_error)?;
     let port = server
@@ -201,11 +247,16 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
         "queue_depth" => config.limits.queue_depth,
         "max_connections" => config.limits.max_connections,
         "threads" => config.threads.get(), "port" => port, "address" => &config.listen);
+    if let (Some(endpoint), Some(listen)) = (&metrics_server, &config.metrics_listen) {
+        info!(log, "serving metrics";
+            "path" => "/metrics", "metrics_port" => endpoint.port(), "address" => listen);
+    }
     Ok(RunningServer {
         server: Some(server),
         engine,
         health,
         port,
+        metrics: metrics_server,
         log: log.clone(),
         _env: env,
     })
@@ -226,6 +277,11 @@ impl RunningServer {
     /// The port the server listens on (the chosen one when asked for 0).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The metrics endpoint's port, with `--metrics-listen`.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(MetricsServer::port)
     }
 
     /// Shuts down: refuses new work, ends every stream with UNAVAILABLE,
@@ -252,6 +308,10 @@ impl RunningServer {
             server.cancel_all_calls();
         }
         self.engine.stop();
+        // Last, so a scrape during shutdown still sees the streams end.
+        if let Some(endpoint) = self.metrics.take() {
+            endpoint.stop();
+        }
         info!(self.log, "stopped");
     }
 }

@@ -27,9 +27,9 @@ use slog::{info, warn, Logger};
 
 use crate::config::ClusterConfig;
 use crate::domain::{
-    check_name, mailbox::mailbox, ChannelInfo, ChannelKind, ChatEngine, ChatError, CloseReason,
-    Connected, Departure, Disconnect, Left, Limits, Name, Outbox, Reply, Sent, Session, SessionId,
-    TextProblem, WakeTicker, Wakeups,
+    check_name, mailbox::mailbox, ChannelInfo, ChannelKind, ChatEngine, ChatError, ChatStats,
+    CloseReason, Connected, Departure, Disconnect, Left, Limits, Name, Outbox, Reply, Sent,
+    Session, SessionId, TextProblem, WakeTicker, Wakeups,
 };
 use store::{Answer, Call, Lanes, Script, Store, Unreachable};
 
@@ -127,6 +127,9 @@ struct Node {
     log: Logger,
     /// This node, for the completions its sessions' disconnects queue.
     me: Weak<Node>,
+    /// Direct and group messages accepted through this node, for
+    /// monitoring.
+    sent: [AtomicU64; 2],
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -191,6 +194,7 @@ pub fn start(
         retired: Mutex::new(Vec::new()),
         log,
         me: Weak::clone(me),
+        sent: [AtomicU64::new(0), AtomicU64::new(0)],
     });
     node.register(&mut connection).map_err(|error| {
         JoinError(format!(
@@ -645,6 +649,7 @@ impl ChatEngine for ClusterEngine {
             return self.node.refuse_after_auth(caller, invalid);
         }
         let to = recipient.to_owned();
+        let node = Arc::clone(&self.node);
         self.node.call(
             caller,
             Script::Send,
@@ -657,6 +662,8 @@ impl ChatEngine for ClusterEngine {
                     let id = answer.int(1).unwrap_or(0);
                     let sent_at = inbox::timestamp(answer.int(2), answer.int(3));
                     let recipients = answer.int(4).unwrap_or(0);
+                    let kind = usize::from(answer.text(5) == Some("g"));
+                    node.sent[kind].fetch_add(1, Ordering::Relaxed);
                     Ok((
                         Sent {
                             id: u64::try_from(id).unwrap_or(0),
@@ -726,5 +733,25 @@ impl ChatEngine for ClusterEngine {
 
     fn local_users(&self) -> usize {
         lock(&self.node.local).connections.len()
+    }
+
+    /// This node's view: its own streams, the groups they are in, their
+    /// queues, and the messages sent through it.
+    fn stats(&self) -> ChatStats {
+        let local = lock(&self.node.local);
+        let mut stats = ChatStats {
+            connected_users: local.connections.len(),
+            groups: local.groups.len(),
+            memberships: local.groups.values().map(HashSet::len).sum(),
+            direct_messages: self.node.sent[0].load(Ordering::Relaxed),
+            group_messages: self.node.sent[1].load(Ordering::Relaxed),
+            ..ChatStats::default()
+        };
+        for connection in local.connections.values() {
+            let (messages, bytes) = connection.outbox.queued();
+            stats.queued_messages += messages;
+            stats.queued_bytes += bytes;
+        }
+        stats
     }
 }
