@@ -428,3 +428,52 @@ fn metrics_are_off_by_default() {
     let running = server.server.as_ref().expect("running");
     assert_eq!(running.metrics_port(), None);
 }
+
+/// A cluster node counts calls that wait on Redis where their answer is
+/// sent, shows its own view of the chat, its work with Redis, and streams
+/// it ended when fenced.
+#[test]
+fn a_cluster_node_counts_its_calls_its_redis_work_and_its_fenced_streams() {
+    let mut redis = common::redis::TestRedis::start();
+    let mut config = Config::with_listen("127.0.0.1:0");
+    config.metrics_listen = Some("127.0.0.1:0".to_owned());
+    config.cluster = Some(cluster_config(&redis, Duration::from_secs(1)));
+    let log = test_logger();
+    let node = chat_server::server::start(&config, &log).expect("the node starts");
+    let port = node.metrics_port().expect("metrics are on");
+    let api = chat_client::api::Api::connect(&format!("127.0.0.1:{}", node.port()), WAIT).unwrap();
+    let alice = api.open_inbox("alice", WAIT).unwrap();
+    let _bob = api.open_inbox("bob", WAIT).unwrap();
+    assert_code(Code::ALREADY_EXISTS, api.open_inbox("bob", WAIT).map(drop));
+    send_with(&api, "alice", "bob", "hi").unwrap();
+    assert_code(Code::NOT_FOUND, send_with(&api, "alice", "nobody", "hi"));
+    let s = scrape(port);
+    assert_eq!(s.get(&grpc("grpc_server_started_total", "Connect")), 3.0);
+    assert_eq!(s.get("chat_connections_total"), 2.0);
+    assert_eq!(s.get(&handled("Connect", "AlreadyExists")), 1.0);
+    assert_eq!(s.get(&handled("SendMessage", "OK")), 1.0);
+    assert_eq!(s.get(&handled("SendMessage", "NotFound")), 1.0);
+    assert_eq!(
+        s.get("grpc_server_handling_seconds_count{grpc_type=\"unary\",grpc_service=\"chat.v1.ChatService\",grpc_method=\"SendMessage\"}"),
+        2.0
+    );
+    assert_eq!(
+        s.get(&labelled("chat_messages_total", "kind", "direct")),
+        1.0
+    );
+    assert_eq!(s.get("chat_connected_users"), 2.0);
+    assert!(s.get("chat_redis_round_trip_seconds_count") >= 5.0);
+    assert_eq!(s.get("chat_redis_errors_total"), 0.0);
+    assert!(s.get("chat_inbox_lag_seconds") >= 0.0);
+    // Redis loses its data: the node fences, and counts why its streams
+    // ended.
+    redis.kill_and_restart_empty();
+    assert_eq!(end_status(&alice).code(), Code::UNAVAILABLE);
+    eventually("the fenced streams are counted", || {
+        let s = scrape(port);
+        s.get(&labelled("chat_disconnects_total", "reason", "fenced")) == 2.0
+            && s.get(&labelled("chat_lease_renewals_total", "result", "failed")) >= 1.0
+            && s.get("chat_redis_errors_total") >= 1.0
+    });
+    node.stop();
+}

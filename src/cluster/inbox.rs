@@ -120,6 +120,7 @@ pub(super) fn run(node: &Arc<Node>) {
 fn apply(node: &Node, entries: &[Entry], mut last: u64) -> Result<u64, String> {
     let mut wake: Vec<Outbox> = Vec::new();
     let mut evicted: Vec<(SessionId, Name, Outbox)> = Vec::new();
+    let mut newest_message = None;
     {
         let mut local = lock(&node.local);
         for (seq, fields) in entries {
@@ -130,11 +131,20 @@ fn apply(node: &Node, entries: &[Entry], mut last: u64) -> Result<u64, String> {
                 ));
             }
             last = *seq;
-            apply_one(&mut local, fields, &mut wake, &mut evicted);
+            if let Some(sent_at) = apply_one(&mut local, fields, &mut wake, &mut evicted) {
+                newest_message = Some(sent_at);
+            }
         }
     }
     for outbox in wake {
         outbox.wake();
+    }
+    if let Some(sent_at) = newest_message {
+        let lag = SystemTime::now()
+            .duration_since(sent_at)
+            .unwrap_or(Duration::ZERO);
+        let micros = u64::try_from(lag.as_micros()).unwrap_or(u64::MAX);
+        node.inbox_lag_micros.store(micros, Ordering::Relaxed);
     }
     for (id, name, outbox) in evicted {
         info!(node.log, "slow consumer dropped"; "user" => &*name);
@@ -165,29 +175,31 @@ fn connection_of(fields: &[(String, Vec<u8>)]) -> Option<SessionId> {
     std::str::from_utf8(field(fields, "c")).ok()?.parse().ok()
 }
 
+/// Applies one entry; for a message, returns when it was sent.
 fn apply_one(
     local: &mut Local,
     fields: &[(String, Vec<u8>)],
     wake: &mut Vec<Outbox>,
     evicted: &mut Vec<(SessionId, Name, Outbox)>,
-) {
+) -> Option<SystemTime> {
     match field(fields, "k") {
         b"j" => {
             let (Some(id), group) = (connection_of(fields), text(fields, "g")) else {
-                return;
+                return None;
             };
             let group: Name = Arc::from(group);
             if let Some(connection) = local.connections.get_mut(&id) {
                 if connection.evicted {
-                    return;
+                    return None;
                 }
                 connection.groups.insert(Arc::clone(&group));
                 local.groups.entry(group).or_default().insert(id);
             }
+            None
         }
         b"l" => {
             let (Some(id), group) = (connection_of(fields), text(fields, "g")) else {
-                return;
+                return None;
             };
             if let Some(connection) = local.connections.get_mut(&id) {
                 connection.groups.remove(group.as_str());
@@ -198,6 +210,7 @@ fn apply_one(
                     local.groups.remove(group.as_str());
                 }
             }
+            None
         }
         kind @ (b"d" | b"g") => {
             let recipient_kind = if kind == b"d" {
@@ -206,6 +219,7 @@ fn apply_one(
                 ChannelKind::Group
             };
             let recipient: Name = Arc::from(text(fields, "r"));
+            let sent_at = timestamp(number(fields, "ts"), number(fields, "tu"));
             let message = Arc::new(Message {
                 id: number(fields, "id")
                     .and_then(|id| u64::try_from(id).ok())
@@ -214,7 +228,7 @@ fn apply_one(
                 recipient: Arc::clone(&recipient),
                 recipient_kind,
                 text: text(fields, "t"),
-                sent_at: timestamp(number(fields, "ts"), number(fields, "tu")),
+                sent_at,
                 encoded: OnceLock::new(),
             });
             let targets: Vec<SessionId> = if recipient_kind == ChannelKind::User {
@@ -248,8 +262,9 @@ fn apply_one(
                     }
                 }
             }
+            Some(sent_at)
         }
-        _ => {}
+        _ => None,
     }
 }
 

@@ -29,7 +29,7 @@ use crate::config::ClusterConfig;
 use crate::domain::{
     check_name, mailbox::mailbox, ChannelInfo, ChannelKind, ChatEngine, ChatError, ChatStats,
     CloseReason, Connected, Departure, Disconnect, Left, Limits, Name, Outbox, Reply, Sent,
-    Session, SessionId, TextProblem, WakeTicker, Wakeups,
+    Session, SessionId, StoreStats, TextProblem, WakeTicker, Wakeups,
 };
 use store::{Answer, Call, Lanes, Script, Store, Unreachable};
 
@@ -130,6 +130,10 @@ struct Node {
     /// Direct and group messages accepted through this node, for
     /// monitoring.
     sent: [AtomicU64; 2],
+    /// Lease renewals that succeeded and that failed, for monitoring.
+    renewals: [AtomicU64; 2],
+    /// The age of the last message the inbox reader applied, in µs.
+    inbox_lag_micros: AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -195,6 +199,8 @@ pub fn start(
         log,
         me: Weak::clone(me),
         sent: [AtomicU64::new(0), AtomicU64::new(0)],
+        renewals: [AtomicU64::new(0), AtomicU64::new(0)],
+        inbox_lag_micros: AtomicU64::new(0),
     });
     node.register(&mut connection).map_err(|error| {
         JoinError(format!(
@@ -747,6 +753,14 @@ impl ChatEngine for ClusterEngine {
             group_messages: self.node.sent[1].load(Ordering::Relaxed),
             ..ChatStats::default()
         };
+        let mut store = StoreStats {
+            lease_renewals: self.node.renewals[0].load(Ordering::Relaxed),
+            lease_failures: self.node.renewals[1].load(Ordering::Relaxed),
+            inbox_lag_seconds: self.node.inbox_lag_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            ..StoreStats::default()
+        };
+        self.node.store.counters.read_into(&mut store);
+        stats.store = Some(store);
         for connection in local.connections.values() {
             let (messages, bytes) = connection.outbox.queued();
             stats.queued_messages += messages;

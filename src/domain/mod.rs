@@ -18,5 +18,5 @@ pub use registry::{
     ChannelInfo, ChannelKind, Departure, Left, Limits, Message, Name, Registry, Sent, SessionId,
     Wakeups,
 };
-pub use stats::ChatStats;
+pub use stats::{ChatStats, StoreStats, ROUND_TRIP_BOUNDS};
 pub use wake_ticker::WakeTicker;

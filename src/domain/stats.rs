@@ -2,8 +2,34 @@
 //! monitoring, read in one short critical section. It knows nothing of how
 //! they are exported.
 
+/// The upper bounds, in seconds, of the buckets a cluster node counts its
+/// round trips to the shared store in (a last bucket takes the rest).
+pub const ROUND_TRIP_BOUNDS: [f64; 10] = [
+    50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3, 250e-3,
+];
+
+/// What a cluster node counts of its work with the shared store.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StoreStats {
+    /// Round trips (one pipeline of calls each) by [`ROUND_TRIP_BOUNDS`]
+    /// bucket, the last one for longer ones.
+    pub round_trips: [u64; ROUND_TRIP_BOUNDS.len() + 1],
+    /// Their total time, in seconds.
+    pub round_trip_seconds: f64,
+    /// Calls that failed because the store could not be reached or did not
+    /// answer in time.
+    pub errors: u64,
+    /// Lease renewals that succeeded, and those that failed.
+    pub lease_renewals: u64,
+    /// See `lease_renewals`.
+    pub lease_failures: u64,
+    /// How old the last message the inbox reader applied was when it was
+    /// applied, in seconds: how far behind the node's deliveries run.
+    pub inbox_lag_seconds: f64,
+}
+
 /// A snapshot of the chat's state, taken by [`super::Registry::stats`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ChatStats {
     /// Users connected now.
     pub connected_users: usize,
@@ -21,6 +47,9 @@ pub struct ChatStats {
     pub direct_messages: u64,
     /// Group messages accepted since the server started (only ever grows).
     pub group_messages: u64,
+    /// A cluster node's work with the shared store; `None` on the embedded
+    /// node.
+    pub store: Option<StoreStats>,
 }
 
 #[cfg(test)]
@@ -57,6 +86,7 @@ mod tests {
                 queued_bytes: bytes,
                 direct_messages: 1,
                 group_messages: 1,
+                store: None,
             }
         );
         // Reading takes a message out of the queue counts.

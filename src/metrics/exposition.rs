@@ -12,7 +12,7 @@ use prometheus::{Encoder, TextEncoder};
 use super::labels::{Code, DisconnectReason, Rpc, CHAT_SERVICE};
 use super::process::ProcessStats;
 use super::shard::{Totals, BUCKET_BOUNDS_NANOS};
-use crate::domain::ChatStats;
+use crate::domain::{ChatStats, StoreStats, ROUND_TRIP_BOUNDS};
 
 /// The `Content-Type` of a scrape.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -148,7 +148,59 @@ fn families(snapshot: &Snapshot) -> Vec<MetricFamily> {
     if let Some(process) = process {
         families.extend(process_families(process));
     }
+    if let Some(store) = &chat.store {
+        families.extend(store_families(store));
+    }
     families
+}
+
+/// A cluster node's figures of its work with Redis.
+fn store_families(store: &StoreStats) -> Vec<MetricFamily> {
+    let mut cumulative = 0;
+    let buckets = ROUND_TRIP_BOUNDS
+        .iter()
+        .zip(&store.round_trips)
+        .map(|(bound, count)| {
+            cumulative += count;
+            let mut bucket = Bucket::default();
+            bucket.set_upper_bound(*bound);
+            bucket.set_cumulative_count(cumulative);
+            bucket
+        })
+        .collect();
+    let mut histogram = Histogram::default();
+    histogram.set_bucket(buckets);
+    histogram.set_sample_count(store.round_trips.iter().sum());
+    histogram.set_sample_sum(store.round_trip_seconds);
+    let mut round_trips = Metric::default();
+    round_trips.set_histogram(histogram);
+    vec![
+        family(
+            "chat_redis_round_trip_seconds",
+            "Round trips to Redis (one pipeline of calls each), by time taken.",
+            MetricType::HISTOGRAM,
+            vec![round_trips],
+        ),
+        counter_family(
+            "chat_redis_errors_total",
+            "Redis calls that failed: Redis unreachable or too slow to answer.",
+            store.errors,
+        ),
+        family(
+            "chat_lease_renewals_total",
+            "Renewals of this node's lease in the cluster, by result.",
+            MetricType::COUNTER,
+            vec![
+                counter(&[("result", "ok")], store.lease_renewals),
+                counter(&[("result", "failed")], store.lease_failures),
+            ],
+        ),
+        gauge_family(
+            "chat_inbox_lag_seconds",
+            "How old the last message this node's inbox reader applied was when it applied it.",
+            store.inbox_lag_seconds,
+        ),
+    ]
 }
 
 fn process_families(process: &ProcessStats) -> Vec<MetricFamily> {
