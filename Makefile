@@ -1,6 +1,7 @@
 # Every command a developer or CI needs. `make test` is the one gate CI runs.
 # System tools (cmake and OpenSSL's headers for grpcio-sys, protoc for code
-# generation, the openssl command for the TLS tests) are installed by
+# generation, the openssl command for the TLS tests, promtool for the Python
+# suite's metrics check) are installed by
 # scripts/install-deps.sh when missing.
 
 CARGO ?= cargo
@@ -14,7 +15,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 export CHAT_SERVER_BIN ?= $(TARGET_DIR)/debug/chat-server
 
 .PHONY: all deps build build-debug run-server run-client demo generate check-generated \
-        fmt fmt-check clippy doc lint audit fuzz bench bench-targets unit-test cluster-test interop-python interop-python-cluster interop-node test
+        fmt fmt-check clippy doc lint audit fuzz bench bench-targets bench-compare unit-test cluster-test interop-python interop-python-cluster interop-node test
 
 all: build
 
@@ -33,15 +34,24 @@ run-server: deps
 run-client: deps
 	$(CARGO) run --release -p chat-client -- --server $(SERVER) demo $(ARGS)
 
-# Release server + every benchmark scenario (see BENCHMARKS.md);
-# SERVER_FLAGS="--threads 1" and BENCH_ARGS="--scale 0.1" adjust it.
+# Release server + every benchmark scenario, then the cluster scenarios on
+# two nodes sharing a Redis the script starts (see BENCHMARKS.md);
+# SERVER_FLAGS="--threads 1" and BENCH_ARGS="--scale 0.1" adjust both.
 bench:
 	scripts/bench.sh
+	NODES=2 scripts/bench.sh
 
 # Every target row of BENCHMARKS.md with the server flags it is reported
-# with, each on a fresh server (RUNS=3 for three of each).
+# with, each on a fresh server or 2-node cluster (RUNS=3 for three of each;
+# ROWS=single or ROWS=cluster for one half).
 bench-targets:
 	scripts/bench-targets.sh
+
+# Every scenario against this server and against the tonic yardstick
+# (../shared/yardstick/tonic-chat), both at defaults, alternating on fresh
+# servers; prints medians and ratios (ROUNDS=3 by default).
+bench-compare:
+	scripts/bench-compare.sh
 
 # Start a server, run the scripted demo against it, keep both logs in logs.txt.
 demo: deps
@@ -83,6 +93,7 @@ fuzz:
 
 # The contract from other languages, against the real server binary.
 interop-python: build-debug
+	@scripts/install-deps.sh promtool
 	tests/interop/python/run.sh
 
 # The same Python suite against a 2-node cluster on a Redis each test starts.

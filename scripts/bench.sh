@@ -1,47 +1,116 @@
 #!/usr/bin/env bash
 # `make bench`: builds release binaries, starts a chat-server on a free
 # loopback port, runs every chat-bench scenario against it, and stops it.
+# With NODES=2 (or more) it starts its own redis-server on a free loopback
+# port instead (no persistence) and that many chat-server nodes joined to it
+# under a prefix of their own, and runs the cluster scenarios (`cluster`:
+# direct, fanout and pingpong with users placed across nodes).
+#   NODES         how many server nodes (default 1: one server, no Redis)
 #   SERVER_FLAGS  extra server flags, e.g. "--threads 1" or "--write-delay 1ms"
-#   BENCH_ARGS    extra flags after `all`, e.g. "--scale 0.1"
-#   BENCH_CMD     what to run instead of `all --with-19k ${BENCH_ARGS}`, e.g.
+#   BENCH_ARGS    extra flags after `all` (or `cluster`), e.g. "--scale 0.1"
+#   BENCH_CMD     what to run instead of `all --with-19k ${BENCH_ARGS}`
+#                 (`cluster ${BENCH_ARGS}` with NODES > 1), e.g.
 #                 "mixed --duration-secs 5" (scripts/bench-targets.sh uses it)
 #   BENCH_OUT     where the JSON lines go (default target/bench/results.jsonl)
-# Exits non-zero if any scenario lost, duplicated or reordered a message.
+# Everything it starts it stops by PID on exit. Exits non-zero if any
+# scenario lost, duplicated or reordered a message.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-"$root/scripts/install-deps.sh" cmake
+nodes=${NODES:-1}
+if [ "$nodes" -gt 1 ]; then
+  "$root/scripts/install-deps.sh" cmake redis
+else
+  "$root/scripts/install-deps.sh" cmake
+fi
 cargo build --quiet --release --bin chat-server
 cargo build --quiet --release -p chat-bench
-target=${CARGO_TARGET_DIR:-$root/target}/release
+built=${CARGO_TARGET_DIR:-$root/target}/release
 out=${BENCH_OUT:-${CARGO_TARGET_DIR:-$root/target}/bench/results.jsonl}
 mkdir -p "$(dirname "$out")"
 
-log=$(mktemp)
-server_pid=""
+logs=$(mktemp -d)
+pids=()
 cleanup() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then kill "$server_pid"; fi
-  rm -f "$log"
+  for pid in "${pids[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then kill "$pid"; fi
+  done
+  rm -rf "$logs"
 }
 trap cleanup EXIT
+# Run copies of what this checkout just built: a shared target directory may
+# get another checkout's build while the bench runs.
+target="$logs/bin"
+mkdir -p "$target"
+cp "$built/chat-server" "$built/chat-bench" "$target/"
 
-# shellcheck disable=SC2086
-"$target/chat-server" --listen 127.0.0.1:0 --max-connections 30000 ${SERVER_FLAGS:-} 2>"$log" &
-server_pid=$!
-port=""
-for _ in $(seq 100); do
-  port=$(sed -n 's/.*listening.*port: \([0-9]*\).*/\1/p' "$log")
-  [ -n "$port" ] && break
-  sleep 0.1
+# Waits up to 10 s for `pattern` (a sed expression printing the port) in
+# log file $1; prints the port, or nothing if it never appeared.
+port_in_log() {
+  local found=""
+  for _ in $(seq 100); do
+    found=$(sed -n "$2" "$1" | head -1)
+    [ -n "$found" ] && break
+    sleep 0.1
+  done
+  echo "$found"
+}
+
+redis_pid=""
+cluster_flags=()
+if [ "$nodes" -gt 1 ]; then
+  # A free port: a random one above the usual services and below the
+  # kernel's ephemeral range, tried again if redis cannot bind it.
+  redis_port=""
+  for _ in 1 2 3 4 5; do
+    port=$((20000 + RANDOM % 12000))
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+      --daemonize no --protected-mode no --logfile "$logs/redis.log" &
+    redis_pid=$!
+    for _ in $(seq 50); do
+      if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; then redis_port=$port; break 2; fi
+      kill -0 "$redis_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "$redis_pid" 2>/dev/null || true
+    wait "$redis_pid" 2>/dev/null || true
+    redis_pid=""
+  done
+  [ -n "$redis_pid" ] && pids+=("$redis_pid")
+  [ -n "$redis_port" ] || { echo "bench: redis-server did not start" >&2; cat "$logs/redis.log" >&2; exit 1; }
+  cluster_flags=(--redis "redis://127.0.0.1:$redis_port" --redis-prefix "bench$$" --node-lease-secs 5)
+fi
+
+servers=()
+server_pids=()
+for node in $(seq "$nodes"); do
+  # shellcheck disable=SC2086
+  "$target/chat-server" --listen 127.0.0.1:0 --max-connections 30000 "${cluster_flags[@]}" \
+    ${SERVER_FLAGS:-} 2>"$logs/node$node.log" &
+  pids+=("$!")
+  server_pids+=("$!")
+  port=$(port_in_log "$logs/node$node.log" 's/.*listening.*port: \([0-9]*\).*/\1/p')
+  [ -n "$port" ] || { echo "bench: server node $node did not start" >&2; cat "$logs/node$node.log" >&2; exit 1; }
+  servers+=("127.0.0.1:$port")
 done
-[ -n "$port" ] || { echo "bench: the server did not start" >&2; cat "$log" >&2; exit 1; }
 
-echo "bench: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; server flags: ${SERVER_FLAGS:-(defaults)}; results: $out"
+join() { local IFS=,; echo "$*"; }
+if [ "$nodes" -gt 1 ]; then
+  what="$nodes nodes and redis-server (pid $redis_pid)"
+  default_cmd="cluster ${BENCH_ARGS:-}"
+  redis_args=(--redis-pid "$redis_pid")
+else
+  what="one server"
+  default_cmd="all --with-19k ${BENCH_ARGS:-}"
+  redis_args=()
+fi
+echo "bench: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $what; server flags: ${SERVER_FLAGS:-(defaults)}; results: $out"
 status=0
 # shellcheck disable=SC2086
-"$target/chat-bench" --server "127.0.0.1:$port" --server-pid "$server_pid" --json-out "$out" \
-  ${BENCH_CMD:-all --with-19k ${BENCH_ARGS:-}} || status=$?
-kill -TERM "$server_pid"
-wait "$server_pid" || true
-server_pid=""
+"$target/chat-bench" --server "$(join "${servers[@]}")" --server-pid "$(join "${server_pids[@]}")" \
+  "${redis_args[@]}" --json-out "$out" ${BENCH_CMD:-$default_cmd} || status=$?
+for pid in "${server_pids[@]}" $redis_pid; do
+  kill -TERM "$pid"
+  wait "$pid" || true
+done
 exit "$status"

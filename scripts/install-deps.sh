@@ -9,7 +9,12 @@
 #   openssl          - grpcio-sys builds gRPC C-core's TLS against the system OpenSSL
 #                      (Debian libssl-dev); the TLS tests make their certificates
 #                      with the openssl command (Debian openssl)
-# Usage: scripts/install-deps.sh [cmake] [protoc] [redis] [openssl]   (no argument: all)
+#   promtool         - the Python interop suite checks a metrics scrape with
+#                      `promtool check metrics` (Debian prometheus, which ships the
+#                      Prometheus server too: on a machine running systemd its
+#                      package enables and starts that server, on :9090)
+# Usage: scripts/install-deps.sh [cmake] [protoc] [redis] [openssl] [promtool]
+#        (no argument: cmake, protoc, redis and openssl)
 set -euo pipefail
 
 wanted=("$@")
@@ -29,6 +34,7 @@ for tool in "${wanted[@]}"; do
       command -v openssl >/dev/null 2>&1 || packages+=(openssl)
       [ -f /usr/include/openssl/ssl.h ] || packages+=(libssl-dev)
       ;;
+    promtool) command -v promtool >/dev/null 2>&1 || packages+=(prometheus) ;;
     *) echo "install-deps: unknown tool '$tool'" >&2; exit 2 ;;
   esac
 done

@@ -14,6 +14,8 @@ use structopt::StructOpt;
 use crate::auth::{self, TokenConfig};
 use crate::domain::Limits;
 use crate::logging::LogFormat;
+use crate::metrics::http::HttpLimits;
+use crate::service::codec::DEFAULT_MAX_REQUEST_BYTES;
 use crate::service::delivery::MAX_DELIVERY_BYTES;
 use crate::tls::TlsConfig;
 
@@ -21,10 +23,6 @@ use crate::tls::TlsConfig;
 /// recipient, id and timestamp still fits in one 64 KiB delivery, and its
 /// request still fits under the 64 KiB request limit.
 pub const MAX_TEXT_BYTES_LIMIT: usize = MAX_DELIVERY_BYTES - 1024;
-
-/// Largest request the server accepts; larger ones are refused by gRPC with
-/// RESOURCE_EXHAUSTED before any handler runs.
-pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 /// How long shutdown waits for streams to take their closing status before
 /// it cancels what is left.
@@ -86,8 +84,12 @@ pub struct Opt {
     #[structopt(long, default_value = "0")]
     pub memory_quota_mib: usize,
 
-    /// Least severe log level written: critical, error, warning, info, debug, trace
-    #[structopt(long, default_value = "info")]
+    /// Least severe log level written
+    #[structopt(
+        long,
+        default_value = "info",
+        possible_values = &["critical", "error", "warning", "info", "debug", "trace"]
+    )]
     pub log_level: String,
 
     /// How long a delivery may wait to collect more messages before it is
@@ -114,6 +116,10 @@ pub struct Opt {
     #[structopt(long, default_value = "5")]
     pub node_lease_secs: u64,
 
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics (port 0 picks a
+    /// free port, logged at start) [default: off]
+    #[structopt(long, value_name = "HOST:PORT")]
+    pub metrics_listen: Option<String>,
     /// Token mode: every call must carry `authorization: Bearer <JWT>`, an
     /// HS256 token signed with the secret in this file (at least 32 bytes;
     /// a second line holds a previous secret still accepted). Unset: plain
@@ -184,6 +190,14 @@ pub struct Config {
     pub memory_quota_bytes: Option<usize>,
     /// The cluster to join; `None` for the embedded single node.
     pub cluster: Option<ClusterConfig>,
+    /// Where to serve metrics over HTTP, as host:port (`None`: metrics off).
+    pub metrics_listen: Option<String>,
+    /// The metrics endpoint's timeouts and connection limit (not flags).
+    pub metrics_http: HttpLimits,
+    /// Largest request accepted, in bytes; the request decoder refuses a
+    /// larger one with RESOURCE_EXHAUSTED before any handler runs. Not a
+    /// flag: the contract fixes it at 64 KiB.
+    pub max_request_bytes: usize,
     /// Token mode's secrets and rules; `None` in plain mode.
     pub auth: Option<TokenConfig>,
     /// TLS on `listen`; `None` for plain text.
@@ -274,6 +288,13 @@ impl Config {
                 opt.listen
             )));
         }
+        if let Some(listen) = &opt.metrics_listen {
+            if !is_host_port(listen) {
+                return Err(ConfigError(format!(
+                    "--metrics-listen must be host:port with a port of 0-65535, got {listen:?}"
+                )));
+            }
+        }
         Ok(Config {
             listen: opt.listen,
             threads,
@@ -293,6 +314,9 @@ impl Config {
             memory_quota_bytes: (opt.memory_quota_mib > 0)
                 .then(|| opt.memory_quota_mib.saturating_mul(1024 * 1024)),
             cluster,
+            metrics_listen: opt.metrics_listen,
+            metrics_http: HttpLimits::default(),
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             auth,
             tls,
         })
@@ -318,6 +342,9 @@ impl Config {
             max_streams_per_connection: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),
             memory_quota_bytes: None,
             cluster: None,
+            metrics_listen: None,
+            metrics_http: HttpLimits::default(),
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             auth: None,
             tls: None,
         }
@@ -358,6 +385,15 @@ fn cluster_config(
         prefix,
         lease: Duration::from_secs(lease_secs),
     }))
+}
+
+/// Whether `text` is `host:port` with a non-empty host (a name, an IPv4
+/// address or a bracketed IPv6 one) and a port number.
+fn is_host_port(text: &str) -> bool {
+    match text.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok(),
+        None => false,
+    }
 }
 
 /// Checks the token-mode flags; `None` without `--auth-token-secret-file`.
@@ -449,6 +485,15 @@ mod tests {
         );
         assert!(parse(&["--log-format", "xml"]).is_err());
         assert_eq!(config.write_delay, Duration::ZERO);
+        assert_eq!(config.metrics_listen, None);
+        assert_eq!(
+            parse(&["--metrics-listen", "127.0.0.1:0"])
+                .unwrap()
+                .metrics_listen
+                .as_deref(),
+            Some("127.0.0.1:0")
+        );
+        assert!(parse(&["--metrics-listen", "[::1]:9100"]).is_ok());
         for (text, delay) in [("500us", 500), ("2ms", 2000), ("1s", 1_000_000)] {
             let parsed = parse(&["--write-delay", text]).unwrap().write_delay;
             assert_eq!(parsed, Duration::from_micros(delay), "{text}");
@@ -472,6 +517,12 @@ mod tests {
             (&["--redis-prefix", "a b"][..], "--redis-prefix"),
             (&["--redis-prefix", ""][..], "--redis-prefix"),
             (&["--node-lease-secs", "0"][..], "--node-lease-secs"),
+            (&["--metrics-listen", "9100"][..], "--metrics-listen"),
+            (&["--metrics-listen", ":9100"][..], "--metrics-listen"),
+            (
+                &["--metrics-listen", "localhost:99999"][..],
+                "--metrics-listen",
+            ),
             (
                 &["--auth-token-leeway-secs", "301"][..],
                 "--auth-token-leeway-secs",

@@ -16,6 +16,9 @@
 //!   sees a token.
 //! - [`tls`]: TLS and mutual TLS on `--listen`, certificates reloaded when
 //!   their files change.
+//! - [`metrics`]: the Prometheus counters the adapter records into, the
+//!   gauges read from the domain at scrape time, and the HTTP endpoint
+//!   (`--metrics-listen`) that serves them.
 //! - [`config`] and [`logging`]: flags into a validated config; the root
 //!   logger.
 
@@ -31,6 +34,7 @@ pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod logging;
+pub mod metrics;
 pub mod server;
 pub mod service;
 pub mod tls;

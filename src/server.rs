@@ -1,6 +1,9 @@
 //! Bootstrap: builds the grpcio environment and server from a [`Config`],
 //! starts it, and shuts it down when the injected [`ShutdownSignal`] fires.
-//! Besides the chat service it serves health checking and reflection.
+//! Besides the chat service it serves health checking and reflection, and,
+//! with `--metrics-listen`, Prometheus metrics over HTTP: the bootstrap
+//! builds the [`Metrics`] handle and gives it to the adapter, and the
+//! endpoint stops with the server.
 //! Shutdown reports NOT_SERVING, refuses new work, ends every Connect stream
 //! with UNAVAILABLE, waits up to [`SHUTDOWN_GRACE`] for calls to finish and
 //! cancels the rest.
@@ -17,6 +20,9 @@ use slog::{info, warn, Logger};
 use crate::auth::TokenAuth;
 use crate::config::{Config, SHUTDOWN_GRACE};
 use crate::domain::{ChatEngine, Registry, WakeTicker};
+use crate::metrics::http::MetricsServer;
+use crate::metrics::Metrics;
+use crate::service::codec::RequestCodec;
 use crate::service::health::HealthService;
 use crate::service::reflection::ReflectionService;
 use crate::service::ChatHandler;
@@ -67,6 +73,13 @@ pub enum StartError {
     Ticker(std::io::Error),
     /// The node could not join the cluster (`--redis`).
     Cluster(crate::cluster::JoinError),
+    /// The metrics endpoint could not be started.
+    Metrics {
+        /// The `--metrics-listen` address.
+        listen: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Token mode could not be set up.
     Auth(String),
     /// The TLS certificate or key could not be loaded.
@@ -83,6 +96,9 @@ impl fmt::Display for StartError {
                 write!(f, "cannot start the write-delay ticker: {source}")
             }
             StartError::Cluster(source) => write!(f, "cannot join the cluster: {source}"),
+            StartError::Metrics { listen, source } => {
+                write!(f, "cannot serve metrics on {listen}: {source}")
+            }
             StartError::Auth(problem) => write!(f, "cannot start token mode: {problem}"),
             StartError::Tls(problem) => write!(f, "cannot start TLS: {problem}"),
         }
@@ -95,6 +111,7 @@ impl std::error::Error for StartError {
             StartError::Listen { source, .. } => Some(source),
             StartError::Ticker(source) => Some(source),
             StartError::Cluster(source) => Some(source),
+            StartError::Metrics { source, .. } => Some(source),
             StartError::Auth(_) | StartError::Tls(_) => None,
         }
     }
@@ -107,6 +124,8 @@ pub struct RunningServer {
     engine: Arc<dyn ChatEngine>,
     health: HealthService,
     port: u16,
+    /// The metrics endpoint, with `--metrics-listen`.
+    metrics: Option<MetricsServer>,
     log: Logger,
     // Dropped after the server: its threads drive the shutdown.
     _env: Arc<Environment>,
@@ -124,6 +143,11 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
             .name_prefix("chat-cq")
             .build(),
     );
+    // Before the engine, so a failure here leaves no cluster node joined.
+    let tokens = match &config.auth {
+        None => None,
+        Some(auth) => Some(Arc::new(TokenAuth::start(auth).map_err(StartError::Auth)?)),
+    };
     let ticker = if config.write_delay.is_zero() {
         None
     } else {
@@ -141,12 +165,32 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
             )
         }
     };
-    let tokens = match &config.auth {
-        None => None,
-        Some(auth) => Some(Arc::new(TokenAuth::start(auth).map_err(StartError::Auth)?)),
+    let metrics = if config.metrics_listen.is_some() {
+        let source = Arc::clone(&engine);
+        Metrics::new(env!("CARGO_PKG_VERSION"), move || source.stats())
+    } else {
+        Metrics::off()
     };
-    let handler = ChatHandler::with_tokens(Arc::clone(&engine), log.clone(), tokens);
+    // Bound before the gRPC server starts, so a bad address fails the start
+    // with nothing to undo but the engine (stopped below).
+    let metrics_server = match &config.metrics_listen {
+        Some(listen) => {
+            match MetricsServer::start(listen, metrics.clone(), config.metrics_http, log) {
+                Ok(endpoint) => Some(endpoint),
+                Err(source) => {
+                    engine.stop();
+                    return Err(StartError::Metrics {
+                        listen: listen.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+        None => None,
+    };
+    let handler = ChatHandler::with_tokens(Arc::clone(&engine), metrics, log.clone(), tokens);
     let reflection = ReflectionService::new(log.clone());
+    let codec = RequestCodec::new(config.max_request_bytes);
     let mut args = ChannelBuilder::new(Arc::clone(&env));
     // No explicit quota by default: C-core then sizes its memory pressure
     // from the machine. A 1 GiB quota made deliveries stall under a burst
@@ -188,10 +232,13 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
     };
     let mut server = ServerBuilder::new(Arc::clone(&env))
         .channel_args(args)
-        .register_service(crate::service::chat_service(handler))
-        .register_service(crate::service::health::health_service(health.clone()))
-        .register_service(reflection.v1())
-        .register_service(reflection.v1alpha())
+        .register_service(crate::service::chat_service(handler, codec))
+        .register_service(crate::service::health::health_service(
+            health.clone(),
+            codec,
+        ))
+        .register_service(reflection.v1(codec))
+        .register_service(reflection.v1alpha(codec))
         .build()
         .map_err(start_error)?;
     let credentials =
@@ -208,16 +255,22 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
             None => start_error(source),
         })?;
     server.start();
+    // slog-term prints fields last to first: listed in reverse here, the
+    // line reads "listening, address: .., port: .., threads: ..".
     info!(log, "listening";
-        "address" => &config.listen, "port" => port, "threads" => config.threads.get(),
-        "max_connections" => config.limits.max_connections,
-        "queue_depth" => config.limits.queue_depth,
-        "max_text_bytes" => config.limits.max_text_bytes,
-        "write_delay_us" => config.write_delay.as_micros() as u64,
-        "queue_bytes" => config.limits.queue_bytes,
-        "max_groups_per_user" => config.limits.max_groups_per_user,
+        "keepalive_timeout_s" => config.keepalive_timeout.as_secs(),
         "keepalive_s" => config.keepalive.as_secs(),
-        "keepalive_timeout_s" => config.keepalive_timeout.as_secs());
+        "max_groups_per_user" => config.limits.max_groups_per_user,
+        "queue_bytes" => config.limits.queue_bytes,
+        "write_delay_us" => config.write_delay.as_micros() as u64,
+        "max_text_bytes" => config.limits.max_text_bytes,
+        "queue_depth" => config.limits.queue_depth,
+        "max_connections" => config.limits.max_connections,
+        "threads" => config.threads.get(), "port" => port, "address" => &config.listen);
+    if let (Some(endpoint), Some(listen)) = (&metrics_server, &config.metrics_listen) {
+        info!(log, "serving metrics";
+            "path" => "/metrics", "metrics_port" => endpoint.port(), "address" => listen);
+    }
     if config.auth.is_some() && config.tls.is_none() && !crate::tls::is_loopback(&config.listen) {
         warn!(log, "token mode without TLS: tokens travel in clear text";
             "listen" => &config.listen);
@@ -234,6 +287,7 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
         engine,
         health,
         port,
+        metrics: metrics_server,
         log: log.clone(),
         _env: env,
     })
@@ -254,6 +308,11 @@ impl RunningServer {
     /// The port the server listens on (the chosen one when asked for 0).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The metrics endpoint's port, with `--metrics-listen`.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(MetricsServer::port)
     }
 
     /// Shuts down: refuses new work, ends every stream with UNAVAILABLE,
@@ -280,6 +339,10 @@ impl RunningServer {
             server.cancel_all_calls();
         }
         self.engine.stop();
+        // Last, so a scrape during shutdown still sees the streams end.
+        if let Some(endpoint) = self.metrics.take() {
+            endpoint.stop();
+        }
         info!(self.log, "stopped");
     }
 }

@@ -1,4 +1,5 @@
-//! Per-user and per-connection limits: groups per user, queued bytes, and a
+//! Per-user and per-connection limits: groups per user, queued bytes, the
+//! request size the config passes to the decoder, and a
 //! reader that never reads while others exchange 100k messages through the
 //! real binary (its memory stays bounded, the others lose nothing).
 
@@ -187,4 +188,17 @@ impl Drop for KillOnDrop {
             let _ = self.0.wait();
         }
     }
+}
+
+#[test]
+fn the_request_size_limit_is_the_one_the_config_passes_in() {
+    let server = TestServer::start_with(|config| config.max_request_bytes = 1024);
+    let _bob = server.connect("bob");
+    server.send("bob", "bob", &"x".repeat(900)).unwrap();
+    let status = server.send("bob", "bob", &"x".repeat(1100)).unwrap_err();
+    assert_eq!(status.code(), Code::RESOURCE_EXHAUSTED, "{status:?}");
+    assert!(
+        status.message().contains("over the limit of 1024"),
+        "{status:?}"
+    );
 }

@@ -1,12 +1,16 @@
 //! `chat-bench`: the load generator and benchmark for the chat server.
 //!
 //! Scenarios are subcommands (`direct`, `fanout`, `connections`, `mixed`,
-//! `pingpong`) and `all` runs them in that order. Each prints one JSON
+//! `pingpong`) and `all` runs them in that order; `cluster` runs `direct`,
+//! `fanout` and `pingpong`, the scenarios `make bench` runs against several
+//! nodes of one cluster (`--server A,B`). Each prints one JSON
 //! object per scenario on stdout (and appends it to `--json-out`), then a
 //! table; the exit code is 1 when any scenario failed a check, hit an
 //! error or timed out. Every simulated user has its own channel (HTTP/2
 //! connection); receivers and senders are futures on the client's
-//! completion queues, never a thread per user.
+//! completion queues, never a thread per user. Against several nodes each
+//! scenario places its users so that messages cross nodes, and its report
+//! is named `cluster-<scenario>`.
 
 mod check;
 mod event;
@@ -24,6 +28,7 @@ use std::time::Duration;
 use structopt::StructOpt;
 
 use net::{wait_gone, Bench};
+use procfs::Pids;
 use report::Report;
 use scenario::{closed_loop, connections, mixed, pingpong};
 use util::Deadline;
@@ -35,12 +40,16 @@ use util::Deadline;
     about = "Load generator and benchmark for the chat server (chat.v1.ChatService)"
 )]
 struct Opt {
-    /// Server address, host:port
-    #[structopt(long, default_value = "127.0.0.1:13111")]
-    server: String,
-    /// The server's pid, to report its CPU time and RSS
+    /// Server address, host:port; for a cluster, every node's, comma-separated
+    #[structopt(long, default_value = "127.0.0.1:13111", require_delimiter = true)]
+    server: Vec<String>,
+    /// The server's pid, to report its CPU time and RSS; for a cluster,
+    /// every node's, comma-separated in `--server` order
+    #[structopt(long, require_delimiter = true)]
+    server_pid: Vec<u32>,
+    /// The cluster's Redis pid, to report its CPU time
     #[structopt(long)]
-    server_pid: Option<u32>,
+    redis_pid: Option<u32>,
     /// Append one JSON object per scenario to this file
     #[structopt(long)]
     json_out: Option<String>,
@@ -81,6 +90,9 @@ enum Command {
     Pingpong(PingpongOpt),
     /// Every scenario in turn with its defaults
     All(AllOpt),
+    /// direct, fanout and pingpong in turn with their defaults: the
+    /// scenarios run against a cluster (`--server` naming several nodes)
+    Cluster(ClusterOpt),
 }
 
 #[derive(Debug, StructOpt)]
@@ -171,6 +183,45 @@ struct AllOpt {
     scale: f64,
 }
 
+#[derive(Debug, StructOpt)]
+struct ClusterOpt {
+    /// Multiply every scenario's size (messages, round trips) by this, for
+    /// quick runs
+    #[structopt(long, default_value = "1.0")]
+    scale: f64,
+}
+
+/// Every scenario's defaults with their sizes multiplied by a scale.
+struct Scaled {
+    direct: DirectOpt,
+    fanout: FanoutOpt,
+    connections: ConnectionsOpt,
+    mixed: MixedOpt,
+    pingpong: PingpongOpt,
+}
+
+impl Scaled {
+    fn new(s: f64) -> Scaled {
+        let mut direct: DirectOpt = defaults("direct");
+        direct.messages = scaled(direct.messages, s);
+        let mut fanout: FanoutOpt = defaults("fanout");
+        fanout.messages = scaled(fanout.messages, s);
+        let mut connections: ConnectionsOpt = defaults("connections");
+        connections.connections = scaled(connections.connections, s);
+        let mut mixed: MixedOpt = defaults("mixed");
+        mixed.duration_secs *= s;
+        let mut pingpong: PingpongOpt = defaults("pingpong");
+        pingpong.rounds = scaled(pingpong.rounds, s);
+        Scaled {
+            direct,
+            fanout,
+            connections,
+            mixed,
+            pingpong,
+        }
+    }
+}
+
 /// The defaults of a scenario's flags.
 fn defaults<T: StructOpt>(name: &str) -> T {
     T::from_iter([name])
@@ -225,10 +276,15 @@ fn pingpong(bench: &Bench, o: &PingpongOpt) -> Report {
 }
 
 /// Runs one scenario, emits its JSON and waits for the server to let go of
-/// every user this process connected, so the next one starts quiet.
+/// every user this process connected, so the next one starts quiet. Against
+/// several nodes the report is named `cluster-<scenario>`.
 fn run_one(bench: &Bench, json_out: Option<&str>, scenario: impl FnOnce() -> Report) -> Report {
     let mut report = scenario();
     report.put("client_cqs", bench.client_cqs);
+    if bench.nodes() > 1 {
+        report.scenario = format!("cluster-{}", report.scenario);
+        report.put("nodes", bench.nodes());
+    }
     if let Err(error) = wait_gone(
         bench,
         &bench.process_prefix(),
@@ -246,6 +302,14 @@ fn run_one(bench: &Bench, json_out: Option<&str>, scenario: impl FnOnce() -> Rep
 
 fn main() -> ExitCode {
     let opt = Opt::from_args();
+    if !opt.server_pid.is_empty() && opt.server_pid.len() != opt.server.len() {
+        eprintln!(
+            "chat-bench: --server-pid names {} pids for {} --server addresses",
+            opt.server_pid.len(),
+            opt.server.len()
+        );
+        return ExitCode::from(2);
+    }
     util::start_clock();
     if procfs::raise_fd_limit().is_none() {
         eprintln!("chat-bench: could not raise the open-file limit");
@@ -254,7 +318,10 @@ fn main() -> ExitCode {
         Bench::new(
             opt.threads.unwrap_or(default_threads),
             opt.server.clone(),
-            opt.server_pid,
+            Pids {
+                nodes: opt.server_pid.clone(),
+                redis: opt.redis_pid,
+            },
             Duration::from_secs(opt.timeout_secs.max(1)),
             opt.window,
             opt.max_inflight,
@@ -291,16 +358,13 @@ fn main() -> ExitCode {
         }
         Command::All(all) => {
             let s = all.scale;
-            let mut d: DirectOpt = defaults("direct");
-            d.messages = scaled(d.messages, s);
-            let mut f: FanoutOpt = defaults("fanout");
-            f.messages = scaled(f.messages, s);
-            let mut c: ConnectionsOpt = defaults("connections");
-            c.connections = scaled(c.connections, s);
-            let mut m: MixedOpt = defaults("mixed");
-            m.duration_secs *= s;
-            let mut p: PingpongOpt = defaults("pingpong");
-            p.rounds = scaled(p.rounds, s);
+            let Scaled {
+                direct: d,
+                fanout: f,
+                connections: mut c,
+                mixed: m,
+                pingpong: p,
+            } = Scaled::new(s);
             let bench = general();
             eprintln!("chat-bench: direct");
             reports.push(run_one(&bench, json_out, || direct(&bench, &d)));
@@ -319,6 +383,20 @@ fn main() -> ExitCode {
             eprintln!("chat-bench: pingpong");
             let bench = for_pingpong();
             reports.push(run_one(&bench, json_out, || pingpong(&bench, &p)));
+        }
+        Command::Cluster(cluster) => {
+            let sizes = Scaled::new(cluster.scale);
+            let bench = general();
+            eprintln!("chat-bench: direct");
+            reports.push(run_one(&bench, json_out, || direct(&bench, &sizes.direct)));
+            eprintln!("chat-bench: fanout");
+            reports.push(run_one(&bench, json_out, || fanout(&bench, &sizes.fanout)));
+            drop(bench);
+            eprintln!("chat-bench: pingpong");
+            let bench = for_pingpong();
+            reports.push(run_one(&bench, json_out, || {
+                pingpong(&bench, &sizes.pingpong)
+            }));
         }
     }
     print!("{}", report::table(&reports));

@@ -1,5 +1,6 @@
 //! Talking to the server: the shared grpcio environment, one channel (one
-//! HTTP/2 connection) per simulated user, the calls a user makes with its
+//! HTTP/2 connection) per simulated user to the node the scenario places it
+//! on, the calls a user makes with its
 //! name in the `authorization` header, and the receiver that reads a user's
 //! Connect stream as a future on the environment's completion queues,
 //! timestamping every message, feeding the senders' flow control and keeping
@@ -30,16 +31,18 @@ use grpcio::{
 use crate::event::{self, Event};
 use crate::flow::Flow;
 use crate::payload::Payload;
+use crate::procfs::{Pids, Sample};
 use crate::util::{error_code, now_ns, Deadline};
 
 /// Settings every scenario shares.
 pub struct Bench {
     /// The client's completion queues.
     pub env: Arc<Environment>,
-    /// host:port of the server.
-    pub server: String,
-    /// The server's pid, to read its CPU time and RSS.
-    pub server_pid: Option<u32>,
+    /// host:port of each server node; one for a single server. A user placed
+    /// on node `n` talks to `servers[n % servers.len()]` only.
+    pub servers: Vec<String>,
+    /// The nodes' and Redis's pids, to read their CPU time and RSS.
+    pub pids: Pids,
     /// How long one scenario may take before it reports failure.
     pub timeout: Duration,
     /// Deadline of each unary call.
@@ -59,12 +62,12 @@ pub struct Bench {
 }
 
 impl Bench {
-    /// Settings for a bench against `server`.
+    /// Settings for a bench against the nodes `servers` (at least one).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         threads: usize,
-        server: String,
-        server_pid: Option<u32>,
+        servers: Vec<String>,
+        pids: Pids,
         timeout: Duration,
         window: Option<u32>,
         max_inflight: Option<u32>,
@@ -79,8 +82,8 @@ impl Bench {
         Bench {
             env,
             client_cqs: threads.max(1),
-            server,
-            server_pid,
+            servers,
+            pids,
             timeout,
             call_timeout: timeout.min(Duration::from_secs(30)),
             window,
@@ -89,6 +92,16 @@ impl Bench {
             prefix: format!("b{}", std::process::id()),
             runs: AtomicU32::new(0),
         }
+    }
+
+    /// How many server nodes the bench talks to.
+    pub fn nodes(&self) -> usize {
+        self.servers.len().max(1)
+    }
+
+    /// The measured processes now.
+    pub fn sample(&self) -> Sample {
+        Sample::take(&self.pids)
     }
 
     /// The `--window` given, or the scenario's `default`.
@@ -113,8 +126,8 @@ impl Bench {
         format!("{}x{run}{scenario}-", self.prefix)
     }
 
-    /// A client on a channel of its own, over a TCP connection the bench
-    /// opens itself: one HTTP/2 connection per client, as the server would
+    /// A client of node `node` (modulo the nodes) on a channel of its own,
+    /// over a TCP connection the bench opens itself: one HTTP/2 connection per client, as the server would
     /// see from separate processes. It is C-core's direct channel, without
     /// the client channel's name resolution, load balancing, retries and
     /// reconnection, and with the minimal filter stack (deadline checks put
@@ -125,9 +138,10 @@ impl Bench {
     ///
     /// # Errors
     /// Why the TCP connection could not be made.
-    pub fn dedicated_client(&self) -> Result<ChatServiceClient, String> {
-        let refused = |error: std::io::Error| format!("connecting to {}: {error}", self.server);
-        let stream = TcpStream::connect(&self.server).map_err(refused)?;
+    pub fn dedicated_client(&self, node: usize) -> Result<ChatServiceClient, String> {
+        let server = &self.servers[node % self.nodes()];
+        let refused = |error: std::io::Error| format!("connecting to {server}: {error}");
+        let stream = TcpStream::connect(server).map_err(refused)?;
         stream.set_nodelay(true).map_err(refused)?;
         let builder = ChannelBuilder::new(Arc::clone(&self.env))
             .raw_cfg_int(CString::from(c"grpc.minimal_stack"), 1)
@@ -135,7 +149,7 @@ impl Bench {
         // SAFETY: the descriptor is a connected stream socket that nothing
         // else holds: `into_raw_fd` gave up the stream's ownership, and the
         // channel closes the socket when it is done with it.
-        let channel = unsafe { builder.connect_from_fd(&self.server, stream.into_raw_fd()) };
+        let channel = unsafe { builder.connect_from_fd(server, stream.into_raw_fd()) };
         Ok(ChatServiceClient::new(channel))
     }
 
@@ -363,14 +377,16 @@ impl Online {
     }
 }
 
-/// Connects one user per name, each on its own channel, opens their Connect
-/// streams, starts their receivers and waits for every `connected`.
+/// Connects one user per name, each on its own channel to node
+/// `node_of(index)`, opens their Connect streams, starts their receivers and
+/// waits for every `connected`.
 ///
 /// # Errors
 /// A message naming the first user that could not connect.
 pub fn connect_users(
     bench: &Bench,
     names: Vec<String>,
+    node_of: impl Fn(u32) -> usize,
     shared: &Arc<RecvShared>,
     deadline: Deadline,
 ) -> Result<Online, String> {
@@ -381,7 +397,7 @@ pub fn connect_users(
     let mut failure = None;
     for (idx, name) in names.into_iter().enumerate() {
         let idx = idx as u32;
-        let client = match bench.dedicated_client() {
+        let client = match bench.dedicated_client(node_of(idx)) {
             Ok(client) => client,
             Err(error) => {
                 failure = Some(format!("{name}: {error}"));
@@ -558,7 +574,8 @@ pub fn setup_groups(
 
 /// Waits until the server lists no user whose name starts with `prefix`
 /// (so the next scenario starts from a quiet server), asking as a probe user
-/// of its own. Returns how long it took.
+/// of its own on the first node (a cluster lists every node's users).
+/// Returns how long it took.
 ///
 /// # Errors
 /// When the probe cannot connect or the users are still there at `deadline`.
@@ -566,7 +583,7 @@ pub fn wait_gone(bench: &Bench, prefix: &str, deadline: Deadline) -> Result<Dura
     let started = std::time::Instant::now();
     let shared = RecvShared::new(FlowMap::None, None);
     let probe_name = format!("{}probe", bench.run_prefix("settle"));
-    let probe = connect_users(bench, vec![probe_name], &shared, deadline)?;
+    let probe = connect_users(bench, vec![probe_name], |_| 0, &shared, deadline)?;
     let result = loop {
         match probe.users[0].list_users() {
             Ok(users) => {

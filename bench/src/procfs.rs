@@ -1,7 +1,8 @@
 //! Process measurements from /proc: a process's CPU time (utime + stime of
 //! `/proc/PID/stat`, fields 14 and 15, in clock ticks) and resident memory
-//! (`VmRSS` of `/proc/PID/status`), plus raising this process's open-file
-//! limit so thousands of streams and channels fit.
+//! (`VmRSS` of `/proc/PID/status`), read for each server node, for Redis
+//! and for the bench itself, plus raising this process's open-file limit so
+//! thousands of streams and channels fit.
 
 use std::fs;
 
@@ -71,31 +72,66 @@ pub fn raise_fd_limit() -> Option<libc::rlim_t> {
     Some(limit.rlim_cur)
 }
 
-/// A snapshot of the server process (when its pid is known) and of this
-/// process, to take deltas over a measured phase.
-#[derive(Debug, Clone, Copy, Default)]
+/// The processes a bench measures besides itself: the server's nodes (one
+/// for a single server) and, for a cluster, its Redis.
+#[derive(Debug, Clone, Default)]
+pub struct Pids {
+    /// Each node's pid, in `--server` order; empty when not given.
+    pub nodes: Vec<u32>,
+    /// Redis's pid, if given.
+    pub redis: Option<u32>,
+}
+
+/// A snapshot of the server's processes (those whose pids are known) and
+/// of this process, to take deltas over a measured phase.
+#[derive(Debug, Clone, Default)]
 pub struct Sample {
-    /// Server CPU seconds, if the pid was given and readable.
+    /// Server CPU seconds, every node together, if every pid was readable.
     pub server_cpu: Option<f64>,
-    /// Server RSS in KiB.
+    /// Server RSS in KiB, every node together.
     pub server_rss_kb: Option<u64>,
+    /// Each node's CPU seconds, in `--server` order.
+    pub node_cpu: Vec<Option<f64>>,
+    /// Redis's CPU seconds, if its pid was given and readable.
+    pub redis_cpu: Option<f64>,
     /// This process's CPU seconds.
     pub bench_cpu: Option<f64>,
 }
 
 impl Sample {
-    /// Reads the server (`pid`, if any) and this process now.
-    pub fn take(pid: Option<u32>) -> Sample {
+    /// Reads the processes of `pids` and this process now.
+    pub fn take(pids: &Pids) -> Sample {
+        let node_cpu: Vec<Option<f64>> = pids.nodes.iter().map(|&pid| cpu_seconds(pid)).collect();
+        let sum_all = |values: &[Option<f64>]| values.iter().copied().sum::<Option<f64>>();
+        let rss: Option<u64> = pids.nodes.iter().map(|&pid| rss_kb(pid)).sum();
+        let present = !pids.nodes.is_empty();
         Sample {
-            server_cpu: pid.and_then(cpu_seconds),
-            server_rss_kb: pid.and_then(rss_kb),
+            server_cpu: sum_all(&node_cpu).filter(|_| present),
+            server_rss_kb: rss.filter(|_| present),
+            node_cpu,
+            redis_cpu: pids.redis.and_then(cpu_seconds),
             bench_cpu: self_cpu_seconds(),
         }
     }
 
-    /// Server CPU seconds between `self` and the later sample `end`.
+    /// Server CPU seconds (every node) between `self` and the later sample
+    /// `end`.
     pub fn server_cpu_delta(&self, end: &Sample) -> Option<f64> {
         Some(end.server_cpu? - self.server_cpu?)
+    }
+
+    /// Each node's CPU seconds between `self` and `end`.
+    pub fn node_cpu_deltas(&self, end: &Sample) -> Option<Vec<f64>> {
+        self.node_cpu
+            .iter()
+            .zip(&end.node_cpu)
+            .map(|(start, stop)| Some((*stop)? - (*start)?))
+            .collect()
+    }
+
+    /// Redis's CPU seconds between `self` and `end`.
+    pub fn redis_cpu_delta(&self, end: &Sample) -> Option<f64> {
+        Some(end.redis_cpu? - self.redis_cpu?)
     }
 
     /// This process's CPU seconds between `self` and `end`.

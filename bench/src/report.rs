@@ -26,6 +26,10 @@ pub struct Report {
     pub latency: Option<Latency>,
     /// Server CPU per unit of work (message, delivery or connection), µs.
     pub server_cpu_us_per_unit: Option<f64>,
+    /// Each node's CPU per unit of work, µs, when there are several nodes.
+    pub node_cpu_us_per_unit: Vec<f64>,
+    /// Redis's CPU per unit of work, µs, when its pid was given.
+    pub redis_cpu_us_per_unit: Option<f64>,
     /// Mean messages per Delivery event received.
     pub msgs_per_delivery: Option<f64>,
     /// Correctness checks (message scenarios).
@@ -102,6 +106,17 @@ impl Report {
             "ok": self.ok(),
         });
         if let Value::Object(map) = &mut object {
+            if !self.node_cpu_us_per_unit.is_empty() {
+                let nodes: Vec<f64> = self
+                    .node_cpu_us_per_unit
+                    .iter()
+                    .map(|&x| round(x))
+                    .collect();
+                map.insert("node_cpu_us_per_unit".into(), nodes.into());
+            }
+            if let Some(redis) = self.redis_cpu_us_per_unit {
+                map.insert("redis_cpu_us_per_unit".into(), round(redis).into());
+            }
             for (key, value) in &self.extra {
                 map.insert(key.clone(), value.clone());
             }
@@ -125,9 +140,11 @@ fn opt(value: Option<f64>, decimals: usize) -> String {
     value.map_or_else(|| "-".to_owned(), |v| format!("{v:.decimals$}"))
 }
 
-/// The human-readable table of `reports`.
+/// The human-readable table of `reports`; with a column for Redis's CPU
+/// per unit when any report has it (a cluster run).
 pub fn table(reports: &[Report]) -> String {
-    let header = [
+    let with_redis = reports.iter().any(|r| r.redis_cpu_us_per_unit.is_some());
+    let mut header = vec![
         "scenario",
         "ok",
         "throughput",
@@ -141,6 +158,9 @@ pub fn table(reports: &[Report]) -> String {
         "lost/dup/reord/mism",
         "errors",
     ];
+    if with_redis {
+        header.insert(9, "redis µs/unit");
+    }
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| (*s).to_owned()).collect()];
     for r in reports {
         let checks = r.checks.map_or_else(
@@ -161,7 +181,7 @@ pub fn table(reports: &[Report]) -> String {
         if let Some(Value::Number(n)) = r.params.get("connections") {
             name = format!("{name} ({n})");
         }
-        rows.push(vec![
+        let mut row = vec![
             name,
             if r.ok() { "yes" } else { "NO" }.to_owned(),
             format!("{:.0}", r.throughput),
@@ -178,7 +198,11 @@ pub fn table(reports: &[Report]) -> String {
             } else {
                 errors.join(",")
             },
-        ]);
+        ];
+        if with_redis {
+            row.insert(9, opt(r.redis_cpu_us_per_unit, 2));
+        }
+        rows.push(row);
     }
     let widths: Vec<usize> = (0..header.len())
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))

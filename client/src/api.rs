@@ -5,6 +5,8 @@
 //! own thread and hands events over a channel, so callers can wait for them
 //! with a deadline.
 
+use std::io;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -96,10 +98,13 @@ impl TlsOptions {
 
 impl Api {
     /// Connects to the server at `address` (host:port), waiting up to
-    /// `timeout` for the connection.
+    /// `timeout` for the connection. A refused connection fails at once: a
+    /// plain TCP connect is tried first, as gRPC would retry it until the
+    /// timeout.
     ///
     /// # Errors
-    /// A one-line message when the server cannot be reached.
+    /// A one-line message when the address is malformed or cannot be
+    /// resolved, or the server cannot be reached.
     pub fn connect(address: &str, timeout: Duration) -> Result<Api, String> {
         Api::connect_with(address, timeout, None)
     }
@@ -114,6 +119,13 @@ impl Api {
         timeout: Duration,
         tls: Option<&TlsOptions>,
     ) -> Result<Api, String> {
+        let socket = resolve(address)?;
+        TcpStream::connect_timeout(&socket, timeout).map_err(|error| {
+            format!(
+                "cannot reach a chat server at {address}: {}",
+                connect_failure(&error, timeout)
+            )
+        })?;
         let env = Arc::new(Environment::new(1));
         let builder = ChannelBuilder::new(env);
         let channel = match tls {
@@ -122,8 +134,15 @@ impl Api {
         };
         let ready = futures::executor::block_on(channel.wait_for_connected(timeout));
         if !ready {
-            let over = if tls.is_some() { " over TLS" } else { "" };
-            return Err(format!("cannot reach a chat server at {address}{over}"));
+            return Err(match tls {
+                None => format!(
+                    "cannot reach a chat server at {address}: it accepts connections but does not speak gRPC"
+                ),
+                Some(_) => format!(
+                    "cannot reach a chat server at {address} over TLS: no TLS there, or its \
+                     certificate is not signed by --tls-ca, or it refused ours"
+                ),
+            });
         }
         Ok(Api {
             client: ChatServiceClient::new(channel),
@@ -209,6 +228,36 @@ impl Api {
                 "no `connected` event in time".into(),
             )),
         }
+    }
+}
+
+/// The first address `address` (HOST:PORT) resolves to.
+///
+/// # Errors
+/// `invalid server address ...` when it is not HOST:PORT with a port of
+/// 1-65535; `cannot resolve ...` when the host has no address.
+pub fn resolve(address: &str) -> Result<SocketAddr, String> {
+    let invalid =
+        || format!("invalid server address {address:?}: expected HOST:PORT, e.g. 127.0.0.1:13111");
+    let (host, port) = address.rsplit_once(':').ok_or_else(invalid)?;
+    let valid_port = port.parse::<u16>().is_ok_and(|port| port != 0);
+    if host.is_empty() || !valid_port {
+        return Err(invalid());
+    }
+    let mut found = address
+        .to_socket_addrs()
+        .map_err(|error| format!("cannot resolve the server address {address:?}: {error}"))?;
+    found
+        .next()
+        .ok_or_else(|| format!("cannot resolve the server address {address:?}: no address"))
+}
+
+/// Why a TCP connect failed, in a few lower-case words.
+fn connect_failure(error: &io::Error, timeout: Duration) -> String {
+    match error.kind() {
+        io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+        io::ErrorKind::TimedOut => format!("no answer within {}s", timeout.as_secs()),
+        _ => error.to_string(),
     }
 }
 
@@ -383,5 +432,54 @@ impl Inbox {
 impl Drop for Inbox {
     fn drop(&mut self) {
         self.shut();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_without_host_or_port_is_invalid() {
+        for address in [
+            "15111",
+            ":15111",
+            "localhost:",
+            "localhost:http",
+            "127.0.0.1:0",
+            "1.2.3.4:70000",
+        ] {
+            let error = resolve(address).unwrap_err();
+            assert!(
+                error.starts_with("invalid server address"),
+                "{address}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn host_and_port_resolve() {
+        assert_eq!(
+            resolve("127.0.0.1:13111"),
+            Ok(SocketAddr::from(([127, 0, 0, 1], 13111)))
+        );
+        assert_eq!(resolve("[::1]:80").map(|a| a.port()), Ok(80));
+    }
+
+    #[test]
+    fn a_refused_connection_fails_at_once_with_one_line() {
+        // A port just bound and released: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let address = format!("127.0.0.1:{port}");
+        let error = Api::connect(&address, Duration::from_secs(30)).err();
+        assert_eq!(
+            error,
+            Some(format!(
+                "cannot reach a chat server at {address}: connection refused"
+            ))
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! How the client prints status codes and messages.
+//! How the client prints status codes, channels and message texts: the
+//! pieces of text that both the scripted demo and the interactive chat show.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -19,14 +20,20 @@ pub fn code_name(code: RpcStatusCode) -> String {
 /// `group NAME (N members, joined)`.
 pub fn describe_channel(channel: &Channel) -> String {
     match channel.type_.enum_value_or_default() {
-        ChannelType::CHANNEL_TYPE_GROUP => format!(
-            "group {} ({} members{})",
-            channel.name,
-            channel.member_count,
-            if channel.joined { ", joined" } else { "" }
-        ),
+        ChannelType::CHANNEL_TYPE_GROUP => {
+            describe_group(&channel.name, channel.member_count, channel.joined)
+        }
         _ => format!("user {}", channel.name),
     }
+}
+
+/// `group NAME (1 member, joined)`.
+pub fn describe_group(name: &str, members: u32, joined: bool) -> String {
+    format!(
+        "group {name} ({members} {}{})",
+        if members == 1 { "member" } else { "members" },
+        if joined { ", joined" } else { "" }
+    )
 }
 
 /// One line describing a received message.
@@ -62,5 +69,62 @@ fn sent_at(message: &Message) -> String {
             )
         }
         None => "unset".to_owned(),
+    }
+}
+
+/// `text` as a terminal can show it safely: printable characters as they
+/// are, a tab as spaces, other control characters (C0, DEL, C1) as their
+/// Unicode control pictures or U+FFFD, and the bidirectional overrides that
+/// could reorder what follows them as `<U+202E>`. No quoting, no escaping
+/// of quotes or backslashes.
+pub fn visible(text: &str) -> String {
+    let mut shown = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\t' => shown.push_str("    "),
+            // U+2400.. are the pictures of 0x00..0x1F.
+            '\0'..='\u{1f}' => shown.push(char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}')),
+            '\u{7f}' => shown.push('\u{2421}'),
+            '\u{80}'..='\u{9f}' => shown.push('\u{fffd}'),
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
+                shown.push_str(&format!("<U+{:04X}>", c as u32));
+            }
+            _ => shown.push(c),
+        }
+    }
+    shown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn visible_keeps_text_as_written_and_pictures_controls() {
+        assert_eq!(visible("\"q\" \\ é"), "\"q\" \\ é");
+        assert_eq!(visible("a\tb"), "a    b");
+        assert_eq!(
+            visible("\u{1b}[2J\r\n\u{7f}\u{9b}"),
+            "\u{241b}[2J\u{240d}\u{240a}\u{2421}\u{fffd}"
+        );
+        assert_eq!(visible("abc\u{202e}def"), "abc<U+202E>def");
+    }
+
+    #[test]
+    fn one_member_is_not_plural() {
+        let mut channel = Channel::new();
+        channel.name = "general".into();
+        channel.type_ = ChannelType::CHANNEL_TYPE_GROUP.into();
+        channel.member_count = 1;
+        channel.joined = true;
+        assert_eq!(
+            describe_channel(&channel),
+            "group general (1 member, joined)"
+        );
+        channel.member_count = 2;
+        assert_eq!(
+            describe_channel(&channel),
+            "group general (2 members, joined)"
+        );
     }
 }

@@ -4,11 +4,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use structopt::StructOpt;
 
 use chat_client::api::{Api, Credentials, TlsOptions};
+use chat_client::chat::command::{COMMANDS, KEYS, NAME_RULE};
+use chat_client::chat::Mode;
 use chat_client::{chat, demo};
 
 #[derive(Debug, StructOpt)]
@@ -57,9 +60,12 @@ enum Command {
     /// Run a scripted session with three users that exercises every RPC and
     /// error case; exits non-zero if any outcome differs from the expected one
     Demo,
-    /// Chat interactively as a user
+    /// Chat interactively as a user: full screen on a terminal, plain lines
+    /// (one command or text per input line) when input or output is not a
+    /// terminal
+    #[structopt(after_help = chat_help())]
     Chat {
-        /// The username to connect as
+        /// The username to connect as (see the name rule below)
         #[structopt(long)]
         user: String,
     },
@@ -104,6 +110,25 @@ fn connect(opt: &Opt) -> Result<Api, String> {
     )
 }
 
+/// The commands, keys and name rule, for `chat --help`.
+fn chat_help() -> &'static str {
+    static HELP: OnceLock<String> = OnceLock::new();
+    HELP.get_or_init(|| {
+        let mut help =
+            String::from("COMMANDS (any case; any other line goes to the current conversation):\n");
+        for (form, meaning) in COMMANDS {
+            help.push_str(&format!("    {form:<16} {meaning}\n"));
+        }
+        help.push_str("\nKEYS (full screen):\n");
+        for (keys, meaning) in KEYS {
+            help.push_str(&format!("    {keys:<26} {meaning}\n"));
+        }
+        help.push_str("\nNAMES:\n    ");
+        help.push_str(NAME_RULE);
+        help
+    })
+}
+
 fn main() -> ExitCode {
     let opt = Opt::from_args();
     let api = match connect(&opt) {
@@ -121,10 +146,12 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        Command::Chat { user } => match chat::run(api, &user) {
+        Command::Chat { user } => match chat::run(api, &user, Mode::detect()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
-                eprintln!("chat-client: {error}");
+                if !error.is_empty() {
+                    eprintln!("chat-client: {error}");
+                }
                 ExitCode::FAILURE
             }
         },

@@ -25,6 +25,10 @@ const BLOCK: Duration = Duration::from_millis(500);
 /// Most entries read at once.
 const COUNT: usize = 1024;
 
+/// Applied entries are trimmed once this many have gathered, or when the
+/// stream goes quiet: not a round trip per read.
+const TRIM_EVERY: u64 = 1024;
+
 /// One inbox entry: its sequence number and fields.
 type Entry = (u64, Vec<(String, Vec<u8>)>);
 
@@ -40,6 +44,8 @@ pub(super) fn run(node: &Arc<Node>) {
     let mut connection: Option<redis::Connection> = None;
     let mut stream_of: Arc<str> = Arc::from("");
     let mut last: u64 = 0;
+    // Everything up to here has been trimmed.
+    let mut trimmed: u64 = 0;
     while !node.stopped.load(Ordering::Acquire) {
         let identity = node.identity();
         if !identity.registered {
@@ -49,6 +55,7 @@ pub(super) fn run(node: &Arc<Node>) {
         if identity.id != stream_of {
             stream_of = Arc::clone(&identity.id);
             last = 0;
+            trimmed = 0;
         }
         if connection.is_none() {
             match node.store.connect(BLOCK + super::store::CALL_TIMEOUT) {
@@ -82,27 +89,27 @@ pub(super) fn run(node: &Arc<Node>) {
                 continue;
             }
         };
-        if entries.is_empty() {
-            continue;
-        }
         // Entries read before a fence belong to the old identity.
-        if node.identity().id != stream_of {
-            continue;
-        }
-        match apply(node, &entries, last) {
-            Ok(applied) => last = applied,
-            Err(gap) => {
-                node.fence(&gap);
-                continue;
+        if !entries.is_empty() && node.identity().id == stream_of {
+            match apply(node, &entries, last) {
+                Ok(applied) => last = applied,
+                Err(gap) => {
+                    node.fence(&gap);
+                    continue;
+                }
             }
         }
-        let trimmed: redis::RedisResult<Value> = redis::cmd("XTRIM")
-            .arg(&key)
-            .arg("MINID")
-            .arg(format!("{}-0", last + 1))
-            .query(live);
-        if trimmed.is_err() {
-            connection = None;
+        let quiet = entries.is_empty();
+        if last > trimmed && (quiet || last - trimmed >= TRIM_EVERY) {
+            let trim: redis::RedisResult<Value> = redis::cmd("XTRIM")
+                .arg(&key)
+                .arg("MINID")
+                .arg(format!("{}-0", last + 1))
+                .query(live);
+            match trim {
+                Ok(_) => trimmed = last,
+                Err(_) => connection = None,
+            }
         }
     }
     info!(node.log, "inbox reader stopped");
@@ -113,6 +120,7 @@ pub(super) fn run(node: &Arc<Node>) {
 fn apply(node: &Node, entries: &[Entry], mut last: u64) -> Result<u64, String> {
     let mut wake: Vec<Outbox> = Vec::new();
     let mut evicted: Vec<(SessionId, Name, Outbox)> = Vec::new();
+    let mut newest_message = None;
     {
         let mut local = lock(&node.local);
         for (seq, fields) in entries {
@@ -123,11 +131,20 @@ fn apply(node: &Node, entries: &[Entry], mut last: u64) -> Result<u64, String> {
                 ));
             }
             last = *seq;
-            apply_one(&mut local, fields, &mut wake, &mut evicted);
+            if let Some(sent_at) = apply_one(&mut local, fields, &mut wake, &mut evicted) {
+                newest_message = Some(sent_at);
+            }
         }
     }
     for outbox in wake {
         outbox.wake();
+    }
+    if let Some(sent_at) = newest_message {
+        let lag = SystemTime::now()
+            .duration_since(sent_at)
+            .unwrap_or(Duration::ZERO);
+        let micros = u64::try_from(lag.as_micros()).unwrap_or(u64::MAX);
+        node.inbox_lag_micros.store(micros, Ordering::Relaxed);
     }
     for (id, name, outbox) in evicted {
         info!(node.log, "slow consumer dropped"; "user" => &*name);
@@ -158,29 +175,31 @@ fn connection_of(fields: &[(String, Vec<u8>)]) -> Option<SessionId> {
     std::str::from_utf8(field(fields, "c")).ok()?.parse().ok()
 }
 
+/// Applies one entry; for a message, returns when it was sent.
 fn apply_one(
     local: &mut Local,
     fields: &[(String, Vec<u8>)],
     wake: &mut Vec<Outbox>,
     evicted: &mut Vec<(SessionId, Name, Outbox)>,
-) {
+) -> Option<SystemTime> {
     match field(fields, "k") {
         b"j" => {
             let (Some(id), group) = (connection_of(fields), text(fields, "g")) else {
-                return;
+                return None;
             };
             let group: Name = Arc::from(group);
             if let Some(connection) = local.connections.get_mut(&id) {
                 if connection.evicted {
-                    return;
+                    return None;
                 }
                 connection.groups.insert(Arc::clone(&group));
                 local.groups.entry(group).or_default().insert(id);
             }
+            None
         }
         b"l" => {
             let (Some(id), group) = (connection_of(fields), text(fields, "g")) else {
-                return;
+                return None;
             };
             if let Some(connection) = local.connections.get_mut(&id) {
                 connection.groups.remove(group.as_str());
@@ -191,6 +210,7 @@ fn apply_one(
                     local.groups.remove(group.as_str());
                 }
             }
+            None
         }
         kind @ (b"d" | b"g") => {
             let recipient_kind = if kind == b"d" {
@@ -199,6 +219,7 @@ fn apply_one(
                 ChannelKind::Group
             };
             let recipient: Name = Arc::from(text(fields, "r"));
+            let sent_at = timestamp(number(fields, "ts"), number(fields, "tu"));
             let message = Arc::new(Message {
                 id: number(fields, "id")
                     .and_then(|id| u64::try_from(id).ok())
@@ -207,7 +228,7 @@ fn apply_one(
                 recipient: Arc::clone(&recipient),
                 recipient_kind,
                 text: text(fields, "t"),
-                sent_at: timestamp(number(fields, "ts"), number(fields, "tu")),
+                sent_at,
                 encoded: OnceLock::new(),
             });
             let targets: Vec<SessionId> = if recipient_kind == ChannelKind::User {
@@ -241,8 +262,9 @@ fn apply_one(
                     }
                 }
             }
+            Some(sent_at)
         }
-        _ => {}
+        _ => None,
     }
 }
 

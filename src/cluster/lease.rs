@@ -72,7 +72,10 @@ fn tick(node: &Arc<Node>, connection: &mut redis::Connection) -> Result<(), ()> 
                 identity.epoch.as_bytes(),
             ],
         );
-        match node.store.run_one(connection, &call) {
+        let renewed = node.store.run_one(connection, &call);
+        let failed = !matches!(&renewed, Ok(answer) if answer.is_ok());
+        node.renewals[usize::from(failed)].fetch_add(1, Ordering::Relaxed);
+        match renewed {
             Ok(answer) => match answer.status() {
                 "OK" => {
                     let mut current = lock(&node.identity);

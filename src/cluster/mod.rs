@@ -1,11 +1,11 @@
 //! The cluster engine: many nodes acting as one chat, with the shared state
 //! (names, groups, memberships, message ids) in one Redis and every message
 //! delivered through it. Each change is one Lua script ([`scripts`]) run by
-//! a command lane ([`store`]); the script appends what each affected node
+//! a command lane (`store`); the script appends what each affected node
 //! must apply to that node's inbox stream, and the node's inbox reader
-//! ([`inbox`]) applies it to the connections it holds, in order, so every
+//! (`inbox`) applies it to the connections it holds, in order, so every
 //! member of a group sees one order on every node. The lease thread
-//! ([`lease`]) keeps the node registered, frees dead nodes' users and fences
+//! (`lease`) keeps the node registered, frees dead nodes' users and fences
 //! the node when it lost its lease or Redis lost its data. Connections,
 //! mailboxes, delivery batching and the slow-consumer rule are the same local
 //! ones the embedded engine uses. This module and its children are the only
@@ -27,9 +27,9 @@ use slog::{info, warn, Logger};
 
 use crate::config::ClusterConfig;
 use crate::domain::{
-    check_name, mailbox::mailbox, ChannelInfo, ChannelKind, ChatEngine, ChatError, CloseReason,
-    Connected, Departure, Disconnect, Left, Limits, Name, Outbox, Reply, Sent, Session, SessionId,
-    TextProblem, WakeTicker, Wakeups,
+    check_name, mailbox::mailbox, ChannelInfo, ChannelKind, ChatEngine, ChatError, ChatStats,
+    CloseReason, Connected, Departure, Disconnect, Left, Limits, Name, Outbox, Reply, Sent,
+    Session, SessionId, StoreStats, TextProblem, WakeTicker, Wakeups,
 };
 use store::{Answer, Call, Lanes, Script, Store, Unreachable};
 
@@ -127,6 +127,13 @@ struct Node {
     log: Logger,
     /// This node, for the completions its sessions' disconnects queue.
     me: Weak<Node>,
+    /// Direct and group messages accepted through this node, for
+    /// monitoring.
+    sent: [AtomicU64; 2],
+    /// Lease renewals that succeeded and that failed, for monitoring.
+    renewals: [AtomicU64; 2],
+    /// The age of the last message the inbox reader applied, in µs.
+    inbox_lag_micros: AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -191,6 +198,9 @@ pub fn start(
         retired: Mutex::new(Vec::new()),
         log,
         me: Weak::clone(me),
+        sent: [AtomicU64::new(0), AtomicU64::new(0)],
+        renewals: [AtomicU64::new(0), AtomicU64::new(0)],
+        inbox_lag_micros: AtomicU64::new(0),
     });
     node.register(&mut connection).map_err(|error| {
         JoinError(format!(
@@ -569,67 +579,59 @@ fn check_group_name(name: &str) -> Result<(), ChatError> {
     })
 }
 
+impl ClusterEngine {
+    /// Runs a group script (create, join, leave) for `caller` on group
+    /// `name`; `done` reads a success.
+    fn group_call<T: Send + 'static>(
+        &self,
+        caller: &str,
+        name: &str,
+        script: Script,
+        done: fn(&Answer) -> T,
+    ) -> Reply<T> {
+        if let Err(invalid) = check_group_name(name) {
+            return self.node.refuse_after_auth(caller, invalid);
+        }
+        let limit = self.node.limits.max_groups_per_user;
+        let group = name.to_owned();
+        self.node.call(
+            caller,
+            script,
+            &[name.as_bytes(), limit.to_string().as_bytes()],
+            move |answer| match answer.status() {
+                "OK" => Ok(done(answer)),
+                "TAKEN" => Err(ChatError::NameTaken(group)),
+                "NOGROUP" => Err(ChatError::GroupNotFound(group)),
+                "MEMBER" => Err(ChatError::AlreadyMember(group)),
+                "NOTMEMBER" => Err(ChatError::NotMember(group)),
+                "TOOMANYGROUPS" => Err(ChatError::TooManyGroups(limit)),
+                other => Err(unexpected(other)),
+            },
+        )
+    }
+}
+
 impl ChatEngine for ClusterEngine {
     fn connect(&self, username: &str) -> Reply<Connected> {
         self.node.connect(username)
     }
 
     fn create_group(&self, caller: &str, name: &str) -> Reply<()> {
-        if let Err(invalid) = check_group_name(name) {
-            return self.node.refuse_after_auth(caller, invalid);
-        }
-        let limit = self.node.limits.max_groups_per_user;
-        let group = name.to_owned();
-        self.node.call(
-            caller,
-            Script::CreateGroup,
-            &[name.as_bytes(), limit.to_string().as_bytes()],
-            move |answer| match answer.status() {
-                "OK" => Ok(()),
-                "TAKEN" => Err(ChatError::NameTaken(group)),
-                "TOOMANYGROUPS" => Err(ChatError::TooManyGroups(limit)),
-                other => Err(unexpected(other)),
-            },
-        )
+        self.group_call(caller, name, Script::CreateGroup, |_| ())
     }
 
     fn join_group(&self, caller: &str, name: &str) -> Reply<()> {
-        if let Err(invalid) = check_group_name(name) {
-            return self.node.refuse_after_auth(caller, invalid);
-        }
-        let limit = self.node.limits.max_groups_per_user;
-        let group = name.to_owned();
-        self.node.call(
-            caller,
-            Script::JoinGroup,
-            &[name.as_bytes(), limit.to_string().as_bytes()],
-            move |answer| match answer.status() {
-                "OK" => Ok(()),
-                "NOGROUP" => Err(ChatError::GroupNotFound(group)),
-                "MEMBER" => Err(ChatError::AlreadyMember(group)),
-                "TOOMANYGROUPS" => Err(ChatError::TooManyGroups(limit)),
-                other => Err(unexpected(other)),
-            },
-        )
+        self.group_call(caller, name, Script::JoinGroup, |_| ())
     }
 
     fn leave_group(&self, caller: &str, name: &str) -> Reply<Left> {
-        if let Err(invalid) = check_group_name(name) {
-            return self.node.refuse_after_auth(caller, invalid);
-        }
-        let group = name.to_owned();
-        self.node.call(
-            caller,
-            Script::LeaveGroup,
-            &[name.as_bytes()],
-            move |answer| match answer.status() {
-                "OK" if answer.int(1) == Some(1) => Ok(Left::GroupDeleted),
-                "OK" => Ok(Left::GroupKept),
-                "NOGROUP" => Err(ChatError::GroupNotFound(group)),
-                "NOTMEMBER" => Err(ChatError::NotMember(group)),
-                other => Err(unexpected(other)),
-            },
-        )
+        self.group_call(caller, name, Script::LeaveGroup, |answer| {
+            if answer.int(1) == Some(1) {
+                Left::GroupDeleted
+            } else {
+                Left::GroupKept
+            }
+        })
     }
 
     fn send(&self, caller: &str, recipient: &str, text: String) -> Reply<(Sent, Wakeups)> {
@@ -653,6 +655,7 @@ impl ChatEngine for ClusterEngine {
             return self.node.refuse_after_auth(caller, invalid);
         }
         let to = recipient.to_owned();
+        let node = Arc::clone(&self.node);
         self.node.call(
             caller,
             Script::Send,
@@ -665,6 +668,8 @@ impl ChatEngine for ClusterEngine {
                     let id = answer.int(1).unwrap_or(0);
                     let sent_at = inbox::timestamp(answer.int(2), answer.int(3));
                     let recipients = answer.int(4).unwrap_or(0);
+                    let kind = usize::from(answer.text(5) == Some("g"));
+                    node.sent[kind].fetch_add(1, Ordering::Relaxed);
                     Ok((
                         Sent {
                             id: u64::try_from(id).unwrap_or(0),
@@ -734,5 +739,33 @@ impl ChatEngine for ClusterEngine {
 
     fn local_users(&self) -> usize {
         lock(&self.node.local).connections.len()
+    }
+
+    /// This node's view: its own streams, the groups they are in, their
+    /// queues, and the messages sent through it.
+    fn stats(&self) -> ChatStats {
+        let local = lock(&self.node.local);
+        let mut stats = ChatStats {
+            connected_users: local.connections.len(),
+            groups: local.groups.len(),
+            memberships: local.groups.values().map(HashSet::len).sum(),
+            direct_messages: self.node.sent[0].load(Ordering::Relaxed),
+            group_messages: self.node.sent[1].load(Ordering::Relaxed),
+            ..ChatStats::default()
+        };
+        let mut store = StoreStats {
+            lease_renewals: self.node.renewals[0].load(Ordering::Relaxed),
+            lease_failures: self.node.renewals[1].load(Ordering::Relaxed),
+            inbox_lag_seconds: self.node.inbox_lag_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            ..StoreStats::default()
+        };
+        self.node.store.counters.read_into(&mut store);
+        stats.store = Some(store);
+        for connection in local.connections.values() {
+            let (messages, bytes) = connection.outbox.queued();
+            stats.queued_messages += messages;
+            stats.queued_bytes += bytes;
+        }
+        stats
     }
 }

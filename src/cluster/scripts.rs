@@ -189,7 +189,7 @@ return {'OK', 0}
 /// ARGV: node, caller, recipient, text. Takes the next message id and the
 /// server's time, and appends the message to the inbox of the recipient's
 /// node, or of every node holding a member of the group. Answers `OK id
-/// seconds microseconds recipients`.
+/// seconds microseconds recipients kind` (kind `d` direct, `g` group).
 pub const SEND: &str = r#"
 local n, conn = caller()
 if not n then return conn end
@@ -202,7 +202,7 @@ if rec ~= 'g' then
   local t = redis.call('TIME')
   push(to, 'k', 'd', 'id', id, 's', ARGV[2], 'r', ARGV[3], 'c', to_conn, 't', ARGV[4],
     'ts', t[1], 'tu', t[2])
-  return {'OK', id, t[1], t[2], 1}
+  return {'OK', id, t[1], t[2], 1, 'd'}
 end
 if redis.call('HEXISTS', B .. ':g:' .. ARGV[3], ARGV[2]) == 0 then return {'NOTMEMBEROF'} end
 local id = redis.call('INCR', B .. ':seq')
@@ -210,7 +210,7 @@ local t = redis.call('TIME')
 for _, to in ipairs(redis.call('HKEYS', B .. ':gn:' .. ARGV[3])) do
   push(to, 'k', 'g', 'id', id, 's', ARGV[2], 'r', ARGV[3], 't', ARGV[4], 'ts', t[1], 'tu', t[2])
 end
-return {'OK', id, t[1], t[2], redis.call('HLEN', B .. ':g:' .. ARGV[3])}
+return {'OK', id, t[1], t[2], redis.call('HLEN', B .. ':g:' .. ARGV[3]), 'g'}
 "#;
 
 /// ARGV: node, caller. One consistent snapshot: `OK` then `u name` per user

@@ -17,6 +17,7 @@ use redis::{Connection, Value};
 use slog::{debug, warn, Logger};
 
 use super::scripts;
+use crate::domain::{StoreStats, ROUND_TRIP_BOUNDS};
 
 /// How long one Redis call may take before the node treats Redis as
 /// unreachable: the bound on a chat call that needs Redis.
@@ -42,6 +43,46 @@ impl std::fmt::Display for Unreachable {
 impl From<redis::RedisError> for Unreachable {
     fn from(error: redis::RedisError) -> Unreachable {
         Unreachable(error.to_string())
+    }
+}
+
+/// What the node counts of its round trips to Redis, for monitoring: a
+/// few relaxed atomics per round trip (a pipeline of calls), none per
+/// message.
+#[derive(Debug, Default)]
+pub struct StoreCounters {
+    round_trips: [AtomicU64; ROUND_TRIP_BOUNDS.len() + 1],
+    round_trip_nanos: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl StoreCounters {
+    /// One round trip that took `took`.
+    pub fn round_trip(&self, took: Duration) {
+        let seconds = took.as_secs_f64();
+        let bucket = ROUND_TRIP_BOUNDS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(ROUND_TRIP_BOUNDS.len());
+        if let Some(count) = self.round_trips.get(bucket) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.round_trip_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// `calls` calls failed: Redis unreachable or too slow.
+    pub fn failed(&self, calls: usize) {
+        self.errors.fetch_add(calls as u64, Ordering::Relaxed);
+    }
+
+    /// The counts so far, into `stats`.
+    pub fn read_into(&self, stats: &mut StoreStats) {
+        for (into, count) in stats.round_trips.iter_mut().zip(&self.round_trips) {
+            *into = count.load(Ordering::Relaxed);
+        }
+        stats.round_trip_seconds = self.round_trip_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        stats.errors = self.errors.load(Ordering::Relaxed);
     }
 }
 
@@ -174,6 +215,8 @@ pub struct Store {
     base: String,
     /// Each script with its source and its SHA1 (what `EVALSHA` names).
     scripts: Vec<(Script, String, String)>,
+    /// Round trips and failures, for monitoring.
+    pub counters: StoreCounters,
 }
 
 impl Store {
@@ -210,6 +253,7 @@ impl Store {
             client,
             base: format!("{{{prefix}}}"),
             scripts,
+            counters: StoreCounters::default(),
         })
     }
 
@@ -223,10 +267,18 @@ impl Store {
     /// # Errors
     /// [`Unreachable`] when Redis does not accept it in time.
     pub fn connect(&self, timeout: Duration) -> Result<Connection, Unreachable> {
-        let connection = self.client.get_connection_with_timeout(CALL_TIMEOUT)?;
-        connection.set_read_timeout(Some(timeout))?;
-        connection.set_write_timeout(Some(CALL_TIMEOUT))?;
-        Ok(connection)
+        let connected = self
+            .client
+            .get_connection_with_timeout(CALL_TIMEOUT)
+            .and_then(|connection| {
+                connection.set_read_timeout(Some(timeout))?;
+                connection.set_write_timeout(Some(CALL_TIMEOUT))?;
+                Ok(connection)
+            });
+        if connected.is_err() {
+            self.counters.failed(1);
+        }
+        Ok(connected?)
     }
 
     fn hash(&self, script: Script) -> &str {
@@ -245,6 +297,20 @@ impl Store {
     /// [`Unreachable`] when the connection fails or a reply is not a script
     /// answer; the connection should then be dropped.
     pub fn run(
+        &self,
+        connection: &mut Connection,
+        calls: &[&Call],
+    ) -> Result<Vec<Result<Answer, Unreachable>>, Unreachable> {
+        let started = Instant::now();
+        let answers = self.run_counted(connection, calls);
+        match &answers {
+            Ok(_) => self.counters.round_trip(started.elapsed()),
+            Err(_) => self.counters.failed(calls.len()),
+        }
+        answers
+    }
+
+    fn run_counted(
         &self,
         connection: &mut Connection,
         calls: &[&Call],
@@ -432,6 +498,7 @@ fn run_lane(
         let (late, batch): (Vec<Job>, Vec<Job>) = batch
             .into_iter()
             .partition(|job| job.queued.elapsed() > CALL_TIMEOUT);
+        store.counters.failed(late.len());
         for job in late {
             (job.done)(Err(Unreachable("timed out waiting for redis".to_owned())));
         }

@@ -18,6 +18,7 @@ use futures::future::BoxFuture;
 use super::error::ChatError;
 use super::mailbox::{Inbox, Outbox};
 use super::registry::{ChannelInfo, Departure, Left, Name, Sent, SessionId, Wakeups};
+use super::stats::ChatStats;
 
 /// What the engine answers an operation with: a result now, or a future
 /// that resolves to it once the state's keeper has answered.
@@ -111,6 +112,9 @@ pub trait ChatEngine: Send + Sync {
 
     /// How many users have their stream on this node.
     fn local_users(&self) -> usize;
+
+    /// Counts for monitoring, read at scrape time.
+    fn stats(&self) -> ChatStats;
 }
 
 /// How a session's engine removes the user when the session ends.

@@ -170,6 +170,15 @@ impl Outbox {
         close_signal(&self.signal, reason);
     }
 
+    /// How many messages, and how many bytes of them, are queued now (for
+    /// monitoring: a relaxed read of the two counts the queue keeps anyway).
+    pub fn queued(&self) -> (usize, usize) {
+        (
+            self.signal.queued_messages.load(Ordering::Relaxed),
+            self.signal.queued_bytes.load(Ordering::Relaxed),
+        )
+    }
+
     /// Keeps what the user's removal changed, for [`Outbox::take_departure`].
     pub fn keep_departure(&self, departure: Departure) {
         *self.departure() = Some(departure);

@@ -7,6 +7,7 @@ pub mod error;
 pub mod mailbox;
 pub mod names;
 pub mod registry;
+pub mod stats;
 pub mod wake_ticker;
 
 pub use engine::{ChatEngine, Connected, Disconnect, Reply, Session};
@@ -17,4 +18,5 @@ pub use registry::{
     ChannelInfo, ChannelKind, Departure, Left, Limits, Message, Name, Registry, Sent, SessionId,
     Wakeups,
 };
+pub use stats::{ChatStats, StoreStats, ROUND_TRIP_BOUNDS};
 pub use wake_ticker::WakeTicker;

@@ -14,6 +14,7 @@ use super::engine::{ChatEngine, Connected, Disconnect, Reply, Session};
 use super::error::{ChatError, TextProblem};
 use super::mailbox::{mailbox, CloseReason, Inbox, Outbox};
 use super::names::check_name;
+use super::stats::ChatStats;
 use super::wake_ticker::WakeTicker;
 
 /// A user or group name. Shared, so a message and the maps can hold the same
@@ -165,6 +166,8 @@ struct State {
     groups: HashMap<Name, Group>,
     /// The id the next message gets.
     next_message_id: u64,
+    /// Messages accepted so far, direct and to groups, for [`ChatStats`].
+    sent: (u64, u64),
     /// Set by [`Registry::shutdown`]: no new work is accepted.
     closing: bool,
 }
@@ -432,6 +435,26 @@ impl Registry {
         self.lock().groups.len()
     }
 
+    /// Counts for monitoring, read under the lock in one pass over the
+    /// connected users (the queue counts are the mailboxes' own).
+    pub fn stats(&self) -> ChatStats {
+        let state = self.lock();
+        let mut stats = ChatStats {
+            connected_users: state.users.len(),
+            groups: state.groups.len(),
+            direct_messages: state.sent.0,
+            group_messages: state.sent.1,
+            ..ChatStats::default()
+        };
+        for connection in state.users.values() {
+            let (messages, bytes) = connection.outbox.queued();
+            stats.memberships += connection.groups.len();
+            stats.queued_messages += messages;
+            stats.queued_bytes += bytes;
+        }
+        stats
+    }
+
     /// Starts shutdown: new work is refused with `ShuttingDown` and every
     /// connected user's mailbox is closed, which ends their streams. Users
     /// stay registered until their sessions are dropped.
@@ -502,6 +525,10 @@ impl ChatEngine for Registry {
 
     fn local_users(&self) -> usize {
         self.connected_users()
+    }
+
+    fn stats(&self) -> ChatStats {
+        Registry::stats(self)
     }
 }
 
@@ -580,6 +607,7 @@ impl State {
                 return Err(ChatError::RecipientOverloaded(name.to_string()));
             }
             wake.push(connection.outbox.clone());
+            self.sent.0 += 1;
             return Ok(Sent {
                 id,
                 sent_at,
@@ -613,6 +641,7 @@ impl State {
             }
         }
         let recipients = group.members.len() - evicted.len();
+        self.sent.1 += 1;
         for name in &evicted {
             self.evict(name);
         }

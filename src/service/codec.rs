@@ -1,24 +1,34 @@
 //! Request decoding for every service this server offers: a request's bytes
 //! are checked and decoded by the server, not inside grpcio, so a request
-//! over [`MAX_REQUEST_BYTES`] is refused with RESOURCE_EXHAUSTED and a
-//! malformed one with INVALID_ARGUMENT, each with a log line, instead of
+//! over the [`RequestCodec`]'s limit is refused with RESOURCE_EXHAUSTED and
+//! a malformed one with INVALID_ARGUMENT, each with a log line, instead of
 //! grpcio's generic INTERNAL. This is the server's only request-size limit:
 //! C-core's message-size filter is not in its (minimal) channel stack.
+//!
+//! grpcio's marshallers are plain function pointers, which cannot hold a
+//! configured limit: the marshaller hands over the received bytes as they
+//! are ([`Raw`], no copy), and the registration wrapper of each method
+//! decodes them with the [`RequestCodec`] the bootstrap configured.
 
 use std::fmt;
+use std::marker::PhantomData;
 
 use grpcio::{Marshaller, MessageReader, Method, MethodType, RpcStatus, RpcStatusCode};
 use slog::{info, Logger};
 
-use crate::config::MAX_REQUEST_BYTES;
+/// The request-size limit the server runs with unless configured otherwise:
+/// 64 KiB.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 /// Why a request's bytes were refused before its handler saw them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BadRequest {
-    /// More than [`MAX_REQUEST_BYTES`] bytes.
+    /// Over the codec's limit.
     TooLarge {
         /// The request's size.
         bytes: usize,
+        /// The limit.
+        limit: usize,
     },
     /// Not a valid message of the method's request type.
     Malformed(String),
@@ -27,43 +37,78 @@ pub enum BadRequest {
 impl fmt::Display for BadRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BadRequest::TooLarge { bytes } => write!(
-                f,
-                "the request is {bytes} bytes, over the limit of {MAX_REQUEST_BYTES}"
-            ),
+            BadRequest::TooLarge { bytes, limit } => {
+                write!(f, "the request is {bytes} bytes, over the limit of {limit}")
+            }
             BadRequest::Malformed(error) => f.write_str(error),
         }
     }
 }
 
-/// A request as received: decoded, or why it was refused. Decoding never
+/// A request as decoded: the message, or why it was refused. Decoding never
 /// fails the call inside grpcio (which would answer INTERNAL); the handler
 /// answers a bad request with [`bad_request`]'s status instead.
 pub type Received<T> = Result<T, BadRequest>;
 
-fn decode<T: protobuf::Message>(mut reader: MessageReader) -> grpcio::Result<Received<T>> {
-    let bytes = reader.len();
-    if bytes > MAX_REQUEST_BYTES {
-        return Ok(Err(BadRequest::TooLarge { bytes }));
+/// A request of type `T` as received: its bytes, not yet decoded.
+pub struct Raw<T> {
+    reader: MessageReader,
+    message: PhantomData<fn() -> T>,
+}
+
+/// Checks and decodes requests, refusing those over its size limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestCodec {
+    max_request_bytes: usize,
+}
+
+impl RequestCodec {
+    /// A codec refusing requests of more than `max_request_bytes`.
+    pub const fn new(max_request_bytes: usize) -> RequestCodec {
+        RequestCodec { max_request_bytes }
     }
-    let mut input = protobuf::CodedInputStream::from_buf_read(&mut reader);
-    let mut message = T::new();
-    Ok(match message.merge_from(&mut input) {
-        Ok(()) => Ok(message),
-        Err(error) => Err(BadRequest::Malformed(error.to_string())),
+
+    /// The size limit, in bytes.
+    pub fn max_request_bytes(&self) -> usize {
+        self.max_request_bytes
+    }
+
+    /// Decodes `raw`, or says why it is refused.
+    pub fn decode<T: protobuf::Message>(&self, raw: Raw<T>) -> Received<T> {
+        let mut reader = raw.reader;
+        let bytes = reader.len();
+        if bytes > self.max_request_bytes {
+            return Err(BadRequest::TooLarge {
+                bytes,
+                limit: self.max_request_bytes,
+            });
+        }
+        let mut input = protobuf::CodedInputStream::from_buf_read(&mut reader);
+        let mut message = T::new();
+        match message.merge_from(&mut input) {
+            Ok(()) => Ok(message),
+            Err(error) => Err(BadRequest::Malformed(error.to_string())),
+        }
+    }
+}
+
+fn receive<T>(reader: MessageReader) -> grpcio::Result<Raw<T>> {
+    Ok(Raw {
+        reader,
+        message: PhantomData,
     })
 }
 
-/// The marshaller for a request type of ours.
-pub fn request_marshaller<T: protobuf::Message>() -> Marshaller<Received<T>> {
-    fn unused<T>(_: &Received<T>, _: &mut grpcio::GrpcSlice) -> grpcio::Result<()> {
+/// The marshaller for a request type of ours: it only hands the bytes on.
+pub fn request_marshaller<T: protobuf::Message>() -> Marshaller<Raw<T>> {
+    fn unused<T>(_: &Raw<T>, _: &mut grpcio::GrpcSlice) -> grpcio::Result<()> {
         Err(grpcio::Error::Codec(
             "requests are only decoded here".into(),
         ))
     }
     Marshaller {
         ser: unused::<T>,
-        de: decode::<T>,
+        de: receive::<T>,
     }
 }
 
@@ -98,7 +143,7 @@ fn protobuf_marshaller<T: protobuf::MessageFull>() -> Marshaller<T> {
 
 /// A method at `path` whose requests are decoded here and whose responses
 /// are protobuf messages.
-pub fn method<Req, Resp>(ty: MethodType, path: &'static str) -> Method<Received<Req>, Resp>
+pub fn method<Req, Resp>(ty: MethodType, path: &'static str) -> Method<Raw<Req>, Resp>
 where
     Req: protobuf::Message,
     Resp: protobuf::MessageFull,

@@ -10,6 +10,9 @@
 //! [`EVENT_MARSHALLER`]): each message is encoded once, by the first stream
 //! that writes it, and every recipient's `Delivery` is the concatenation of
 //! those encodings (a repeated field is just its entries back to back).
+//!
+//! Each delivery written is counted here, per connection, into the metrics'
+//! per-thread counters: the messages it holds and the one write.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -22,6 +25,7 @@ use protobuf::Message as _;
 use super::convert::message_to_proto;
 use super::status::close_status;
 use crate::domain::{mailbox, CloseReason, Inbox, Message};
+use crate::metrics::Metrics;
 
 /// Most messages in one `Delivery`.
 pub const MAX_MESSAGES: usize = 256;
@@ -68,12 +72,15 @@ pub struct DeliveryStream {
     closed: Option<CloseReason>,
     /// Messages and deliveries yielded, for the connection's closing log line.
     delivered: (u64, u64),
+    /// Where each delivery is counted.
+    metrics: Metrics,
 }
 
 impl DeliveryStream {
     /// A stream for `username`'s connection, reading from `inbox` and
-    /// writing what is queued whenever it is woken.
-    pub fn new(username: String, inbox: Inbox) -> DeliveryStream {
+    /// writing what is queued whenever it is woken, counting each delivery
+    /// in `metrics`.
+    pub fn new(username: String, inbox: Inbox, metrics: Metrics) -> DeliveryStream {
         DeliveryStream {
             inbox,
             connected: Some(username),
@@ -81,6 +88,7 @@ impl DeliveryStream {
             batch: Vec::new(),
             closed: None,
             delivered: (0, 0),
+            metrics,
         }
     }
 
@@ -200,6 +208,7 @@ impl Stream for DeliveryStream {
         let event = delivery_event(&this.batch, body);
         this.delivered.0 += this.batch.len() as u64;
         this.delivered.1 += 1;
+        this.metrics.delivery_written(this.batch.len());
         // More is already waiting: let C-core hold this write and send it
         // with the next one. The last delivery of a burst goes without the
         // hint, which flushes; a lone message is never held back.
@@ -267,7 +276,7 @@ mod tests {
 
     fn stream(capacity: usize) -> (Outbox, DeliveryStream) {
         let (outbox, inbox) = mailbox(capacity, 1 << 20, None);
-        let mut stream = DeliveryStream::new("bob".into(), inbox);
+        let mut stream = DeliveryStream::new("bob".into(), inbox, Metrics::off());
         assert_eq!(poll(&mut stream).unwrap().unwrap(), Vec::<u64>::new());
         (outbox, stream)
     }
@@ -276,7 +285,7 @@ mod tests {
     fn connected_comes_first_even_with_messages_waiting() {
         let (outbox, inbox) = mailbox(8, 1 << 20, None);
         push(&outbox, 1, 10);
-        let mut stream = DeliveryStream::new("bob".into(), inbox);
+        let mut stream = DeliveryStream::new("bob".into(), inbox, Metrics::off());
         assert_eq!(poll(&mut stream).unwrap().unwrap(), Vec::<u64>::new());
         assert_eq!(poll(&mut stream).unwrap().unwrap(), vec![1]);
     }

@@ -17,7 +17,7 @@ use grpcio::{
 };
 use slog::{debug, Logger};
 
-use super::codec::{bad_request, method};
+use super::codec::{bad_request, method, RequestCodec};
 use super::status::{finish_with_status, refuse_stream};
 
 /// The services whose health this server reports.
@@ -118,8 +118,8 @@ impl HealthService {
 
 /// `grpc.health.v1.Health` as grpcio serves it: the generated trait's
 /// methods under the protocol's paths, with requests decoded by
-/// [`super::codec`] so a malformed one gets INVALID_ARGUMENT.
-pub fn health_service(health: HealthService) -> grpcio::Service {
+/// `codec` ([`super::codec`]) so a malformed one gets INVALID_ARGUMENT.
+pub fn health_service(health: HealthService, codec: RequestCodec) -> grpcio::Service {
     let check = method::<HealthCheckRequest, HealthCheckResponse>(
         MethodType::Unary,
         "/grpc.health.v1.Health/Check",
@@ -131,20 +131,24 @@ pub fn health_service(health: HealthService) -> grpcio::Service {
     let mut checker = health.clone();
     let mut watcher = health;
     ServiceBuilder::new()
-        .add_unary_handler(&check, move |ctx, request, sink| match request {
-            Ok(request) => checker.check(ctx, request, sink),
-            Err(error) => {
-                let log = checker.inner.log.clone();
-                let status = bad_request("Health.Check", &log, &error);
-                finish_with_status(&ctx, sink, &log, "Health.Check", Err(status));
+        .add_unary_handler(&check, move |ctx, request, sink| {
+            match codec.decode(request) {
+                Ok(request) => checker.check(ctx, request, sink),
+                Err(error) => {
+                    let log = checker.inner.log.clone();
+                    let status = bad_request("Health.Check", &log, &error);
+                    finish_with_status(&ctx, sink, &log, "Health.Check", Err(status));
+                }
             }
         })
-        .add_server_streaming_handler(&watch, move |ctx, request, sink| match request {
-            Ok(request) => watcher.watch(ctx, request, sink),
-            Err(error) => {
-                let log = &watcher.inner.log;
-                let status = bad_request("Health.Watch", log, &error);
-                refuse_stream(&ctx, sink, log, "Health.Watch", status);
+        .add_server_streaming_handler(&watch, move |ctx, request, sink| {
+            match codec.decode(request) {
+                Ok(request) => watcher.watch(ctx, request, sink),
+                Err(error) => {
+                    let log = &watcher.inner.log;
+                    let status = bad_request("Health.Watch", log, &error);
+                    refuse_stream(&ctx, sink, log, "Health.Watch", status);
+                }
             }
         })
         .build()

@@ -3,7 +3,10 @@
 //! verified token: see [`identity`]), calling the registry, and
 //! turning results into replies and errors into statuses (see [`status`]).
 //! It holds no chat state of its own and makes no chat decisions; it is the
-//! only module besides the bootstrap that knows grpcio.
+//! only module besides the bootstrap that knows grpcio. Every chat RPC is
+//! counted for [`crate::metrics`] in one place, the wrapper that registers
+//! it ([`chat_service`]), each Connect stream where it ends, and a call
+//! answered later (on a cluster node) where that answer is sent.
 
 pub mod codec;
 mod convert;
@@ -15,6 +18,7 @@ pub mod status;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Instant;
 
 use chat_proto::chat::{
     ConnectRequest, CreateGroupChatRequest, CreateGroupChatResponse, JoinGroupChatRequest,
@@ -28,20 +32,23 @@ use slog::{debug, error, info, o, Logger};
 
 use crate::auth::TokenAuth;
 use crate::domain::{ChatEngine, CloseReason, Connected, Left, Reply, Session, Wakeups};
-use codec::{bad_request, request_marshaller, Received};
+use crate::metrics::{Code, DisconnectReason, Metrics, Rpc};
+use codec::{bad_request, request_marshaller, Raw, RequestCodec};
 use delivery::{DeliveryStream, EncodedEvent};
 use identity::{authorization_header, connect_identity};
 use status::{
-    close_status, finish, finish_after, finish_with_status, guarded, refusal_status, refuse_stream,
-    send_reply, send_status, Refused,
+    close_status, code_of_reply, finish, finish_after, finish_with_status, guarded,
+    note_answer_later, refusal_status, refuse_stream, send_reply, send_status, stream_end_code,
+    take_answer, Answered, Refused,
 };
 
 /// The request header that names the caller.
 pub const AUTHORIZATION: &str = "authorization";
 
 /// The chat service as grpcio sees it: a cheap `Clone` handle (grpcio clones
-/// it per completion queue) around the chat engine and the logger. Which
-/// engine (embedded or cluster) is behind it is not its business.
+/// it per completion queue) around the chat engine, the metrics and the
+/// logger. Which engine (embedded or cluster) is behind it is not its
+/// business.
 #[derive(Clone)]
 pub struct ChatHandler {
     inner: Arc<Inner>,
@@ -49,26 +56,30 @@ pub struct ChatHandler {
 
 struct Inner {
     engine: Arc<dyn ChatEngine>,
+    metrics: Metrics,
     log: Logger,
     /// Token mode's verifier and expiry timer; `None` in plain mode.
     tokens: Option<Arc<TokenAuth>>,
 }
 
 impl ChatHandler {
-    /// A handler serving `engine`, logging to `log`, in plain mode.
-    pub fn new(engine: Arc<dyn ChatEngine>, log: Logger) -> ChatHandler {
-        ChatHandler::with_tokens(engine, log, None)
+    /// A handler serving `engine`, counting calls in `metrics`, logging to
+    /// `log`, in plain mode.
+    pub fn new(engine: Arc<dyn ChatEngine>, metrics: Metrics, log: Logger) -> ChatHandler {
+        ChatHandler::with_tokens(engine, metrics, log, None)
     }
 
-    /// A handler in token mode when `tokens` is given, else in plain mode.
+    /// Like [`ChatHandler::new`], in token mode when `tokens` is given.
     pub fn with_tokens(
         engine: Arc<dyn ChatEngine>,
+        metrics: Metrics,
         log: Logger,
         tokens: Option<Arc<TokenAuth>>,
     ) -> ChatHandler {
         ChatHandler {
             inner: Arc::new(Inner {
                 engine,
+                metrics,
                 log,
                 tokens,
             }),
@@ -121,6 +132,7 @@ impl ChatHandler {
             }
         };
         let peer = ctx.peer();
+        let metrics = &self.inner.metrics;
         match reply.try_now() {
             Ok(Err(refused)) => {
                 let status = refusal_status(&log, "Connect", &username, &refused.into());
@@ -130,22 +142,31 @@ impl ChatHandler {
                 if let Some(expiry) = &expiry {
                     expiry.watch(&connected.1);
                 }
-                ctx.spawn(open_stream(connected, username, peer, sink, log));
+                ctx.spawn(open_stream(connected, username, &peer, sink, metrics, &log));
             }
-            Err(later) => ctx.spawn(async move {
-                match later.await {
-                    Ok(connected) => {
-                        if let Some(expiry) = &expiry {
-                            expiry.watch(&connected.1);
+            Err(later) => {
+                // Counted here once the engine has answered.
+                note_answer_later();
+                let metrics = metrics.clone();
+                ctx.spawn(async move {
+                    match later.await {
+                        Ok(connected) => {
+                            if let Some(expiry) = &expiry {
+                                expiry.watch(&connected.1);
+                            }
+                            metrics.connect_started(true, None);
+                            open_stream(connected, username, &peer, sink, &metrics, &log).await;
                         }
-                        open_stream(connected, username, peer, sink, log).await;
+                        Err(refused) => {
+                            let status =
+                                refusal_status(&log, "Connect", &username, &refused.into());
+                            let code = Code::from_number(status.code().into());
+                            metrics.connect_started(true, Some(code));
+                            send_status(sink, log, "Connect", status).await;
+                        }
                     }
-                    Err(refused) => {
-                        let status = refusal_status(&log, "Connect", &username, &refused.into());
-                        send_status(sink, log, "Connect", status).await;
-                    }
-                }
-            }),
+                });
+            }
         }
     }
 
@@ -157,7 +178,7 @@ impl ChatHandler {
         &self,
         ctx: &RpcContext<'_>,
         sink: UnarySink<R>,
-        rpc: &'static str,
+        rpc: Rpc,
         caller: String,
         reply: Result<Reply<T>, Refused>,
         done: impl FnOnce(&Logger, &str, T) -> (R, Option<Wakeups>) + Send + 'static,
@@ -166,29 +187,37 @@ impl ChatHandler {
         R: Send + 'static,
     {
         let log = &self.inner.log;
+        let name = rpc.name();
         let reply = match reply {
             Ok(reply) => reply,
-            Err(refused) => return finish(ctx, sink, log, rpc, &caller, Err(refused)),
+            Err(refused) => return finish(ctx, sink, log, name, &caller, Err(refused)),
         };
         match reply.try_now() {
             Ok(Ok(value)) => {
                 let (response, wakeups) = done(log, &caller, value);
                 match wakeups {
                     Some(wakeups) => {
-                        finish_after(ctx, sink, log, rpc, &caller, Ok(response), Some(wakeups));
+                        finish_after(ctx, sink, log, name, &caller, Ok(response), Some(wakeups));
                     }
-                    None => finish(ctx, sink, log, rpc, &caller, Ok(response)),
+                    None => finish(ctx, sink, log, name, &caller, Ok(response)),
                 }
             }
-            Ok(Err(refused)) => finish(ctx, sink, log, rpc, &caller, Err(refused.into())),
+            Ok(Err(refused)) => finish(ctx, sink, log, name, &caller, Err(refused.into())),
             Err(later) => {
+                // Counted here, with the time until the answer is queued.
+                note_answer_later();
+                let metrics = self.inner.metrics.clone();
+                let started = metrics.clock();
                 let log = log.clone();
                 ctx.spawn(async move {
                     let result = match later.await {
                         Ok(value) => Ok(done(&log, &caller, value).0),
-                        Err(refused) => Err(refusal_status(&log, rpc, &caller, &refused.into())),
+                        Err(refused) => Err(refusal_status(&log, name, &caller, &refused.into())),
                     };
-                    send_reply(sink, log, rpc, result).await;
+                    let code = Code::from_number(code_of_reply(&result).into());
+                    let took = started.map(|started| started.elapsed());
+                    metrics.unary_handled(rpc, true, code, took);
+                    send_reply(sink, log, name, result).await;
                 });
             }
         }
@@ -198,37 +227,59 @@ impl ChatHandler {
 /// A handler method of the generated trait.
 type UnaryMethod<Req, Resp> = fn(&mut ChatHandler, RpcContext<'_>, Req, UnarySink<Resp>);
 
-/// Registers `method` of `chat.v1.ChatService` under `/chat.v1.ChatService/<rpc>`,
-/// refusing requests the decoder refused (see [`codec::bad_request`]).
+/// Registers `method` of `chat.v1.ChatService` under `rpc`'s path,
+/// decoding requests with `codec` and refusing those it refuses (see
+/// [`codec::bad_request`]), and counts each call: its code and handling
+/// time (the handler's own, to the moment it queued its answer; a call
+/// whose answer waits on the engine is counted where that answer is sent).
 fn add_unary<Req, Resp>(
     builder: ServiceBuilder,
-    rpc: &'static str,
-    path: &'static str,
+    rpc: Rpc,
     handler: &ChatHandler,
+    codec: RequestCodec,
     method: UnaryMethod<Req, Resp>,
 ) -> ServiceBuilder
 where
     Req: protobuf::Message,
     Resp: protobuf::MessageFull,
 {
-    let descriptor = codec::method::<Req, Resp>(MethodType::Unary, path);
+    let descriptor = codec::method::<Req, Resp>(MethodType::Unary, rpc.path());
     let mut handler = handler.clone();
-    builder.add_unary_handler(&descriptor, move |ctx, request, sink| match request {
-        Ok(request) => method(&mut handler, ctx, request, sink),
-        Err(error) => {
-            let status = bad_request(rpc, &handler.inner.log, &error);
-            finish_with_status(&ctx, sink, &handler.inner.log, rpc, Err(status));
+    // The closure's own handle (grpcio clones the closure per completion
+    // queue, not per call): a call touches no shared reference count.
+    let metrics = handler.inner.metrics.clone();
+    builder.add_unary_handler(&descriptor, move |ctx, request, sink| {
+        let started = metrics.clock();
+        let request = codec.decode(request);
+        let received = request.is_ok();
+        let _stale = take_answer();
+        match request {
+            Ok(request) => method(&mut handler, ctx, request, sink),
+            Err(error) => {
+                let (log, name) = (&handler.inner.log, rpc.name());
+                let status = bad_request(name, log, &error);
+                finish_with_status(&ctx, sink, log, name, Err(status));
+            }
         }
+        let code = match take_answer() {
+            // A task answers later, and counts the call then.
+            Some(Answered::Later) => return,
+            Some(Answered::Now(code)) => Code::from_number(code.into()),
+            // Not answered: a bug, counted as such.
+            None => Code::UNKNOWN,
+        };
+        let took = started.map(|started| Instant::now().saturating_duration_since(started));
+        metrics.unary_handled(rpc, received, code, took);
     })
 }
 
 /// `chat.v1.ChatService` as grpcio serves it: the generated trait's unary
 /// methods, and Connect writing pre-encoded events. Requests are decoded by
-/// the server ([`codec`]), so a malformed one gets INVALID_ARGUMENT and one
-/// over the size limit RESOURCE_EXHAUSTED. The paths are the
-/// contract's (`/chat.v1.ChatService/<Rpc>`).
-pub fn chat_service(handler: ChatHandler) -> grpcio::Service {
-    let connect: Method<Received<ConnectRequest>, EncodedEvent> = Method {
+/// the server with `codec` ([`codec`]), so a malformed one gets
+/// INVALID_ARGUMENT and one over the size limit RESOURCE_EXHAUSTED. The
+/// paths are the contract's (`/chat.v1.ChatService/<Rpc>`).
+pub fn chat_service(handler: ChatHandler, codec: RequestCodec) -> grpcio::Service {
+    let connect: Method<Raw<ConnectRequest>, EncodedEvent> = Method {
         ty: MethodType::ServerStreaming,
         name: "/chat.v1.ChatService/Connect",
         req_mar: request_marshaller::<ConnectRequest>(),
@@ -237,6 +288,9 @@ pub fn chat_service(handler: ChatHandler) -> grpcio::Service {
     let mut connect_handler = handler.clone();
     let builder =
         ServiceBuilder::new().add_server_streaming_handler(&connect, move |ctx, request, sink| {
+            let request = codec.decode(request);
+            let received = request.is_ok();
+            let _stale = take_answer();
             match request {
                 Ok(request) => connect_handler.connect(ctx, request, sink),
                 Err(error) => {
@@ -245,40 +299,49 @@ pub fn chat_service(handler: ChatHandler) -> grpcio::Service {
                     refuse_stream(&ctx, sink, log, "Connect", status);
                 }
             }
+            // Only a refusal answers before the stream ends; a Connect the
+            // engine answers later is counted then.
+            let refused = match take_answer() {
+                Some(Answered::Later) => return,
+                Some(Answered::Now(code)) => Some(Code::from_number(code.into())),
+                None => None,
+            };
+            let metrics = &connect_handler.inner.metrics;
+            metrics.connect_started(received, refused);
         });
     let builder = add_unary(
         builder,
-        "CreateGroupChat",
-        "/chat.v1.ChatService/CreateGroupChat",
+        Rpc::CreateGroupChat,
         &handler,
+        codec,
         <ChatHandler as ChatService>::create_group_chat,
     );
     let builder = add_unary(
         builder,
-        "JoinGroupChat",
-        "/chat.v1.ChatService/JoinGroupChat",
+        Rpc::JoinGroupChat,
         &handler,
+        codec,
         <ChatHandler as ChatService>::join_group_chat,
     );
     let builder = add_unary(
         builder,
-        "LeaveGroupChat",
-        "/chat.v1.ChatService/LeaveGroupChat",
+        Rpc::LeaveGroupChat,
         &handler,
+        codec,
         <ChatHandler as ChatService>::leave_group_chat,
     );
     let builder = add_unary(
         builder,
-        "SendMessage",
-        "/chat.v1.ChatService/SendMessage",
+        Rpc::SendMessage,
         &handler,
+        codec,
         <ChatHandler as ChatService>::send_message,
     );
     let builder = add_unary(
         builder,
-        "ListChannels",
-        "/chat.v1.ChatService/ListChannels",
+        Rpc::ListChannels,
         &handler,
+        codec,
         <ChatHandler as ChatService>::list_channels,
     );
     builder.build()
@@ -321,7 +384,7 @@ impl ChatService for ChatHandler {
         self.answer(
             &ctx,
             sink,
-            "CreateGroupChat",
+            Rpc::CreateGroupChat,
             caller,
             reply,
             move |log, caller, ()| {
@@ -345,7 +408,7 @@ impl ChatService for ChatHandler {
         self.answer(
             &ctx,
             sink,
-            "JoinGroupChat",
+            Rpc::JoinGroupChat,
             caller,
             reply,
             move |log, caller, ()| {
@@ -366,7 +429,7 @@ impl ChatService for ChatHandler {
         };
         let reply = guarded(|| Ok(self.inner.engine.leave_group(&caller, &req.name)));
         let group = req.name;
-        self.answer(&ctx, sink, "LeaveGroupChat", caller, reply, move |log, caller, left| {
+        self.answer(&ctx, sink, Rpc::LeaveGroupChat, caller, reply, move |log, caller, left| {
             match left {
                 Left::GroupDeleted => {
                     info!(log, "group deleted"; "group" => &group, "reason" => "last member left");
@@ -396,7 +459,7 @@ impl ChatService for ChatHandler {
         self.answer(
             &ctx,
             sink,
-            "SendMessage",
+            Rpc::SendMessage,
             caller,
             reply,
             move |log, caller, (sent, wakeups)| {
@@ -424,7 +487,7 @@ impl ChatService for ChatHandler {
         self.answer(
             &ctx,
             sink,
-            "ListChannels",
+            Rpc::ListChannels,
             caller,
             reply,
             |_, _, channels| (convert::channels_to_proto(&channels), None),
@@ -432,25 +495,37 @@ impl ChatService for ChatHandler {
     }
 }
 
-/// Logs a new connection and serves its stream (see [`serve_connection`]),
-/// catching a panic so that it cannot unwind through the completion-queue
-/// thread: it is logged, and the session guard, dropped on the way out,
-/// still disconnects the user.
-async fn open_stream(
+/// Logs a new connection and returns the task that serves its stream (see
+/// [`serve_connection`]), catching a panic so that it cannot unwind through
+/// the completion-queue thread: it is logged, and the session guard, dropped
+/// on the way out, still disconnects the user. A plain function returning
+/// the task, not an `async fn`: the task a stream lives in stays as small as
+/// [`serve_connection`]'s own state.
+fn open_stream(
     (session, inbox): Connected,
     username: String,
-    peer: String,
+    peer: &str,
     sink: ServerStreamingSink<EncodedEvent>,
-    log: Logger,
-) {
+    metrics: &Metrics,
+    log: &Logger,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     let log = log.new(o!("user" => username.clone()));
     info!(log, "connected"; "peer" => peer);
-    let stream = DeliveryStream::new(username, inbox);
+    let stream = DeliveryStream::new(username, inbox, metrics.clone());
     let panic_log = log.clone();
-    let served = AssertUnwindSafe(serve_connection(session, stream, sink, log)).catch_unwind();
-    if served.await.is_err() {
-        error!(panic_log, "connection task panicked");
-    }
+    AssertUnwindSafe(serve_connection(
+        session,
+        stream,
+        sink,
+        metrics.clone(),
+        log,
+    ))
+    .catch_unwind()
+    .map(move |outcome| {
+        if outcome.is_err() {
+            error!(panic_log, "connection task panicked");
+        }
+    })
 }
 
 /// Feeds one Connect stream until it ends, then finishes the call and
@@ -461,6 +536,7 @@ async fn serve_connection(
     mut session: Session,
     mut stream: DeliveryStream,
     mut sink: ServerStreamingSink<EncodedEvent>,
+    metrics: Metrics,
     log: Logger,
 ) {
     let outcome = sink.send_all(&mut stream).await;
@@ -468,15 +544,19 @@ async fn serve_connection(
     // the time the client sees its stream end.
     let departure = session.end().unwrap_or_default();
     let closed_by_server = stream.closed_by_server();
-    let reason = match (closed_by_server, &outcome) {
-        (Some(CloseReason::SlowConsumer), _) => "slow consumer",
-        (Some(CloseReason::Shutdown), _) => "server shutdown",
-        (Some(CloseReason::Fenced), _) => "node fenced",
-        (Some(CloseReason::Expired), _) => "token expired",
-        (None, Err(grpcio::Error::RemoteStopped)) => "client closed the stream",
-        (None, Err(_)) => "stream failed",
-        (None, Ok(())) => "stream ended",
+    let (reason, counted_as) = match (closed_by_server, &outcome) {
+        (Some(CloseReason::SlowConsumer), _) => ("slow consumer", DisconnectReason::SlowConsumer),
+        (Some(CloseReason::Shutdown), _) => ("server shutdown", DisconnectReason::Shutdown),
+        (Some(CloseReason::Fenced), _) => ("node fenced", DisconnectReason::Fenced),
+        (Some(CloseReason::Expired), _) => ("token expired", DisconnectReason::TokenExpired),
+        (None, Err(grpcio::Error::RemoteStopped)) => {
+            ("client closed the stream", DisconnectReason::Client)
+        }
+        (None, Err(_)) => ("stream failed", DisconnectReason::Client),
+        (None, Ok(())) => ("stream ended", DisconnectReason::Client),
     };
+    let code = stream_end_code(closed_by_server, &outcome);
+    metrics.connect_ended(Code::from_number(code.into()), counted_as);
     let (messages, deliveries) = stream.delivered();
     info!(log, "disconnected";
         "reason" => reason,

@@ -25,7 +25,7 @@ use protobuf::reflect::FileDescriptor;
 use protobuf::Message as _;
 use slog::{debug, Logger};
 
-use super::codec::{self, bad_request, Received};
+use super::codec::{self, bad_request, Raw, RequestCodec};
 
 /// The method's name in log lines.
 const RPC: &str = "ServerReflectionInfo";
@@ -235,21 +235,28 @@ impl ReflectionService {
         }
     }
 
-    /// The `grpc.reflection.v1` service.
-    pub fn v1(&self) -> grpcio::Service {
-        self.service("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")
+    /// The `grpc.reflection.v1` service, decoding requests with `codec`.
+    pub fn v1(&self, codec: RequestCodec) -> grpcio::Service {
+        self.service(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            codec,
+        )
     }
 
     /// The `grpc.reflection.v1alpha` service, answered by the same handler:
     /// its messages are the v1 messages under another package name, so the
     /// method is registered with the v1 types under the v1alpha path.
-    pub fn v1alpha(&self) -> grpcio::Service {
-        self.service("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
+    pub fn v1alpha(&self, codec: RequestCodec) -> grpcio::Service {
+        self.service(
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+            codec,
+        )
     }
 
     /// The service whose one method is `path`, with requests decoded by
-    /// [`super::codec`]: a bad request ends the stream with its status.
-    fn service(&self, path: &'static str) -> grpcio::Service {
+    /// `codec` ([`super::codec`]): a bad request ends the stream with its
+    /// status.
+    fn service(&self, path: &'static str, codec: RequestCodec) -> grpcio::Service {
         let method = codec::method::<ServerReflectionRequest, ServerReflectionResponse>(
             MethodType::Duplex,
             path,
@@ -257,7 +264,7 @@ impl ReflectionService {
         let handler = self.clone();
         ServiceBuilder::new()
             .add_duplex_streaming_handler(&method, move |ctx, requests, sink| {
-                handler.server_reflection_info(&ctx, requests, sink)
+                handler.server_reflection_info(&ctx, codec, requests, sink)
             })
             .build()
     }
@@ -266,14 +273,15 @@ impl ReflectionService {
     fn server_reflection_info(
         &self,
         ctx: &RpcContext<'_>,
-        mut requests: RequestStream<Received<ServerReflectionRequest>>,
+        codec: RequestCodec,
+        mut requests: RequestStream<Raw<ServerReflectionRequest>>,
         mut sink: DuplexSink<ServerReflectionResponse>,
     ) {
         let index = Arc::clone(&self.index);
         let log = self.log.clone();
         let task = async move {
             while let Some(request) = requests.next().await {
-                let request = match request? {
+                let request = match codec.decode(request?) {
                     Ok(request) => request,
                     Err(error) => {
                         let status = bad_request(RPC, &log, &error);

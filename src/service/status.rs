@@ -1,8 +1,12 @@
 //! Maps domain errors to gRPC statuses, and finishes unary calls. Every
 //! refused call leaves through [`status_of`], which matches every
 //! [`ChatError`] case without a catch-all, so a new case cannot reach a
-//! client as UNKNOWN or INTERNAL.
+//! client as UNKNOWN or INTERNAL. The helpers here that answer a call also
+//! note the code they answered with, for the registration wrapper that ran
+//! the handler to count ([`take_answer`]); a call whose answer waits on the
+//! engine is noted as answered later, and counted where it is answered.
 
+use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use futures::channel::oneshot;
@@ -10,6 +14,63 @@ use grpcio::{RpcContext, RpcStatus, RpcStatusCode, ServerStreamingSink, UnarySin
 use slog::{error, info, warn, Logger};
 
 use crate::domain::{ChatError, CloseReason, Wakeups};
+
+/// How the handler that just ran on this thread answered its call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answered {
+    /// With this code, before it returned.
+    Now(RpcStatusCode),
+    /// Not yet: a task answers once the engine has (and counts the call).
+    Later,
+}
+
+thread_local! {
+    /// How the handler running on this thread answered its call. Handlers
+    /// answer before they return, or hand the answer to a task, so the
+    /// wrapper that called one reads here what it did: the metrics' one
+    /// instrumentation point needs no change to any handler.
+    static ANSWERED: Cell<Option<Answered>> = const { Cell::new(None) };
+}
+
+fn note_answer(code: RpcStatusCode) {
+    ANSWERED.with(|answered| answered.set(Some(Answered::Now(code))));
+}
+
+/// Notes that the call just handled on this thread is answered later, by a
+/// task that counts it itself.
+pub fn note_answer_later() {
+    ANSWERED.with(|answered| answered.set(Some(Answered::Later)));
+}
+
+/// How the call just handled on this thread was answered, if it was (and
+/// forgets it). Called before a handler too, so a stale answer cannot be
+/// read for a handler that did not answer.
+pub fn take_answer() -> Option<Answered> {
+    ANSWERED.with(Cell::take)
+}
+
+/// The code a Connect stream of a connected user ended with: the server's
+/// closing status, CANCELLED when the client stopped it, the status of a
+/// failed call, or UNKNOWN for any other failure of the transport.
+pub fn stream_end_code(
+    closed_by_server: Option<CloseReason>,
+    outcome: &grpcio::Result<()>,
+) -> RpcStatusCode {
+    match (closed_by_server, outcome) {
+        (Some(reason), _) => close_status(reason).code(),
+        (None, Ok(())) => RpcStatusCode::OK,
+        (None, Err(grpcio::Error::RemoteStopped)) => RpcStatusCode::CANCELLED,
+        (None, Err(grpcio::Error::RpcFailure(status))) => status.code(),
+        (None, Err(_)) => RpcStatusCode::UNKNOWN,
+    }
+}
+
+/// The code a reply or status is answered with.
+pub fn code_of_reply<T>(result: &Result<T, RpcStatus>) -> RpcStatusCode {
+    result
+        .as_ref()
+        .map_or_else(RpcStatus::code, |_| RpcStatusCode::OK)
+}
 
 /// The status code a domain error is answered with.
 pub fn code_of(error: &ChatError) -> RpcStatusCode {
@@ -158,6 +219,7 @@ pub fn refuse_stream<T: Send + 'static>(
     rpc: &'static str,
     status: RpcStatus,
 ) {
+    note_answer(status.code());
     ctx.spawn(send_status(sink, log.clone(), rpc, status));
 }
 
@@ -184,6 +246,7 @@ pub fn finish_with_status<T: Send + 'static>(
     rpc: &'static str,
     result: Result<T, RpcStatus>,
 ) {
+    note_answer(code_of_reply(&result));
     ctx.spawn(send_reply(sink, log.clone(), rpc, result));
 }
 
@@ -202,6 +265,7 @@ pub fn finish_after<T: Send + 'static>(
     wakeups: Option<Wakeups>,
 ) {
     let result = result.map_err(|refused| refusal_status(log, rpc, caller, &refused));
+    note_answer(code_of_reply(&result));
     let (go, wait) = oneshot::channel::<()>();
     let sent = send_reply(sink, log.clone(), rpc, result);
     ctx.spawn(async move {

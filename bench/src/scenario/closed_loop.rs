@@ -5,7 +5,9 @@
 //! starts the next one as soon as fewer than `max_inflight` are in flight
 //! and fewer than `window` of its messages are still unreceived by some
 //! recipient. The measured phase runs from the first send to the last
-//! receipt.
+//! receipt. Against several nodes, each scenario places its users so that
+//! messages cross nodes: a direct sender and its receiver are on different
+//! nodes, and a group's members (senders included) alternate between them.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,7 +24,6 @@ use crate::check::{Membership, Recipients, SendRec};
 use crate::flow::Flow;
 use crate::net::{connect_users, setup_groups, Bench, ErrorCounts, FlowMap, RecvShared, User};
 use crate::payload::Payload;
-use crate::procfs::Sample;
 use crate::report::Report;
 use crate::util::{error_code, now_ns, Deadline};
 
@@ -55,6 +56,8 @@ pub struct ClosedLoop {
     pub params: Map<String, Value>,
     /// Every user's name; the senders come first.
     pub names: Vec<String>,
+    /// The node of each user, by index (taken modulo the nodes).
+    pub nodes: Vec<usize>,
     /// Groups to create, with their creators.
     pub groups: Vec<(String, u32)>,
     /// (user, group) joins after creation.
@@ -89,7 +92,9 @@ pub fn run(bench: &Bench, spec: ClosedLoop) -> Report {
         .map(|_| Arc::new(Flow::new(spec.messages as usize)))
         .collect();
     let shared = RecvShared::new(FlowMap::PerSender(flows.clone()), None);
-    let online = match connect_users(bench, spec.names, &shared, deadline) {
+    let nodes = spec.nodes;
+    let node_of = |idx: u32| nodes.get(idx as usize).copied().unwrap_or(0);
+    let online = match connect_users(bench, spec.names, node_of, &shared, deadline) {
         Ok(online) => online,
         Err(error) => {
             report.failures.push(error);
@@ -102,7 +107,7 @@ pub fn run(bench: &Bench, spec: ClosedLoop) -> Report {
         return report;
     }
 
-    let before = Sample::take(bench.server_pid);
+    let before = bench.sample();
     let start_ns = now_ns();
     let abort = Arc::new(AtomicBool::new(false));
     let (done_tx, done_rx) = crossbeam_channel::unbounded();
@@ -145,7 +150,7 @@ pub fn run(bench: &Bench, spec: ClosedLoop) -> Report {
         std::thread::sleep(Duration::from_micros(500));
     }
     let end_ns = now_ns();
-    let after = Sample::take(bench.server_pid);
+    let after = bench.sample();
     if !report.failures.is_empty() {
         abort.store(true, Ordering::Release);
         flows.iter().for_each(|f| f.wake());
@@ -286,7 +291,9 @@ async fn send_all(
 }
 
 /// Builds the `direct` scenario: `pairs` senders (users 0..P), each sending
-/// `messages` messages to its own receiver (user P + i).
+/// `messages` messages to its own receiver (user P + i). Sender i is on node
+/// i and its receiver on node i + 1: on different nodes whenever there are
+/// several.
 pub fn direct(bench: &Bench, pairs: u32, messages: u32) -> ClosedLoop {
     let prefix = bench.run_prefix("direct");
     let pairs = pairs.max(1);
@@ -313,6 +320,7 @@ pub fn direct(bench: &Bench, pairs: u32, messages: u32) -> ClosedLoop {
         unit: "msgs/s",
         params,
         names,
+        nodes: (0..pairs as usize).chain(1..=pairs as usize).collect(),
         groups: Vec::new(),
         joins: Vec::new(),
         membership: Membership::default(),
@@ -325,7 +333,8 @@ pub fn direct(bench: &Bench, pairs: u32, messages: u32) -> ClosedLoop {
 /// Builds the `fanout` scenario: one group of `members` users, the first
 /// `senders` of whom each send `messages` messages to it. The per-sender
 /// window is cut so that all senders' windows together stay within the
-/// server's queue.
+/// server's queue. Member i is on node i, so members and senders alike are
+/// spread over every node.
 pub fn fanout(bench: &Bench, members: u32, senders: u32, messages: u32) -> ClosedLoop {
     let prefix = bench.run_prefix("fanout");
     let members = members.max(1);
@@ -359,6 +368,7 @@ pub fn fanout(bench: &Bench, members: u32, senders: u32, messages: u32) -> Close
         scenario: "fanout",
         unit: "deliveries/s",
         params,
+        nodes: (0..names.len()).collect(),
         names,
         groups: vec![(group.clone(), 0)],
         joins: (1..members).map(|m| (m, group.clone())).collect(),
@@ -366,5 +376,49 @@ pub fn fanout(bench: &Bench, members: u32, senders: u32, messages: u32) -> Close
         senders: specs,
         messages,
         window,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::procfs::Pids;
+
+    fn two_nodes() -> Bench {
+        let servers = vec!["127.0.0.1:1".to_owned(), "127.0.0.1:2".to_owned()];
+        Bench::new(
+            1,
+            servers,
+            Pids::default(),
+            Duration::from_secs(1),
+            None,
+            None,
+            1024,
+        )
+    }
+
+    #[test]
+    fn direct_puts_every_receiver_on_another_node_than_its_sender() {
+        let bench = two_nodes();
+        let spec = direct(&bench, 8, 1);
+        for (i, sender) in spec.senders.iter().enumerate() {
+            let receiver = sender.chan as usize;
+            assert_ne!(spec.nodes[i] % 2, spec.nodes[receiver] % 2, "pair {i}");
+        }
+        let on_first = (0..8).filter(|&i| spec.nodes[i].is_multiple_of(2)).count();
+        assert_eq!(on_first, 4, "senders split evenly");
+    }
+
+    #[test]
+    fn fanout_spreads_members_and_senders_over_both_nodes() {
+        let bench = two_nodes();
+        let spec = fanout(&bench, 200, 4, 1);
+        let on_first = spec.nodes.iter().filter(|&&n| n.is_multiple_of(2)).count();
+        assert_eq!(on_first, 100);
+        let senders_first = spec.nodes[..4]
+            .iter()
+            .filter(|&&n| n.is_multiple_of(2))
+            .count();
+        assert_eq!(senders_first, 2);
     }
 }

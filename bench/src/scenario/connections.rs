@@ -5,7 +5,7 @@
 //! Reports connects per second, connect latency, failures, the server's RSS
 //! before and with every stream open (KiB per connection) and its CPU per
 //! connection; then closes every stream and waits for the server to forget
-//! the users.
+//! the users. Against several nodes, channel i goes to node i.
 
 use std::time::Duration;
 
@@ -17,7 +17,6 @@ use serde_json::Map;
 
 use crate::check;
 use crate::net::{wait_gone, Bench, ErrorCounts};
-use crate::procfs::Sample;
 use crate::report::Report;
 use crate::util::{error_code, now_ns, secs_between, Deadline};
 
@@ -56,7 +55,7 @@ pub fn run(bench: &Bench, sizes: Sizes) -> Report {
     report.params = params;
 
     let clients: Vec<ChatServiceClient> = match (0..sizes.channels.max(1))
-        .map(|_| bench.dedicated_client())
+        .map(|channel| bench.dedicated_client(channel as usize))
         .collect()
     {
         Ok(clients) => clients,
@@ -66,7 +65,7 @@ pub fn run(bench: &Bench, sizes: Sizes) -> Report {
         }
     };
 
-    let before = Sample::take(bench.server_pid);
+    let before = bench.sample();
     let start_ns = now_ns();
     let (opened_tx, opened_rx) = crossbeam_channel::unbounded::<Opened>();
     let mut streams = Vec::with_capacity(sizes.connections as usize);
@@ -112,14 +111,14 @@ pub fn run(bench: &Bench, sizes: Sizes) -> Report {
         }
     }
     let end_ns = now_ns();
-    let after = Sample::take(bench.server_pid);
+    let after = bench.sample();
     let opened = streams.len() as u64;
 
     std::thread::sleep(Duration::from_millis(sizes.hold_ms));
-    let held = Sample::take(bench.server_pid);
+    let held = bench.sample();
 
     // Close everything and wait until the server has let every user go.
-    let close_start = Sample::take(bench.server_pid);
+    let close_start = bench.sample();
     let close_ns = now_ns();
     for stream in &mut streams {
         stream.cancel();
@@ -134,7 +133,7 @@ pub fn run(bench: &Bench, sizes: Sizes) -> Report {
         }
         Err(error) => report.failures.push(format!("after closing: {error}")),
     }
-    let closed = Sample::take(bench.server_pid);
+    let closed = bench.sample();
     drop(clients);
 
     report.elapsed_s = secs_between(start_ns, end_ns);

@@ -2,7 +2,7 @@
 //! groups, from a fixed seed) send at a target total rate for a fixed time,
 //! mostly to a group they are in and otherwise directly to a random user,
 //! while a separate subset of users ("churners") keeps leaving one of their
-//! groups and joining another.
+//! groups and joining another. Against several nodes, user i is on node i.
 //!
 //! The main thread paces the sends (open loop, ticks of at most 1 ms; when
 //! the bench falls behind, at most 20 ms of backlog is kept and the rest is
@@ -37,7 +37,6 @@ use crate::check::{Membership, Recipients, SendRec};
 use crate::flow::Flow;
 use crate::net::{connect_users, setup_groups, Bench, ErrorCounts, FlowMap, RecvShared, User};
 use crate::payload::{Payload, GROUP_BIT};
-use crate::procfs::Sample;
 use crate::report::Report;
 use crate::util::{error_code, now_ns, secs_between, Deadline, Rng};
 
@@ -178,7 +177,7 @@ pub fn run(bench: &Bench, sizes: Sizes) -> Report {
         stop: AtomicBool::new(false),
     });
     let recv = RecvShared::new(FlowMap::Single(Arc::clone(&flow)), None);
-    let online = match connect_users(bench, names, &recv, deadline) {
+    let online = match connect_users(bench, names, |idx| idx as usize, &recv, deadline) {
         Ok(online) => online,
         Err(error) => {
             report.failures.push(error);
@@ -191,7 +190,7 @@ pub fn run(bench: &Bench, sizes: Sizes) -> Report {
         return report;
     }
 
-    let before = Sample::take(bench.server_pid);
+    let before = bench.sample();
     let start_ns = now_ns();
     let (churn_tx, churn_rx) = crossbeam_channel::bounded::<()>(1);
     let churn = {
@@ -277,7 +276,7 @@ pub fn run(bench: &Bench, sizes: Sizes) -> Report {
         std::thread::sleep(Duration::from_micros(500));
     }
     let end_ns = now_ns();
-    let after = Sample::take(bench.server_pid);
+    let after = bench.sample();
     let receivers = online.close(Deadline::after(Duration::from_secs(10)));
     for (code, n) in churn_outcome.errors {
         *errors.entry(format!("churn:{code}")).or_default() += n;

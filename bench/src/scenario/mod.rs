@@ -1,6 +1,7 @@
 //! The scenarios, and the summary every message scenario ends with: the
 //! measured phase's length and throughput, latency percentiles, server CPU
-//! per unit of work, mean messages per Delivery, the correctness checks and
+//! per unit of work (and, for a cluster, each node's and Redis's), mean
+//! messages per Delivery, the correctness checks and
 //! errors, all folded into a [`Report`].
 
 pub mod closed_loop;
@@ -37,8 +38,9 @@ pub struct Measured<'a> {
 }
 
 /// Fills `report` from `m`: elapsed time (to the last receipt), throughput
-/// in receipts per second, latency, server CPU per receipt, messages per
-/// Delivery, checks, errors (streams that ended on their own count as
+/// in receipts per second, latency, server CPU per receipt (every node
+/// together; for a cluster also each node's and Redis's, per receipt and
+/// per message sent), messages per Delivery, checks, errors (streams that ended on their own count as
 /// `stream:<CODE>`) and RSS.
 pub fn summarize(report: &mut Report, m: Measured<'_>) {
     let mut latencies = Vec::new();
@@ -68,6 +70,7 @@ pub fn summarize(report: &mut Report, m: Measured<'_>) {
         }
         report.put("server_cpu_s", (cpu * 1000.0).round() / 1000.0);
     }
+    cluster_cpu(report, (&m.before, &m.after), m.sends, receipts);
     if let Some(cpu) = m.before.bench_cpu_delta(&m.after) {
         report.put("bench_cpu_s", (cpu * 1000.0).round() / 1000.0);
     }
@@ -93,4 +96,33 @@ pub fn summarize(report: &mut Report, m: Measured<'_>) {
     report.errors = errors;
     report.rss_kb_before = m.before.server_rss_kb;
     report.rss_kb_after = m.after.server_rss_kb;
+}
+
+/// For a cluster (several nodes or a Redis pid): each node's CPU per
+/// receipt and Redis's CPU per receipt and per message sent.
+fn cluster_cpu(
+    report: &mut Report,
+    (before, after): (&Sample, &Sample),
+    sends: &[SendRec],
+    receipts: u64,
+) {
+    let round = |x: f64| (x * 1000.0).round() / 1000.0;
+    let per = |cpu: f64, units: u64| (units > 0).then(|| cpu * 1e6 / units as f64);
+    if let Some(nodes) = before.node_cpu_deltas(after) {
+        if nodes.len() > 1 {
+            report.node_cpu_us_per_unit = nodes.iter().filter_map(|&c| per(c, receipts)).collect();
+            report.put(
+                "node_cpu_s",
+                nodes.iter().map(|&c| round(c)).collect::<Vec<_>>(),
+            );
+        }
+    }
+    if let Some(cpu) = before.redis_cpu_delta(after) {
+        report.redis_cpu_us_per_unit = per(cpu, receipts);
+        report.put("redis_cpu_s", round(cpu));
+        let sent_ok = sends.iter().filter(|s| s.ok).count() as u64;
+        if let Some(us) = per(cpu, sent_ok) {
+            report.put("redis_cpu_us_per_msg_sent", round(us));
+        }
+    }
 }

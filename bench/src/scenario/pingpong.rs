@@ -4,6 +4,7 @@
 //! sends start from the receivers' futures, so nothing but the server and
 //! the network sits between a receipt and the next send. Reports one-way
 //! send-to-receipt latency (overall and per leg) and server CPU per message.
+//! Against several nodes, A is on the first and B on the second.
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
@@ -16,7 +17,6 @@ use super::{summarize, Measured};
 use crate::check::{self, Membership, Recipients, SendRec};
 use crate::net::{connect_users, Bench, ErrorCounts, FlowMap, Hook, RecvShared, User};
 use crate::payload::Payload;
-use crate::procfs::Sample;
 use crate::report::Report;
 use crate::util::{error_code, now_ns, Deadline};
 
@@ -125,7 +125,7 @@ pub fn run(bench: &Bench, rounds: u32) -> Report {
     };
     let shared = RecvShared::new(FlowMap::None, Some(hook));
     let names = vec![format!("{prefix}a"), format!("{prefix}b")];
-    let online = match connect_users(bench, names, &shared, deadline) {
+    let online = match connect_users(bench, names, |idx| idx as usize, &shared, deadline) {
         Ok(online) => online,
         Err(error) => {
             report.failures.push(error);
@@ -134,7 +134,7 @@ pub fn run(bench: &Bench, rounds: u32) -> Report {
     };
     let _ = game.users.set(online.users.clone());
 
-    let before = Sample::take(bench.server_pid);
+    let before = bench.sample();
     let start_ns = now_ns();
     game.send(0, 0);
     loop {
@@ -154,7 +154,7 @@ pub fn run(bench: &Bench, rounds: u32) -> Report {
         }
     }
     let end_ns = now_ns();
-    let after = Sample::take(bench.server_pid);
+    let after = bench.sample();
     // The last answer may still be on its way.
     let settle = Deadline::after(Duration::from_secs(5));
     while game

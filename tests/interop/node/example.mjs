@@ -1,19 +1,22 @@
 // A chat.v1 client in Node.js with @grpc/grpc-js and @grpc/proto-loader:
 // connect as a user, create a group, send to it, read the delivery, list the
-// channels.
+// channels. Its own names (grace, hall), so it runs beside the README's
+// `buf curl` lines and `chat-client chat --user alice`.
 //
-//   node example.mjs 127.0.0.1:13111
-import { fileURLToPath } from 'node:url';
-
+// From the repository root (test/example.test.mjs runs it so):
+//   npm --prefix tests/interop/node ci
+//   node tests/interop/node/example.mjs 127.0.0.1:13111
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
+import { fileURLToPath } from 'node:url';
 
-// chat/v1/chat.proto imports google/protobuf/timestamp.proto, which
-// proto-loader resolves from the well-known types it bundles.
-const PROTO_DIR = fileURLToPath(new URL('../../../proto', import.meta.url));
+// The repository's proto/ folder, from the directory this runs in (the
+// repository root). chat/v1/chat.proto imports google/protobuf/timestamp.proto,
+// which proto-loader resolves from the well-known types it bundles.
+const PROTO_DIR = process.env.CHAT_PROTO_DIR ?? 'proto';
 const TIMEOUT_MS = 5000;
 
-export async function runExample(target, username = 'alice', group = 'general') {
+export async function runExample(target, username = 'grace', group = 'hall') {
   const definition = protoLoader.loadSync('chat/v1/chat.proto', {
     includeDirs: [PROTO_DIR],
     keepCase: true, // field names as in the .proto: message_id, sent_at

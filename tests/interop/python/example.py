@@ -1,14 +1,16 @@
 """A minimal chat.v1 client in Python.
 
-Connects as alice, creates the group "general", sends it a message, reads
-that message back from alice's inbox and lists the channels.
+Connects as ada, creates the group "lab", sends it a message, reads that
+message back from ada's inbox and lists the channels. (Its own names, so it
+runs beside the README's `buf curl` lines and `chat-client chat --user alice`.)
 
-    python example.py 127.0.0.1:13111
+From the repository root, with the stubs made into .gen/python as the README
+shows:
+
+    PYTHONPATH=.gen/python python tests/interop/python/example.py 127.0.0.1:13111
 
 The stubs `chat.v1.chat_pb2` and `chat.v1.chat_pb2_grpc` must be on the
-Python path; make them with
-`python -m grpc_tools.protoc -I proto --python_out=OUT --grpc_python_out=OUT chat/v1/chat.proto`
-(tests/interop/python/run.sh makes them in .gen/).
+Python path (tests/interop/python/run.sh makes them in its own .gen/).
 """
 
 import sys
@@ -23,19 +25,19 @@ def run_example(target: str) -> dict:
     with grpc.insecure_channel(target) as channel:
         chat = chat_pb2_grpc.ChatServiceStub(channel)
         # Every RPC but Connect names its caller in the authorization header.
-        as_alice = [("authorization", "alice")]
+        as_ada = [("authorization", "ada")]
 
-        # Open alice's inbox. Its first event says she is registered; the
+        # Open ada's inbox. Its first event says she is registered; the
         # timeout bounds the whole stream.
-        inbox = chat.Connect(chat_pb2.ConnectRequest(username="alice"), timeout=10)
+        inbox = chat.Connect(chat_pb2.ConnectRequest(username="ada"), timeout=10)
         connected = next(inbox).connected
 
         chat.CreateGroupChat(
-            chat_pb2.CreateGroupChatRequest(name="general"), metadata=as_alice, timeout=5
+            chat_pb2.CreateGroupChatRequest(name="lab"), metadata=as_ada, timeout=5
         )
         sent = chat.SendMessage(
-            chat_pb2.SendMessageRequest(recipient="general", text="Hello, general!"),
-            metadata=as_alice,
+            chat_pb2.SendMessageRequest(recipient="lab", text="Hello, lab!"),
+            metadata=as_ada,
             timeout=5,
         )
 
@@ -43,10 +45,10 @@ def run_example(target: str) -> dict:
         received = next(inbox).delivery.messages[0]
 
         channels = chat.ListChannels(
-            chat_pb2.ListChannelsRequest(), metadata=as_alice, timeout=5
+            chat_pb2.ListChannelsRequest(), metadata=as_ada, timeout=5
         ).channels
 
-        # Disconnect: alice leaves every group; "general", now empty, is deleted.
+        # Disconnect: ada leaves every group; "lab", now empty, is deleted.
         inbox.cancel()
 
     return {

@@ -41,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 
 _PORT = re.compile(r"\bport: (\d+)")
+_METRICS_PORT = re.compile(r"\bmetrics_port: (\d+)")
 
 
 def server_binary() -> Path:
@@ -73,6 +74,8 @@ class ChatServer:
         self.args = [str(binary), "--listen", "127.0.0.1:0", "--threads", "2", *flags]
         self.log: collections.deque[str] = collections.deque(maxlen=2000)
         self._port: "queue.Queue[Optional[int]]" = queue.Queue()
+        self._metrics_port: Optional[int] = None
+        self._metrics_logged = threading.Event()
         self.proc = subprocess.Popen(
             self.args,
             stdin=subprocess.DEVNULL,
@@ -112,7 +115,19 @@ class ChatServer:
                 if match:
                     announced = True
                     self._port.put(int(match.group(1)))
+            metrics = _METRICS_PORT.search(line)
+            if metrics and self._metrics_port is None:
+                self._metrics_port = int(metrics.group(1))
+                self._metrics_logged.set()
         self._port.put(None)
+        self._metrics_logged.set()
+
+    def metrics_url(self, timeout: float = WAIT) -> str:
+        """`http://127.0.0.1:<port>/metrics` of a server started with
+        `--metrics-listen 127.0.0.1:0`, from the port it logged."""
+        if not self._metrics_logged.wait(timeout) or self._metrics_port is None:
+            raise AssertionError(f"{self.args} logged no metrics_port:\n{self.log_text()}")
+        return f"http://127.0.0.1:{self._metrics_port}/metrics"
 
     def log_text(self) -> str:
         return "\n".join(self.log)

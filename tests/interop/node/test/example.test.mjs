@@ -1,4 +1,5 @@
-// The README's client example, run against a real server.
+// The README's client example, run against a real server from the
+// repository root, as the README says to run it (it loads proto/ from there).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { test } from 'node:test';
@@ -7,7 +8,9 @@ import { promisify } from 'node:util';
 
 import { runExample } from '../example.mjs';
 import { harness, waitFor } from '../lib/chat.mjs';
-import { startServer } from '../lib/server.mjs';
+import { REPO_ROOT, startServer } from '../lib/server.mjs';
+
+process.chdir(REPO_ROOT);
 
 test('runExample connects, creates a group, sends, receives and lists', { timeout: 15_000 }, async (t) => {
   const server = await startServer();
@@ -16,38 +19,39 @@ test('runExample connects, creates a group, sends, receives and lists', { timeou
 
   const result = await runExample(server.target);
 
-  assert.equal(result.connected, 'alice');
+  assert.equal(result.connected, 'grace');
   assert.match(result.sent.message_id, /^[1-9][0-9]*$/);
   assert.deepEqual(result.delivered, {
     id: result.sent.message_id,
-    sender: 'alice',
-    recipient: 'general',
+    sender: 'grace',
+    recipient: 'hall',
     recipient_type: 'CHANNEL_TYPE_GROUP',
     text: 'Hello, group!',
     sent_at: result.sent.sent_at,
   });
   assert.deepEqual(result.channels, [
-    { name: 'alice', type: 'CHANNEL_TYPE_USER', member_count: 0, joined: false },
-    { name: 'general', type: 'CHANNEL_TYPE_GROUP', member_count: 1, joined: true },
+    { name: 'grace', type: 'CHANNEL_TYPE_USER', member_count: 0, joined: false },
+    { name: 'hall', type: 'CHANNEL_TYPE_GROUP', member_count: 1, joined: true },
   ]);
 
-  // The example ends its stream, so alice and her group go away and the
+  // The example ends its stream, so grace and her group go away and the
   // example can run again, here as a script.
   const { user: observer } = await h.connect('observer');
   await waitFor(
     async () => (await observer.list()).every((c) => c.name === 'observer'),
-    'alice and general to be gone after the example',
+    'grace and hall to be gone after the example',
   );
   const script = fileURLToPath(new URL('../example.mjs', import.meta.url));
   const { stdout } = await promisify(execFile)(process.execPath, [script, server.target], {
+    cwd: REPO_ROOT,
     timeout: 10_000,
   });
   const printed = JSON.parse(stdout);
-  assert.equal(printed.connected, 'alice');
+  assert.equal(printed.connected, 'grace');
   assert.equal(printed.delivered.text, 'Hello, group!');
   assert.equal(printed.delivered.id, printed.sent.message_id);
   assert.deepEqual(
     printed.channels.map((c) => c.name),
-    ['alice', 'observer', 'general'],
+    ['grace', 'observer', 'hall'],
   );
 });

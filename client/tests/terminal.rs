@@ -1,0 +1,303 @@
+//! The real `chat-client` binary in a pseudo-terminal, against a real server
+//! on `127.0.0.1:0`: what a person at a terminal sees and what the other
+//! side receives. The screen is read the way a terminal draws it (vt100);
+//! every wait polls with a deadline, and the client is killed if a test
+//! fails before it exits.
+
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chat_client::api::{Api, Inbox, InboxEvent};
+use chat_proto::chat::SendMessageRequest;
+use chat_server::config::Config;
+use chat_server::logging;
+use chat_server::server::{start, RunningServer};
+use portable_pty::{native_pty_system, Child, CommandBuilder, MasterPty, PtySize};
+
+/// The longest any one step may take.
+const WAIT: Duration = Duration::from_secs(10);
+const ROWS: u16 = 24;
+const COLS: u16 = 100;
+
+/// The chat client running in a pseudo-terminal, its screen kept up to date
+/// by a reader thread.
+struct Terminal {
+    child: Box<dyn Child + Send + Sync>,
+    master: Box<dyn MasterPty + Send>,
+    writer: Box<dyn Write + Send>,
+    screen: Arc<Mutex<vt100::Parser>>,
+    /// Everything the client wrote, for checks on the raw output.
+    output: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Terminal {
+    /// Starts `chat-client --server ADDRESS chat --user USER` on a fresh pty.
+    fn start(address: &str, user: &str) -> Terminal {
+        let pair = native_pty_system()
+            .openpty(PtySize {
+                rows: ROWS,
+                cols: COLS,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("a pseudo-terminal");
+        let mut command = CommandBuilder::new(env!("CARGO_BIN_EXE_chat-client"));
+        command.args(["--server", address, "chat", "--user", user]);
+        command.env("TERM", "xterm-256color");
+        command.cwd(env!("CARGO_MANIFEST_DIR"));
+        let child = pair
+            .slave
+            .spawn_command(command)
+            .expect("the client starts");
+        drop(pair.slave);
+        let mut reader = pair.master.try_clone_reader().expect("pty reader");
+        let writer = pair.master.take_writer().expect("pty writer");
+        let size = (
+            std::num::NonZeroU16::new(ROWS).unwrap(),
+            std::num::NonZeroU16::new(COLS).unwrap(),
+        );
+        let screen = Arc::new(Mutex::new(vt100::Parser::new(size.0, size.1, 0)));
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (screen_w, output_w) = (screen.clone(), output.clone());
+        // Ends when the client's side of the pty closes (it exits or is killed).
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                screen_w.lock().unwrap().process(&buffer[..n]);
+                output_w.lock().unwrap().extend_from_slice(&buffer[..n]);
+            }
+        });
+        Terminal {
+            child,
+            master: pair.master,
+            writer,
+            screen,
+            output,
+        }
+    }
+
+    /// Types `keys` (raw bytes, as a terminal sends them).
+    fn type_keys(&mut self, keys: &str) {
+        self.writer.write_all(keys.as_bytes()).unwrap();
+        self.writer.flush().unwrap();
+    }
+
+    /// The screen's rows, trailing spaces trimmed.
+    fn rows(&self) -> Vec<String> {
+        let parser = self.screen.lock().unwrap();
+        parser
+            .screen()
+            .rows(0, COLS)
+            .map(|row| row.trim_end().to_owned())
+            .collect()
+    }
+
+    /// Waits until some row satisfies `matches`; returns that row.
+    #[track_caller]
+    fn wait_for_row(&self, what: &str, matches: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let rows = self.rows();
+            if let Some(row) = rows.iter().find(|row| matches(row)) {
+                return row.clone();
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{what}: not on screen within {WAIT:?}:\n{}",
+                    rows.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The bottom row: the input line.
+    fn input_row(&self) -> String {
+        self.rows().last().cloned().unwrap_or_default()
+    }
+
+    /// Waits for the client to exit; its exit code.
+    #[track_caller]
+    fn wait_exit(&mut self) -> u32 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.exit_code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the client did not exit within {WAIT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Whether the pty is back in cooked mode (line editing and echo on).
+    fn cooked(&self) -> bool {
+        let termios = self.master.get_termios().expect("termios of the pty");
+        let flags = termios.local_flags.bits();
+        let wanted = libc::ICANON | libc::ECHO;
+        flags & wanted == wanted
+    }
+
+    /// Waits until everything the client wrote contains `bytes`.
+    #[track_caller]
+    fn wait_for_output(&self, what: &str, bytes: &[u8]) {
+        let deadline = Instant::now() + WAIT;
+        while !self
+            .output
+            .lock()
+            .unwrap()
+            .windows(bytes.len())
+            .any(|w| w == bytes)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not written within {WAIT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn start_server() -> RunningServer {
+    start(&Config::with_listen("127.0.0.1:0"), &logging::discard()).expect("server starts")
+}
+
+fn send(api: &Api, from: &str, to: &str, text: &str) {
+    let mut request = SendMessageRequest::new();
+    request.recipient = to.to_owned();
+    request.text = text.to_owned();
+    api.client
+        .send_message_opt(&request, Api::as_user(from))
+        .expect("send");
+}
+
+/// Every message `inbox` receives until nothing more comes for `quiet`.
+fn drain(inbox: &Inbox, quiet: Duration) -> Vec<(String, String)> {
+    let mut received = Vec::new();
+    while let Some(event) = inbox.next_event(quiet) {
+        if let InboxEvent::Messages(messages) = event {
+            received.extend(messages.into_iter().map(|m| (m.sender, m.text)));
+        }
+    }
+    received
+}
+
+#[test]
+fn a_message_arriving_while_typing_leaves_the_line_intact_and_the_typed_text_is_sent() {
+    let server = start_server();
+    let address = format!("127.0.0.1:{}", server.port());
+    let api = Api::connect(&address, WAIT).unwrap();
+    let bob = api.open_inbox("bob", WAIT).unwrap();
+
+    let mut alice = Terminal::start(&address, "alice");
+    alice.wait_for_row("the status line", |row| {
+        row.contains("alice on 127.0.0.1") && row.contains("connected")
+    });
+    alice.type_keys("/TO bob\r");
+    alice.wait_for_row("bob as the current conversation", |row| {
+        row.contains("to bob │ connected")
+    });
+
+    alice.type_keys("hello \"wor");
+    alice.wait_for_row("the half-typed line", |row| row == "> hello \"wor");
+    send(&api, "bob", "alice", "tab\there, \\ and \"quotes\"");
+    alice.wait_for_row("bob's message", |row| {
+        row.contains("[bob] bob: tab    here, \\ and \"quotes\"")
+    });
+    assert_eq!(alice.input_row(), "> hello \"wor");
+
+    // Backspace (DEL), then Left and Right around an insertion.
+    alice.type_keys("ldd\x7f\"\x1b[D!\x1b[C\r");
+    alice.wait_for_row("alice's own message, once", |row| {
+        row.contains("[bob] alice: hello \"world!\"")
+    });
+    assert_eq!(alice.input_row(), ">");
+    let shown = alice
+        .rows()
+        .iter()
+        .filter(|row| row.contains("alice: hello"))
+        .count();
+    assert_eq!(shown, 1);
+
+    assert_eq!(
+        drain(&bob, Duration::from_millis(300)),
+        [("alice".to_owned(), "hello \"world!\"".to_owned())]
+    );
+
+    alice.type_keys("/quit\r");
+    assert_eq!(alice.wait_exit(), 0);
+    alice.wait_for_output("leaving the alternate screen", b"\x1b[?1049l");
+    assert!(alice.cooked(), "the terminal is left in raw mode");
+    server.stop();
+}
+
+#[test]
+fn a_group_conversation_shows_each_line_once_and_counts_unread() {
+    let server = start_server();
+    let address = format!("127.0.0.1:{}", server.port());
+    let api = Api::connect(&address, WAIT).unwrap();
+    let _carol = api.open_inbox("carol", WAIT).unwrap();
+
+    let mut alice = Terminal::start(&address, "alice");
+    alice.wait_for_row("the status line", |row| row.contains("connected"));
+    alice.type_keys("/create team\r");
+    alice.wait_for_row("the new group", |row| row.contains("to #team │"));
+    alice.type_keys("first\r");
+    alice.wait_for_row("the group line", |row| row.contains("[#team] alice: first"));
+    send(&api, "carol", "alice", "over here");
+    alice.wait_for_row("carol's unread count", |row| row.contains("carol (1)"));
+    // Tab: the next conversation, carol's.
+    alice.type_keys("\t");
+    alice.wait_for_row("carol's message", |row| {
+        row.contains("[carol] carol: over here")
+    });
+    alice.type_keys("\x1b[Z");
+    alice.wait_for_row("back in the group", |row| row.contains("to #team │"));
+    let group_lines = alice
+        .rows()
+        .iter()
+        .filter(|row| row.contains("alice: first"))
+        .count();
+    assert_eq!(group_lines, 1);
+
+    // Ctrl-C quits too, and leaves the terminal as it was.
+    alice.type_keys("\x03");
+    assert_eq!(alice.wait_exit(), 0);
+    assert!(alice.cooked(), "the terminal is left in raw mode");
+    server.stop();
+}
+
+#[test]
+fn a_lost_server_shows_in_the_status_line_and_the_terminal_is_restored_on_exit() {
+    let server = start_server();
+    let address = format!("127.0.0.1:{}", server.port());
+    let mut alice = Terminal::start(&address, "alice");
+    alice.wait_for_row("the status line", |row| row.contains("│ connected"));
+    server.stop();
+    alice.wait_for_row("the lost connection", |row| row.contains("│ disconnected"));
+    alice.wait_for_row("why, in the notice line", |row| {
+        row.starts_with(" error: disconnected: the server ended the session: UNAVAILABLE")
+    });
+    alice.type_keys("\x03");
+    assert_eq!(alice.wait_exit(), 1);
+    assert!(alice.cooked(), "the terminal is left in raw mode");
+    // Back on the main screen, the reason is the last thing printed.
+    alice.wait_for_row("the exit message", |row| {
+        row.starts_with("chat-client: disconnected: the server ended the session")
+    });
+}

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# `make bench-compare`: every chat-bench scenario against this server and
+# against the yardstick (../shared/yardstick/tonic-chat, a typical tonic
+# implementation of the same contract), both at their default flags,
+# alternating A B A B on a fresh server for every run, then the medians and
+# the ratios (ours / tonic) per figure, as a table and as JSON lines.
+#   ROUNDS         rounds of A B per scenario (default 3, at least 3 for the record)
+#   SCENARIOS      which scenarios (default: direct fanout connections mixed pingpong)
+#   YARDSTICK_DIR  the yardstick's sources (default ../shared/yardstick/tonic-chat)
+#   BENCH_OUT      where the per-run JSON lines go (default target/bench/compare.jsonl)
+# The yardstick is built outside this workspace, from a copy of its sources,
+# with its own target directory. Exits non-zero if a run lost, duplicated or
+# reordered a message, or a server did not start.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+cache=${CARGO_TARGET_DIR:-$root/target}
+yardstick_src=${YARDSTICK_DIR:-$root/../shared/yardstick/tonic-chat}
+out=${BENCH_OUT:-$cache/bench/compare.jsonl}
+rounds=${ROUNDS:-3}
+read -r -a scenarios <<<"${SCENARIOS:-direct fanout connections mixed pingpong}"
+mkdir -p "$(dirname "$out")"
+: >"$out"
+
+"$root/scripts/install-deps.sh" cmake protoc
+[ -d "$yardstick_src" ] || { echo "bench-compare: no yardstick at $yardstick_src" >&2; exit 1; }
+cargo build --quiet --release --bin chat-server
+cargo build --quiet --release -p chat-bench
+ours="$cache/release/chat-server"
+bench="$cache/release/chat-bench"
+
+# The yardstick: its sources copied out of the read-only shared folder, built
+# as its own workspace with its own target directory.
+yardstick_build="$cache/yardstick"
+mkdir -p "$yardstick_build/src"
+rm -rf "$yardstick_build/src/tonic-chat"
+cp -r "$yardstick_src" "$yardstick_build/src/tonic-chat"
+(
+  cd "$yardstick_build/src/tonic-chat"
+  CHAT_PROTO_DIR="$root/proto/chat/v1" CARGO_TARGET_DIR="$yardstick_build/target" \
+    cargo build --quiet --release --locked
+)
+tonic="$yardstick_build/target/release/tonic-chat"
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+server_pid=""
+log=$(mktemp)
+cleanup() {
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then kill "$server_pid"; fi
+  rm -f "$log"
+}
+trap cleanup EXIT
+
+# start_server NAME: starts ours or tonic on a free port at default flags;
+# sets server_pid and port.
+start_server() {
+  port=$(free_port)
+  case "$1" in
+    ours) "$ours" --listen "127.0.0.1:$port" 2>"$log" & ;;
+    tonic) "$tonic" --listen "127.0.0.1:$port" 2>"$log" & ;;
+  esac
+  server_pid=$!
+  for _ in $(seq 200); do
+    if python3 -c "import socket, sys; socket.create_connection(('127.0.0.1', $port), 0.1)" 2>/dev/null; then
+      return 0
+    fi
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "bench-compare: $1 did not start" >&2
+  cat "$log" >&2
+  exit 1
+}
+
+stop_server() {
+  kill -TERM "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=""
+}
+
+echo "bench-compare: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $rounds rounds; results: $out"
+status=0
+for round in $(seq "$rounds"); do
+  for scenario in "${scenarios[@]}"; do
+    # A B in odd rounds, B A in even ones, so neither always goes first.
+    order=(ours tonic)
+    [ $((round % 2)) -eq 0 ] && order=(tonic ours)
+    for server in "${order[@]}"; do
+      start_server "$server"
+      run_out=$(mktemp)
+      args=("$scenario")
+      [ "$scenario" = connections ] && args+=(--connections 5000)
+      if ! "$bench" --server "127.0.0.1:$port" --server-pid "$server_pid" --json-out "$run_out" \
+        "${args[@]}" >/dev/null; then
+        status=1
+        echo "bench-compare: round $round $scenario on $server failed" >&2
+      fi
+      python3 -c '
+import json, sys
+server, round_ = sys.argv[1], int(sys.argv[2])
+for line in open(sys.argv[3]):
+    row = json.loads(line)
+    row["server"], row["round"] = server, round_
+    print(json.dumps(row))
+' "$server" "$round" "$run_out" >>"$out"
+      rm -f "$run_out"
+      stop_server
+      echo "bench-compare: round $round: $scenario on $server done" >&2
+    done
+  done
+done
+python3 "$root/scripts/bench_compare_report.py" "$out"
+exit "$status"

@@ -1,0 +1,70 @@
+"""The summary of `make bench-compare`: reads the per-run JSON lines (each
+with "server": "ours" or "tonic"), and prints per figure the median of
+each server's runs and the ratio ours / tonic, first as a table, then as
+one JSON line per figure. Lower is better for every figure but throughput,
+where the ratio says how much more we achieved.
+
+    python3 scripts/bench_compare_report.py target/bench/compare.jsonl
+"""
+
+import json
+import statistics
+import sys
+
+# (scenario, label, how to read the figure from a run, unit)
+FIGURES = [
+    ("direct", "server CPU per message", lambda r: r.get("server_cpu_us_per_unit"), "us"),
+    ("direct", "msgs/s", lambda r: r.get("throughput"), "msgs/s"),
+    ("fanout", "server CPU per delivery", lambda r: r.get("server_cpu_us_per_unit"), "us"),
+    ("fanout", "deliveries/s", lambda r: r.get("throughput"), "deliveries/s"),
+    ("connections", "RSS per connection", lambda r: r.get("kb_per_connection"), "KB"),
+    ("connections", "server CPU per connect", lambda r: r.get("server_cpu_us_per_unit"), "us"),
+    ("mixed", "server CPU per delivery", lambda r: r.get("server_cpu_us_per_unit"), "us"),
+    ("mixed", "messages/s achieved", lambda r: r.get("throughput"), "msgs/s"),
+    ("pingpong", "p50", lambda r: (r.get("latency_us") or {}).get("p50"), "us"),
+    ("pingpong", "p99", lambda r: (r.get("latency_us") or {}).get("p99"), "us"),
+    ("pingpong", "server CPU per message", lambda r: r.get("server_cpu_us_per_unit"), "us"),
+]
+
+
+def main(path: str) -> int:
+    runs = [json.loads(line) for line in open(path) if line.strip()]
+    rows = []
+    for scenario, label, read, unit in FIGURES:
+        values = {}
+        for server in ("ours", "tonic"):
+            got = [read(r) for r in runs if r.get("scenario") == scenario and r.get("server") == server]
+            got = [v for v in got if isinstance(v, (int, float))]
+            values[server] = got
+        if not values["ours"] or not values["tonic"]:
+            continue
+        ours = statistics.median(values["ours"])
+        tonic = statistics.median(values["tonic"])
+        ratio = ours / tonic if tonic else None
+        rows.append({
+            "scenario": scenario,
+            "figure": label,
+            "unit": unit,
+            "ours": round(ours, 3),
+            "tonic": round(tonic, 3),
+            "ratio": None if ratio is None else round(ratio, 3),
+            "ours_runs": values["ours"],
+            "tonic_runs": values["tonic"],
+        })
+    clean = all(r.get("ok", False) for r in runs)
+    print()
+    print(f"| scenario | figure | ours | tonic | ratio (ours / tonic) | runs |")
+    print(f"| --- | --- | --- | --- | --- | --- |")
+    for row in rows:
+        ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}"
+        print(f"| {row['scenario']} | {row['figure']} ({row['unit']}) | {row['ours']:g} | "
+              f"{row['tonic']:g} | {ratio} | {len(row['ours_runs'])} + {len(row['tonic_runs'])} |")
+    print()
+    for row in rows:
+        print(json.dumps(row))
+    print(f"bench-compare: {len(runs)} runs, every run clean: {clean}")
+    return 0 if clean else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
