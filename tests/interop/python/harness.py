@@ -234,6 +234,10 @@ class ChatCluster:
     def pid(self) -> int:
         return self.nodes[0].pid
 
+    def metrics_url(self, timeout: float = WAIT) -> str:
+        """The first node's metrics endpoint (each node serves its own)."""
+        return self.nodes[0].metrics_url(timeout)
+
     def log_text(self) -> str:
         return "\n".join(f"[node {i}] {node.log_text()}" for i, node in enumerate(self.nodes))
 

@@ -28,7 +28,8 @@ def scrape(server) -> str:
 def monitored(start_server, chat_on):
     """A server with metrics on, after a good send and a refused one."""
     server = start_server("--metrics-listen", "127.0.0.1:0")
-    chat = chat_on(server)
+    # Every call on the one node scraped: each cluster node counts its own.
+    chat = chat_on(server.target)
     alice = chat.connect("alice")
     bob = chat.connect("bob")
     alice.send("bob", "hello")
