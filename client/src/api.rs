@@ -136,7 +136,8 @@ impl Api {
         if !ready {
             return Err(match tls {
                 None => format!(
-                    "cannot reach a chat server at {address}: it accepts connections but does not speak gRPC"
+                    "cannot reach a chat server at {address}: it accepts connections but does not \
+                     speak gRPC in plain text (a TLS server needs --tls-ca)"
                 ),
                 Some(_) => format!(
                     "cannot reach a chat server at {address} over TLS: no TLS there, or its \
