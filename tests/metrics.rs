@@ -477,3 +477,31 @@ fn a_cluster_node_counts_its_calls_its_redis_work_and_its_fenced_streams() {
     });
     node.stop();
 }
+
+#[test]
+fn token_refusals_and_a_stream_ended_by_its_token_expiry_are_counted() {
+    use common::tokens::{now, sign, token_config};
+    let (server, port) = start(|config| config.auth = Some(token_config(Duration::ZERO)));
+    // Valid for two more seconds (whole seconds: at least one).
+    let token = sign(&serde_json::json!({ "sub": "erin", "exp": now() + 2 }));
+    let credentials = chat_client::api::Credentials::Token(token);
+    let erin = server
+        .api
+        .clone()
+        .with_credentials(credentials)
+        .open_inbox("erin", WAIT)
+        .unwrap();
+    // A bare name is no identity in token mode.
+    assert_code(Code::UNAUTHENTICATED, server.list("erin"));
+    assert_eq!(end_status(&erin).message(), "token expired");
+    eventually("the refusal and the expiry are counted", || {
+        let now = scrape(port);
+        now.get(&labelled(
+            "chat_disconnects_total",
+            "reason",
+            "token_expired",
+        )) == 1.0
+            && now.get(&handled("ListChannels", "Unauthenticated")) == 1.0
+            && now.get(&handled("Connect", "Unauthenticated")) == 1.0
+    });
+}
