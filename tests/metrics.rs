@@ -221,7 +221,6 @@ fn calls_move_the_counters_by_exact_amounts_and_the_gauges_follow() {
     assert_eq!(server.connect_err("alice").code(), Code::ALREADY_EXISTS);
     assert_code(Code::UNAUTHENTICATED, server.list("carol"));
 
-    let now = scrape(port);
     let expected = [
         (grpc("grpc_server_started_total", "Connect"), 3.0),
         (grpc("grpc_server_msg_received_total", "Connect"), 3.0),
@@ -263,6 +262,18 @@ fn calls_move_the_counters_by_exact_amounts_and_the_gauges_follow() {
         ("chat_queued_messages".to_owned(), 0.0),
         ("chat_queued_bytes".to_owned(), 0.0),
     ];
+    // A call is counted right after its answer is queued, so the client can
+    // see the answer a moment before the count: wait until they all show.
+    let mut now = scrape(port);
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < deadline
+        && expected
+            .iter()
+            .any(|(series, value)| now.get(series) != *value)
+    {
+        std::thread::sleep(Duration::from_millis(5));
+        now = scrape(port);
+    }
     for (series, value) in &expected {
         assert_eq!(now.get(series), *value, "{series}");
     }

@@ -38,7 +38,7 @@ impl Session {
     /// 5 seconds).
     pub fn run(&self, effect: Effect) -> Outcome {
         let client = &self.api.client;
-        let opts = || Api::as_user(&self.user).timeout(CALL_DEADLINE);
+        let opts = || self.api.call_as(&self.user).timeout(CALL_DEADLINE);
         let failed = |action: String| {
             move |error: grpcio::Error| Outcome::Failed {
                 action,
