@@ -24,6 +24,9 @@ use crate::tls::TlsConfig;
 /// request still fits under the 64 KiB request limit.
 pub const MAX_TEXT_BYTES_LIMIT: usize = MAX_DELIVERY_BYTES - 1024;
 
+/// `--busy-write-delay`'s default.
+pub const DEFAULT_BUSY_WRITE_DELAY: Duration = Duration::from_millis(5);
+
 /// How long shutdown waits for streams to take their closing status before
 /// it cancels what is left.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -96,6 +99,12 @@ pub struct Opt {
     /// written, e.g. 500us, 2ms (0: write at once; at most 1s)
     #[structopt(long, default_value = "0")]
     pub write_delay: String,
+
+    /// While a completion-queue thread is waking many connections (more than
+    /// 32 per millisecond), how long their deliveries may wait to collect
+    /// more messages, e.g. 5ms (0: never; ignored with --write-delay)
+    #[structopt(long, default_value = "5ms")]
+    pub busy_write_delay: String,
 
     /// Log line format: term (human-readable) or json (one object per line)
     #[structopt(long, default_value = "term", possible_values = &["term", "json"])]
@@ -180,6 +189,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// How long a delivery may wait to collect more messages.
     pub write_delay: Duration,
+    /// How long a delivery may wait to collect more messages while the
+    /// thread waking it is busy (when `write_delay` is zero).
+    pub busy_write_delay: Duration,
     /// HTTP/2 keepalive: ping after this much idleness...
     pub keepalive: Duration,
     /// ...and drop the connection if the ping is not answered in this long.
@@ -273,6 +285,14 @@ impl Config {
                     opt.write_delay
                 ))
             })?;
+        let busy_write_delay = parse_duration(&opt.busy_write_delay)
+            .filter(|delay| *delay <= Duration::from_secs(1))
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "--busy-write-delay must be a duration of at most 1s such as 0, 500us or 5ms; got {:?}",
+                    opt.busy_write_delay
+                ))
+            })?;
         let cluster = cluster_config(opt.redis, opt.redis_prefix, opt.node_lease_secs)?;
         let auth = token_config(
             opt.auth_token_secret_file,
@@ -308,6 +328,7 @@ impl Config {
             log_level,
             log_format: opt.log_format,
             write_delay,
+            busy_write_delay,
             keepalive: Duration::from_secs(keepalive_secs as u64),
             keepalive_timeout: Duration::from_secs(keepalive_timeout_secs as u64),
             max_streams_per_connection,
@@ -337,6 +358,7 @@ impl Config {
             log_level: Level::Info,
             log_format: LogFormat::Term,
             write_delay: Duration::ZERO,
+            busy_write_delay: DEFAULT_BUSY_WRITE_DELAY,
             keepalive: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(10),
             max_streams_per_connection: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),
@@ -485,6 +507,14 @@ mod tests {
         );
         assert!(parse(&["--log-format", "xml"]).is_err());
         assert_eq!(config.write_delay, Duration::ZERO);
+        assert_eq!(config.busy_write_delay, Duration::from_millis(5));
+        assert_eq!(defaults.busy_write_delay, config.busy_write_delay);
+        assert_eq!(
+            parse(&["--busy-write-delay", "0"])
+                .unwrap()
+                .busy_write_delay,
+            Duration::ZERO
+        );
         assert_eq!(config.metrics_listen, None);
         assert_eq!(
             parse(&["--metrics-listen", "127.0.0.1:0"])
@@ -514,6 +544,8 @@ mod tests {
             (&["--keepalive-secs", "0"][..], "--keepalive-secs"),
             (&["--write-delay", "2s"][..], "--write-delay"),
             (&["--write-delay", "ms"][..], "--write-delay"),
+            (&["--busy-write-delay", "2s"][..], "--busy-write-delay"),
+            (&["--busy-write-delay", "5"][..], "--busy-write-delay"),
             (&["--redis-prefix", "a b"][..], "--redis-prefix"),
             (&["--redis-prefix", ""][..], "--redis-prefix"),
             (&["--node-lease-secs", "0"][..], "--node-lease-secs"),

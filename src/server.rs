@@ -148,10 +148,12 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
         None => None,
         Some(auth) => Some(Arc::new(TokenAuth::start(auth).map_err(StartError::Auth)?)),
     };
-    let ticker = if config.write_delay.is_zero() {
-        None
-    } else {
+    let ticker = if !config.write_delay.is_zero() {
         Some(WakeTicker::start(config.write_delay).map_err(StartError::Ticker)?)
+    } else if !config.busy_write_delay.is_zero() {
+        Some(WakeTicker::under_load(config.busy_write_delay).map_err(StartError::Ticker)?)
+    } else {
+        None
     };
     let health = HealthService::new(log.clone());
     let engine: Arc<dyn ChatEngine> = match &config.cluster {
@@ -262,6 +264,7 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
         "keepalive_s" => config.keepalive.as_secs(),
         "max_groups_per_user" => config.limits.max_groups_per_user,
         "queue_bytes" => config.limits.queue_bytes,
+        "busy_write_delay_us" => config.busy_write_delay.as_micros() as u64,
         "write_delay_us" => config.write_delay.as_micros() as u64,
         "max_text_bytes" => config.limits.max_text_bytes,
         "queue_depth" => config.limits.queue_depth,

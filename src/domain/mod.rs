@@ -19,4 +19,4 @@ pub use registry::{
     Wakeups,
 };
 pub use stats::{ChatStats, StoreStats, ROUND_TRIP_BOUNDS};
-pub use wake_ticker::WakeTicker;
+pub use wake_ticker::{WakeTicker, BUSY_WAKES_PER_MS};

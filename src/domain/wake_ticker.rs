@@ -4,10 +4,14 @@
 //! messages that arrive meanwhile are written together, and the wake-ups
 //! of all connections that became ready during a period cost one timer
 //! thread tick instead of one timer per connection. A mailbox close flushes
-//! it, so an ending stream never waits for the tick. The thread sleeps while
+//! it, so an ending stream never waits for the tick. A ticker started
+//! [`WakeTicker::under_load`] defers only while the waking thread is busy
+//! (it woke more than [`BUSY_WAKES_PER_MS`] readers in its last millisecond
+//! or so); an idle server's lone message is woken at once. The thread sleeps while
 //! nothing is waiting, and wakes what is left and exits when the last
 //! handle is dropped. This module knows nothing of gRPC.
 
+use std::cell::Cell;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 use std::thread::JoinHandle;
@@ -27,9 +31,55 @@ struct Owner {
     thread: Option<JoinHandle<()>>,
 }
 
+/// A thread that woke at least this many readers in its last window of
+/// about a millisecond is busy: an under-load ticker defers its wake-ups.
+pub const BUSY_WAKES_PER_MS: u32 = 32;
+
+/// How often a thread reads the clock to close its window: every this many
+/// wake-ups, so the meter costs no clock read per recipient.
+const WAKES_PER_CLOCK_READ: u32 = 16;
+
+/// One thread's count of the wake-ups it made in its current window.
+#[derive(Clone, Copy)]
+struct Meter {
+    window_start: Option<Instant>,
+    wakes: u32,
+    busy: bool,
+}
+
+thread_local! {
+    static METER: Cell<Meter> = const {
+        Cell::new(Meter { window_start: None, wakes: 0, busy: false })
+    };
+}
+
+/// Counts one wake-up on this thread; whether the thread is busy.
+fn busy_after_one_more_wake() -> bool {
+    METER.with(|cell| {
+        let mut meter = cell.get();
+        meter.wakes += 1;
+        if meter.wakes % WAKES_PER_CLOCK_READ == 0 || meter.window_start.is_none() {
+            let now = Instant::now();
+            let start = *meter.window_start.get_or_insert(now);
+            let elapsed = now.saturating_duration_since(start);
+            if elapsed >= Duration::from_millis(1) {
+                // The window's rate, per millisecond.
+                let per_ms = u128::from(meter.wakes) * 1_000_000 / elapsed.as_nanos().max(1);
+                meter.busy = per_ms >= u128::from(BUSY_WAKES_PER_MS);
+                meter.wakes = 0;
+                meter.window_start = Some(now);
+            }
+        }
+        cell.set(meter);
+        meter.busy
+    })
+}
+
 #[derive(Debug)]
 struct Shared {
     period: Duration,
+    /// Defer only while the waking thread is busy.
+    under_load: bool,
     state: Mutex<Due>,
     /// Signalled when the first waker arrives at an idle ticker, or on stop.
     wanted: Condvar,
@@ -100,8 +150,23 @@ impl WakeTicker {
     /// # Errors
     /// When the thread cannot be spawned.
     pub fn start(period: Duration) -> std::io::Result<WakeTicker> {
+        WakeTicker::spawn(period, false)
+    }
+
+    /// Starts a ticker that defers a wake-up only while the thread making
+    /// it is busy (see [`BUSY_WAKES_PER_MS`]), for at most `period`; other
+    /// wake-ups happen at once.
+    ///
+    /// # Errors
+    /// When the thread cannot be spawned.
+    pub fn under_load(period: Duration) -> std::io::Result<WakeTicker> {
+        WakeTicker::spawn(period, true)
+    }
+
+    fn spawn(period: Duration, under_load: bool) -> std::io::Result<WakeTicker> {
         let shared = Arc::new(Shared {
             period,
+            under_load,
             state: Mutex::new(Due::default()),
             wanted: Condvar::new(),
         });
@@ -119,9 +184,14 @@ impl WakeTicker {
         })
     }
 
-    /// Wakes `waker` at the next tick, at most one period from now.
+    /// Wakes `waker` at the next tick, at most one period from now (for an
+    /// under-load ticker: at once unless this thread is busy).
     pub fn defer(&self, waker: Waker) {
         let shared = &self.owner.shared;
+        if shared.under_load && !busy_after_one_more_wake() {
+            waker.wake();
+            return;
+        }
         let mut due = shared.lock();
         due.wakers.push(waker);
         let start = due.idle;
@@ -202,6 +272,32 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn under_load_a_lone_wake_is_at_once_and_a_burst_waits_for_the_tick() {
+        let ticker = WakeTicker::under_load(Duration::from_secs(3600)).unwrap();
+        let count = Arc::new(Count::default());
+        // Idle: at once.
+        ticker.defer(Waker::from(Arc::clone(&count)));
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        // A burst far above the busy rate: once the meter has seen a
+        // millisecond of it, wakes wait for the tick (here: the stop).
+        let started = std::time::Instant::now();
+        let mut woken_at_once = 0;
+        let mut deferred = 0;
+        while deferred == 0 && started.elapsed() < Duration::from_secs(10) {
+            let before = count.0.load(Ordering::SeqCst);
+            ticker.defer(Waker::from(Arc::clone(&count)));
+            if count.0.load(Ordering::SeqCst) > before {
+                woken_at_once += 1;
+            } else {
+                deferred += 1;
+            }
+        }
+        assert_eq!(deferred, 1, "a busy thread's wake is deferred");
+        drop(ticker);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1 + woken_at_once + deferred);
     }
 
     #[test]
