@@ -277,22 +277,8 @@ impl Config {
                 opt.log_level
             ))
         })?;
-        let write_delay = parse_duration(&opt.write_delay)
-            .filter(|delay| *delay <= Duration::from_secs(1))
-            .ok_or_else(|| {
-                ConfigError(format!(
-                    "--write-delay must be a duration of at most 1s such as 0, 500us or 2ms; got {:?}",
-                    opt.write_delay
-                ))
-            })?;
-        let busy_write_delay = parse_duration(&opt.busy_write_delay)
-            .filter(|delay| *delay <= Duration::from_secs(1))
-            .ok_or_else(|| {
-                ConfigError(format!(
-                    "--busy-write-delay must be a duration of at most 1s such as 0, 500us or 5ms; got {:?}",
-                    opt.busy_write_delay
-                ))
-            })?;
+        let write_delay = delay_flag("write-delay", &opt.write_delay)?;
+        let busy_write_delay = delay_flag("busy-write-delay", &opt.busy_write_delay)?;
         let cluster = cluster_config(opt.redis, opt.redis_prefix, opt.node_lease_secs)?;
         let auth = token_config(
             opt.auth_token_secret_file,
@@ -439,6 +425,17 @@ fn token_config(
     TokenConfig::from_flags(&path, audience, issuer, leeway_secs)
         .map(Some)
         .map_err(ConfigError)
+}
+
+/// The value of the delay flag `--flag`: a duration of at most 1s.
+fn delay_flag(flag: &str, text: &str) -> Result<Duration, ConfigError> {
+    parse_duration(text)
+        .filter(|delay| *delay <= Duration::from_secs(1))
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "--{flag} must be a duration of at most 1s such as 0, 500us or 2ms; got {text:?}"
+            ))
+        })
 }
 
 /// Parses `0`, `250us`, `2ms` or `1s` (whole numbers).
