@@ -42,7 +42,8 @@ pub struct Opt {
     #[structopt(long, default_value = "127.0.0.1:13111")]
     pub listen: String,
 
-    /// Completion-queue threads that run the handlers [default: number of cores]
+    /// Completion-queue threads that run the handlers [default: half the
+    /// number of cores, at least 1]
     #[structopt(long)]
     pub threads: Option<usize>,
 
@@ -454,9 +455,14 @@ fn parse_duration(text: &str) -> Option<Duration> {
     }
 }
 
-/// One completion-queue thread per core.
+/// One completion-queue thread per two cores (at least one): the threads
+/// that run the handlers also drive C-core's transport, and the other half
+/// of the cores is left to what a message costs outside them, the kernel's
+/// TCP work (about a third of the server's time) and C-core's own threads
+/// (see BENCHMARKS.md).
 pub fn default_threads() -> NonZeroUsize {
-    std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
+    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    NonZeroUsize::new(cores / 2).unwrap_or(NonZeroUsize::MIN)
 }
 
 #[cfg(test)]
@@ -474,6 +480,8 @@ mod tests {
         let config = parse(&[]).unwrap();
         assert_eq!(config.listen, "127.0.0.1:13111");
         assert_eq!(config.threads, default_threads());
+        let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        assert_eq!(default_threads().get(), (cores / 2).max(1));
         assert_eq!(config.limits.max_connections, 10_000);
         assert_eq!(config.limits.queue_depth, 1024);
         assert_eq!(config.limits.max_text_bytes, 4096);
