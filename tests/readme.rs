@@ -3,11 +3,12 @@
 //! keeps the quotes identical to the files. (The Node suite
 //! checks the README's `buf curl` lines the same way.)
 
-use std::path::Path;
+mod common;
+
+use common::manifest_dir;
 
 fn read(path: &str) -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+    std::fs::read_to_string(manifest_dir().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// The part of `text` from the first line starting with `from` up to (not

@@ -346,7 +346,7 @@ fn the_demo_script_runs_clean_in_token_mode() {
 fn the_shell_minting_script_makes_a_token_the_server_accepts() {
     let server = token_server();
     let secret = SecretFile::new(&[SECRET, b"\n"].concat());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mint-token.sh");
+    let script = manifest_dir().join("scripts/mint-token.sh");
     let output = std::process::Command::new(script)
         .arg(&secret.0)
         .args(["gina", "60"])

@@ -45,7 +45,11 @@ impl Terminal {
         let mut command = CommandBuilder::new(env!("CARGO_BIN_EXE_chat-client"));
         command.args(["--server", address, "chat", "--user", user]);
         command.env("TERM", "xterm-256color");
-        command.cwd(env!("CARGO_MANIFEST_DIR"));
+        // The package's directory when the test runs, not when it was built.
+        command.cwd(
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+        );
         let child = pair
             .slave
             .spawn_command(command)

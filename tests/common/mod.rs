@@ -37,6 +37,15 @@ pub fn cluster_nodes() -> usize {
         .unwrap_or(0)
 }
 
+/// The package's directory, as the test runner gives it when the test
+/// runs (a build cache shared by several checkouts may hold a test binary
+/// built in another one, whose compile-time path is not this checkout's).
+pub fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// A unique `--redis-prefix` for this test process.
 pub fn unique_prefix() -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
