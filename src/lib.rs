@@ -2,11 +2,12 @@
 //!
 //! Components, from the inside out:
 //! - [`domain`]: users, groups, mailboxes and delivery; plain Rust, no gRPC.
-//!   [`domain::Registry`] is the one shared state, behind one mutex.
+//!   [`domain::ChatEngine`] is the one interface to the chat's state;
+//!   [`domain::Registry`], the embedded engine, keeps it behind one mutex.
 //! - [`cluster`]: the cluster engine, the same interface with the shared
 //!   state in Redis (`--redis`); the only code that knows Redis.
 //! - [`service`]: the gRPC adapter implementing `chat.v1.ChatService`; maps
-//!   requests to registry calls and [`domain::ChatError`]s to status codes
+//!   requests to engine calls and [`domain::ChatError`]s to status codes
 //!   ([`service::status`]); feeds each Connect stream from its mailbox
 //!   ([`service::delivery`]).
 //! - [`server`]: bootstrap; builds the grpcio environment and server from a
