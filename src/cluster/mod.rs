@@ -341,14 +341,7 @@ impl Node {
                 let _ = answer_tx.send(result);
             }),
         );
-        Reply::Later(
-            async move {
-                answer_rx
-                    .await
-                    .unwrap_or_else(|_| Err(ChatError::Unavailable("the node stopped".to_owned())))
-            }
-            .boxed(),
-        )
+        answer_later(answer_rx)
     }
 
     /// Authenticates `caller` only, then refuses with `invalid`: a call with
@@ -438,14 +431,7 @@ impl Node {
                 let _ = answer_tx.send(result);
             }),
         );
-        Reply::Later(
-            async move {
-                answer_rx
-                    .await
-                    .unwrap_or_else(|_| Err(ChatError::Unavailable("the node stopped".to_owned())))
-            }
-            .boxed(),
-        )
+        answer_later(answer_rx)
     }
 
     /// Drops a local connection's entry.
@@ -549,6 +535,19 @@ impl Node {
         }
         info!(self.log, "left the cluster"; "node" => &*identity.id);
     }
+}
+
+/// The reply a lane's completion sends on `answer`; a completion that
+/// never runs (the node stopped) is an unavailable chat.
+fn answer_later<T: Send + 'static>(answer: oneshot::Receiver<Result<T, ChatError>>) -> Reply<T> {
+    Reply::Later(
+        async move {
+            answer
+                .await
+                .unwrap_or_else(|_| Err(ChatError::Unavailable("the node stopped".to_owned())))
+        }
+        .boxed(),
+    )
 }
 
 /// The refusals every call can get: the node lost its lease, or the caller
