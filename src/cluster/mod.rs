@@ -27,9 +27,9 @@ use slog::{info, warn, Logger};
 
 use crate::config::ClusterConfig;
 use crate::domain::{
-    check_name, mailbox::mailbox, ChannelInfo, ChannelKind, ChatEngine, ChatError, ChatStats,
-    CloseReason, Connected, Departure, Disconnect, Left, Limits, Name, Outbox, Reply, Sent,
-    Session, SessionId, StoreStats, TextProblem, WakeTicker, Wakeups,
+    check_group_name, check_message, check_name, mailbox::mailbox, ChannelInfo, ChannelKind,
+    ChatEngine, ChatError, ChatStats, CloseReason, Connected, Departure, Disconnect, Left, Limits,
+    Name, Outbox, Reply, Sent, Session, SessionId, StoreStats, WakeTicker, Wakeups,
 };
 use store::{Answer, Call, Lanes, Script, Store, Unreachable};
 
@@ -571,13 +571,6 @@ fn unavailable(error: &Unreachable) -> ChatError {
     ChatError::Unavailable(error.to_string())
 }
 
-fn check_group_name(name: &str) -> Result<(), ChatError> {
-    check_name(name).map_err(|problem| ChatError::InvalidName {
-        field: "group name",
-        problem,
-    })
-}
-
 impl ClusterEngine {
     /// Runs a group script (create, join, leave) for `caller` on group
     /// `name`; `done` reads a success.
@@ -634,23 +627,7 @@ impl ChatEngine for ClusterEngine {
     }
 
     fn send(&self, caller: &str, recipient: &str, text: String) -> Reply<(Sent, Wakeups)> {
-        let limit = self.node.limits.max_text_bytes;
-        let invalid = if text.len() > limit {
-            Some(ChatError::InvalidText(TextProblem::TooLong {
-                len: text.len(),
-                limit,
-            }))
-        } else if text.trim().is_empty() {
-            Some(ChatError::InvalidText(TextProblem::Blank))
-        } else {
-            check_name(recipient)
-                .err()
-                .map(|problem| ChatError::InvalidName {
-                    field: "recipient",
-                    problem,
-                })
-        };
-        if let Some(invalid) = invalid {
+        if let Err(invalid) = check_message(recipient, &text, self.node.limits.max_text_bytes) {
             return self.node.refuse_after_auth(caller, invalid);
         }
         let to = recipient.to_owned();

@@ -342,13 +342,8 @@ impl Store {
                 command.arg(arg.as_slice());
             }
         }
+        // Without `ignore_errors`, an error reply fails the whole query.
         let values: Vec<Value> = pipe.query(connection)?;
-        if let Some(Value::ServerError(error)) = values
-            .iter()
-            .find(|value| matches!(value, Value::ServerError(_)))
-        {
-            return Err(redis::RedisError::from(error.clone()));
-        }
         Ok(values.into_iter().map(Answer::from_value).collect())
     }
 

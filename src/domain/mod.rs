@@ -15,8 +15,8 @@ pub use error::{ChatError, TextProblem};
 pub use mailbox::{CloseReason, Closer, Inbox, Outbox};
 pub use names::{check_name, NameProblem, MAX_NAME_LEN};
 pub use registry::{
-    ChannelInfo, ChannelKind, Departure, Left, Limits, Message, Name, Registry, Sent, SessionId,
-    Wakeups,
+    check_group_name, check_message, ChannelInfo, ChannelKind, Departure, Left, Limits, Message,
+    Name, Registry, Sent, SessionId, Wakeups,
 };
 pub use stats::{ChatStats, StoreStats, ROUND_TRIP_BOUNDS};
 pub use wake_ticker::{WakeTicker, BUSY_WAKES_PER_MS};

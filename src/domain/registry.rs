@@ -369,12 +369,7 @@ impl Registry {
         recipient: &str,
         text: String,
     ) -> Result<(Sent, Wakeups), ChatError> {
-        let valid = self.check_text(&text).and_then(|()| {
-            check_name(recipient).map_err(|problem| ChatError::InvalidName {
-                field: "recipient",
-                problem,
-            })
-        });
+        let valid = check_message(recipient, &text, self.limits.max_text_bytes);
         // Declared before the guard, so it is dropped (and wakes) after the
         // lock is released on every path.
         let mut wake = Wakeups::default();
@@ -468,19 +463,6 @@ impl Registry {
             outbox.close(CloseReason::Shutdown);
         }
     }
-
-    fn check_text(&self, text: &str) -> Result<(), ChatError> {
-        if text.len() > self.limits.max_text_bytes {
-            return Err(ChatError::InvalidText(TextProblem::TooLong {
-                len: text.len(),
-                limit: self.limits.max_text_bytes,
-            }));
-        }
-        if text.trim().is_empty() {
-            return Err(ChatError::InvalidText(TextProblem::Blank));
-        }
-        Ok(())
-    }
 }
 
 impl Disconnect for Registry {
@@ -532,9 +514,34 @@ impl ChatEngine for Registry {
     }
 }
 
-fn check_group_name(name: &str) -> Result<(), ChatError> {
+/// Checks a group name, as every engine does before anything else.
+///
+/// # Errors
+/// `InvalidName` for the field "group name".
+pub fn check_group_name(name: &str) -> Result<(), ChatError> {
     check_name(name).map_err(|problem| ChatError::InvalidName {
         field: "group name",
+        problem,
+    })
+}
+
+/// Checks a message's text (at most `max_text_bytes`, not blank) and its
+/// recipient's name, as every engine does before anything else.
+///
+/// # Errors
+/// `InvalidText`, or `InvalidName` for the field "recipient".
+pub fn check_message(recipient: &str, text: &str, max_text_bytes: usize) -> Result<(), ChatError> {
+    if text.len() > max_text_bytes {
+        return Err(ChatError::InvalidText(TextProblem::TooLong {
+            len: text.len(),
+            limit: max_text_bytes,
+        }));
+    }
+    if text.trim().is_empty() {
+        return Err(ChatError::InvalidText(TextProblem::Blank));
+    }
+    check_name(recipient).map_err(|problem| ChatError::InvalidName {
+        field: "recipient",
         problem,
     })
 }
