@@ -5,7 +5,11 @@
 # alternating A B A B on a fresh server for every run, then the medians and
 # the ratios (ours / tonic) per figure, as a table and as JSON lines.
 #   ROUNDS         rounds of A B per scenario (default 3, at least 3 for the record)
-#   SCENARIOS      which scenarios (default: direct fanout connections mixed pingpong)
+#   SCENARIOS      which scenarios (default: direct fanout connections mixed
+#                  mixed-saturated pingpong); mixed-saturated is mixed offered
+#                  more than either server carries, so messages/s achieved is
+#                  each server's capacity (at mixed's own rate both carry it all)
+#   SATURATED_RATE the offered rate of mixed-saturated (default 30000 msgs/s)
 #   YARDSTICK_DIR  the yardstick's sources (default ../shared/yardstick/tonic-chat)
 #   BENCH_OUT      where the per-run JSON lines go (default target/bench/compare.jsonl)
 # The yardstick is built outside this workspace, from a copy of its sources,
@@ -18,7 +22,8 @@ cache=${CARGO_TARGET_DIR:-$root/target}
 yardstick_src=${YARDSTICK_DIR:-$root/../shared/yardstick/tonic-chat}
 out=${BENCH_OUT:-$cache/bench/compare.jsonl}
 rounds=${ROUNDS:-3}
-read -r -a scenarios <<<"${SCENARIOS:-direct fanout connections mixed pingpong}"
+read -r -a scenarios <<<"${SCENARIOS:-direct fanout connections mixed mixed-saturated pingpong}"
+saturated_rate=${SATURATED_RATE:-30000}
 mkdir -p "$(dirname "$out")"
 : >"$out"
 
@@ -91,8 +96,11 @@ for round in $(seq "$rounds"); do
     for server in "${order[@]}"; do
       start_server "$server"
       run_out=$(mktemp)
-      args=("$scenario")
-      [ "$scenario" = connections ] && args+=(--connections 5000)
+      case "$scenario" in
+        connections) args=(connections --connections 5000) ;;
+        mixed-saturated) args=(mixed --rate "$saturated_rate") ;;
+        *) args=("$scenario") ;;
+      esac
       if ! "$bench" --server "127.0.0.1:$port" --server-pid "$server_pid" --json-out "$run_out" \
         "${args[@]}" >/dev/null; then
         status=1
@@ -100,12 +108,12 @@ for round in $(seq "$rounds"); do
       fi
       python3 -c '
 import json, sys
-server, round_ = sys.argv[1], int(sys.argv[2])
+server, round_, scenario = sys.argv[1], int(sys.argv[2]), sys.argv[4]
 for line in open(sys.argv[3]):
     row = json.loads(line)
-    row["server"], row["round"] = server, round_
+    row["server"], row["round"], row["scenario"] = server, round_, scenario
     print(json.dumps(row))
-' "$server" "$round" "$run_out" >>"$out"
+' "$server" "$round" "$run_out" "$scenario" >>"$out"
       rm -f "$run_out"
       stop_server
       echo "bench-compare: round $round: $scenario on $server done" >&2

@@ -21,6 +21,8 @@ FIGURES = [
     ("connections", "server CPU per connect", lambda r: r.get("server_cpu_us_per_unit"), "us"),
     ("mixed", "server CPU per delivery", lambda r: r.get("server_cpu_us_per_unit"), "us"),
     ("mixed", "messages/s achieved", lambda r: r.get("throughput"), "msgs/s"),
+    ("mixed-saturated", "server CPU per delivery", lambda r: r.get("server_cpu_us_per_unit"), "us"),
+    ("mixed-saturated", "messages/s achieved", lambda r: r.get("throughput"), "msgs/s"),
     ("pingpong", "p50", lambda r: (r.get("latency_us") or {}).get("p50"), "us"),
     ("pingpong", "p99", lambda r: (r.get("latency_us") or {}).get("p99"), "us"),
     ("pingpong", "server CPU per message", lambda r: r.get("server_cpu_us_per_unit"), "us"),
