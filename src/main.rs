@@ -11,6 +11,14 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use structopt::StructOpt;
 
+/// jemalloc for every allocation in the process: the Rust code's through
+/// this, and gRPC C-core's too, as the crate's `unprefixed_malloc` feature
+/// makes jemalloc the process's `malloc`. C-core allocates and frees a call
+/// arena (about 10 KB) and a handful of small blocks per call, which glibc's
+/// malloc serves slower (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let config = match Config::from_opt(Opt::from_args()) {
         Ok(config) => config,
