@@ -5,10 +5,14 @@
 # alternating A B A B on a fresh server for every run, then the medians and
 # the ratios (ours / tonic) per figure, as a table and as JSON lines.
 #   ROUNDS         rounds of A B per scenario (default 3, at least 3 for the record)
-#   SCENARIOS      which scenarios (default: direct fanout connections mixed
-#                  mixed-saturated pingpong); mixed-saturated is mixed offered
-#                  more than either server carries, so messages/s achieved is
-#                  each server's capacity (at mixed's own rate both carry it all)
+#   SCENARIOS      which scenarios (default: direct fanout connections
+#                  connections-shared mixed mixed-saturated pingpong):
+#                  connections is 5,000 users on a connection each, as chat
+#                  clients connect; connections-shared is 5,000 streams over
+#                  the bench's 64 connections, the cost of a stream alone;
+#                  mixed-saturated is mixed offered more than either server
+#                  carries, so messages/s achieved is each server's capacity
+#                  (at mixed's own rate both carry it all)
 #   SATURATED_RATE the offered rate of mixed-saturated (default 30000 msgs/s)
 #   YARDSTICK_DIR  the yardstick's sources (default ../shared/yardstick/tonic-chat)
 #   BENCH_OUT      where the per-run JSON lines go (default target/bench/compare.jsonl)
@@ -22,7 +26,7 @@ cache=${CARGO_TARGET_DIR:-$root/target}
 yardstick_src=${YARDSTICK_DIR:-$root/../shared/yardstick/tonic-chat}
 out=${BENCH_OUT:-$cache/bench/compare.jsonl}
 rounds=${ROUNDS:-3}
-read -r -a scenarios <<<"${SCENARIOS:-direct fanout connections mixed mixed-saturated pingpong}"
+read -r -a scenarios <<<"${SCENARIOS:-direct fanout connections connections-shared mixed mixed-saturated pingpong}"
 saturated_rate=${SATURATED_RATE:-30000}
 mkdir -p "$(dirname "$out")"
 : >"$out"
@@ -97,7 +101,8 @@ for round in $(seq "$rounds"); do
       start_server "$server"
       run_out=$(mktemp)
       case "$scenario" in
-        connections) args=(connections --connections 5000) ;;
+        connections) args=(connections --connections 5000 --channels 5000) ;;
+        connections-shared) args=(connections --connections 5000) ;;
         mixed-saturated) args=(mixed --rate "$saturated_rate") ;;
         *) args=("$scenario") ;;
       esac

@@ -19,6 +19,8 @@ FIGURES = [
     ("fanout", "deliveries/s", lambda r: r.get("throughput"), "deliveries/s"),
     ("connections", "RSS per connection", lambda r: r.get("kb_per_connection"), "KB"),
     ("connections", "server CPU per connect", lambda r: r.get("server_cpu_us_per_unit"), "us"),
+    ("connections-shared", "RSS per stream", lambda r: r.get("kb_per_stream"), "KB"),
+    ("connections-shared", "server CPU per stream", lambda r: r.get("stream_cpu_us_per_connect"), "us"),
     ("mixed", "server CPU per delivery", lambda r: r.get("server_cpu_us_per_unit"), "us"),
     ("mixed", "messages/s achieved", lambda r: r.get("throughput"), "msgs/s"),
     ("mixed-saturated", "server CPU per delivery", lambda r: r.get("server_cpu_us_per_unit"), "us"),

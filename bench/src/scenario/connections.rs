@@ -54,6 +54,9 @@ pub fn run(bench: &Bench, sizes: Sizes) -> Report {
     params.insert("hold_ms".into(), sizes.hold_ms.into());
     report.params = params;
 
+    // Before any connection: what a connected user costs, its connection's
+    // share included, is measured from here.
+    let fresh = bench.sample();
     let clients: Vec<ChatServiceClient> = match (0..sizes.channels.max(1))
         .map(|channel| bench.dedicated_client(channel as usize))
         .collect()
@@ -142,18 +145,30 @@ pub fn run(bench: &Bench, sizes: Sizes) -> Report {
     }
     report.latency = check::latency(latencies);
     if opened > 0 {
-        report.server_cpu_us_per_unit = before
-            .server_cpu_delta(&after)
-            .map(|cpu| cpu * 1e6 / opened as f64);
+        let per_connect = |from: &crate::procfs::Sample| {
+            from.server_cpu_delta(&after)
+                .map(|cpu| cpu * 1e6 / opened as f64)
+        };
+        report.server_cpu_us_per_unit = per_connect(&fresh);
+        if let Some(cpu) = per_connect(&before) {
+            report.put("stream_cpu_us_per_connect", (cpu * 100.0).round() / 100.0);
+        }
         if let Some(cpu) = close_start.server_cpu_delta(&closed) {
             report.put(
                 "close_cpu_us_per_connection",
                 (cpu * 1e6 / opened as f64 * 100.0).round() / 100.0,
             );
         }
-        if let (Some(b), Some(h)) = (before.server_rss_kb, held.server_rss_kb) {
-            let per = (h as f64 - b as f64) / opened as f64;
+        let per_stream =
+            |from: &crate::procfs::Sample| match (from.server_rss_kb, held.server_rss_kb) {
+                (Some(from), Some(held)) => Some((held as f64 - from as f64) / opened as f64),
+                _ => None,
+            };
+        if let Some(per) = per_stream(&fresh) {
             report.put("kb_per_connection", (per * 100.0).round() / 100.0);
+        }
+        if let Some(per) = per_stream(&before) {
+            report.put("kb_per_stream", (per * 100.0).round() / 100.0);
         }
     }
     if let Some(cpu) = before.bench_cpu_delta(&after) {
