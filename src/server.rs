@@ -211,6 +211,14 @@ pub fn start(config: &Config, log: &Logger) -> Result<RunningServer, StartError>
         // to enforce, as every gRPC client library does: on expiry it
         // cancels the call, and the server sees the cancellation.
         .raw_cfg_int(CString::from(c"grpc.minimal_stack"), 1)
+        // No bandwidth-delay-product probing: C-core otherwise pings every
+        // new connection once its first data arrives, and again as data
+        // keeps coming, to grow the window for what the client sends us.
+        // Requests here are small (64 KiB at most by default), so a window
+        // that stays at HTTP/2's initial 64 KiB costs them at most one
+        // window update, while the ping and its ack cost a write and a
+        // read on every connection (BENCHMARKS.md).
+        .http2_bdp_probe(false)
         .max_concurrent_stream(
             i32::try_from(config.max_streams_per_connection.get()).unwrap_or(i32::MAX),
         )
