@@ -17,6 +17,7 @@ use serde_json::Map;
 
 use crate::check;
 use crate::net::{wait_gone, Bench, ErrorCounts};
+use crate::procfs::Sample;
 use crate::report::Report;
 use crate::util::{error_code, now_ns, secs_between, Deadline};
 
@@ -145,30 +146,30 @@ pub fn run(bench: &Bench, sizes: Sizes) -> Report {
     }
     report.latency = check::latency(latencies);
     if opened > 0 {
-        let per_connect = |from: &crate::procfs::Sample| {
+        let hundredths = |x: f64| (x * 100.0).round() / 100.0;
+        // CPU and RSS growth per connect, from `from` to every stream open.
+        let cpu_us_per_connect = |from: &Sample| {
             from.server_cpu_delta(&after)
                 .map(|cpu| cpu * 1e6 / opened as f64)
         };
-        report.server_cpu_us_per_unit = per_connect(&fresh);
-        if let Some(cpu) = per_connect(&before) {
-            report.put("stream_cpu_us_per_connect", (cpu * 100.0).round() / 100.0);
+        let rss_kb_per_connect = |from: &Sample| -> Option<f64> {
+            Some((held.server_rss_kb? as f64 - from.server_rss_kb? as f64) / opened as f64)
+        };
+        report.server_cpu_us_per_unit = cpu_us_per_connect(&fresh);
+        if let Some(cpu) = cpu_us_per_connect(&before) {
+            report.put("stream_cpu_us_per_connect", hundredths(cpu));
         }
         if let Some(cpu) = close_start.server_cpu_delta(&closed) {
             report.put(
                 "close_cpu_us_per_connection",
-                (cpu * 1e6 / opened as f64 * 100.0).round() / 100.0,
+                hundredths(cpu * 1e6 / opened as f64),
             );
         }
-        let per_stream =
-            |from: &crate::procfs::Sample| match (from.server_rss_kb, held.server_rss_kb) {
-                (Some(from), Some(held)) => Some((held as f64 - from as f64) / opened as f64),
-                _ => None,
-            };
-        if let Some(per) = per_stream(&fresh) {
-            report.put("kb_per_connection", (per * 100.0).round() / 100.0);
+        if let Some(kb) = rss_kb_per_connect(&fresh) {
+            report.put("kb_per_connection", hundredths(kb));
         }
-        if let Some(per) = per_stream(&before) {
-            report.put("kb_per_stream", (per * 100.0).round() / 100.0);
+        if let Some(kb) = rss_kb_per_connect(&before) {
+            report.put("kb_per_stream", hundredths(kb));
         }
     }
     if let Some(cpu) = before.bench_cpu_delta(&after) {
