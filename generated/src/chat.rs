@@ -32,6 +32,11 @@ pub struct ConnectRequest {
     ///  The name to connect as; it must be free (no connected user or group).
     // @@protoc_insertion_point(field:chat.v1.ConnectRequest.username)
     pub username: ::std::string::String,
+    ///  Set to resume a session of this username that ended less than the
+    ///  server's --resume-window ago: `Connected.resume_status` says what
+    ///  became of it.
+    // @@protoc_insertion_point(field:chat.v1.ConnectRequest.resume)
+    pub resume: ::protobuf::MessageField<ResumeRequest>,
     // special fields
     // @@protoc_insertion_point(special_field:chat.v1.ConnectRequest.special_fields)
     pub special_fields: ::protobuf::SpecialFields,
@@ -49,12 +54,17 @@ impl ConnectRequest {
     }
 
     fn generated_message_descriptor_data() -> ::protobuf::reflect::GeneratedMessageDescriptorData {
-        let mut fields = ::std::vec::Vec::with_capacity(1);
+        let mut fields = ::std::vec::Vec::with_capacity(2);
         let mut oneofs = ::std::vec::Vec::with_capacity(0);
         fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
             "username",
             |m: &ConnectRequest| { &m.username },
             |m: &mut ConnectRequest| { &mut m.username },
+        ));
+        fields.push(::protobuf::reflect::rt::v2::make_message_field_accessor::<_, ResumeRequest>(
+            "resume",
+            |m: &ConnectRequest| { &m.resume },
+            |m: &mut ConnectRequest| { &mut m.resume },
         ));
         ::protobuf::reflect::GeneratedMessageDescriptorData::new_2::<ConnectRequest>(
             "ConnectRequest",
@@ -77,6 +87,9 @@ impl ::protobuf::Message for ConnectRequest {
                 10 => {
                     self.username = is.read_string()?;
                 },
+                18 => {
+                    ::protobuf::rt::read_singular_message_into_field(is, &mut self.resume)?;
+                },
                 tag => {
                     ::protobuf::rt::read_unknown_or_skip_group(tag, is, self.special_fields.mut_unknown_fields())?;
                 },
@@ -92,6 +105,10 @@ impl ::protobuf::Message for ConnectRequest {
         if !self.username.is_empty() {
             my_size += ::protobuf::rt::string_size(1, &self.username);
         }
+        if let Some(v) = self.resume.as_ref() {
+            let len = v.compute_size();
+            my_size += 1 + ::protobuf::rt::compute_raw_varint64_size(len) + len;
+        }
         my_size += ::protobuf::rt::unknown_fields_size(self.special_fields.unknown_fields());
         self.special_fields.cached_size().set(my_size as u32);
         my_size
@@ -100,6 +117,9 @@ impl ::protobuf::Message for ConnectRequest {
     fn write_to_with_cached_sizes(&self, os: &mut ::protobuf::CodedOutputStream<'_>) -> ::protobuf::Result<()> {
         if !self.username.is_empty() {
             os.write_string(1, &self.username)?;
+        }
+        if let Some(v) = self.resume.as_ref() {
+            ::protobuf::rt::write_message_field_with_cached_size(2, v, os)?;
         }
         os.write_unknown_fields(self.special_fields.unknown_fields())?;
         ::std::result::Result::Ok(())
@@ -119,12 +139,14 @@ impl ::protobuf::Message for ConnectRequest {
 
     fn clear(&mut self) {
         self.username.clear();
+        self.resume.clear();
         self.special_fields.clear();
     }
 
     fn default_instance() -> &'static ConnectRequest {
         static instance: ConnectRequest = ConnectRequest {
             username: ::std::string::String::new(),
+            resume: ::protobuf::MessageField::none(),
             special_fields: ::protobuf::SpecialFields::new(),
         };
         &instance
@@ -145,6 +167,149 @@ impl ::std::fmt::Display for ConnectRequest {
 }
 
 impl ::protobuf::reflect::ProtobufValue for ConnectRequest {
+    type RuntimeType = ::protobuf::reflect::rt::RuntimeTypeMessage<Self>;
+}
+
+///  Which session to resume, and from where.
+// @@protoc_insertion_point(message:chat.v1.ResumeRequest)
+#[derive(PartialEq,Clone,Default,Debug)]
+pub struct ResumeRequest {
+    // message fields
+    ///  `Connected.resume_token` of the session to resume.
+    // @@protoc_insertion_point(field:chat.v1.ResumeRequest.token)
+    pub token: ::std::string::String,
+    ///  The last message id the client received on that session (0: none).
+    // @@protoc_insertion_point(field:chat.v1.ResumeRequest.after_id)
+    pub after_id: u64,
+    // special fields
+    // @@protoc_insertion_point(special_field:chat.v1.ResumeRequest.special_fields)
+    pub special_fields: ::protobuf::SpecialFields,
+}
+
+impl<'a> ::std::default::Default for &'a ResumeRequest {
+    fn default() -> &'a ResumeRequest {
+        <ResumeRequest as ::protobuf::Message>::default_instance()
+    }
+}
+
+impl ResumeRequest {
+    pub fn new() -> ResumeRequest {
+        ::std::default::Default::default()
+    }
+
+    fn generated_message_descriptor_data() -> ::protobuf::reflect::GeneratedMessageDescriptorData {
+        let mut fields = ::std::vec::Vec::with_capacity(2);
+        let mut oneofs = ::std::vec::Vec::with_capacity(0);
+        fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
+            "token",
+            |m: &ResumeRequest| { &m.token },
+            |m: &mut ResumeRequest| { &mut m.token },
+        ));
+        fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
+            "after_id",
+            |m: &ResumeRequest| { &m.after_id },
+            |m: &mut ResumeRequest| { &mut m.after_id },
+        ));
+        ::protobuf::reflect::GeneratedMessageDescriptorData::new_2::<ResumeRequest>(
+            "ResumeRequest",
+            fields,
+            oneofs,
+        )
+    }
+}
+
+impl ::protobuf::Message for ResumeRequest {
+    const NAME: &'static str = "ResumeRequest";
+
+    fn is_initialized(&self) -> bool {
+        true
+    }
+
+    fn merge_from(&mut self, is: &mut ::protobuf::CodedInputStream<'_>) -> ::protobuf::Result<()> {
+        while let Some(tag) = is.read_raw_tag_or_eof()? {
+            match tag {
+                10 => {
+                    self.token = is.read_string()?;
+                },
+                16 => {
+                    self.after_id = is.read_uint64()?;
+                },
+                tag => {
+                    ::protobuf::rt::read_unknown_or_skip_group(tag, is, self.special_fields.mut_unknown_fields())?;
+                },
+            };
+        }
+        ::std::result::Result::Ok(())
+    }
+
+    // Compute sizes of nested messages
+    #[allow(unused_variables)]
+    fn compute_size(&self) -> u64 {
+        let mut my_size = 0;
+        if !self.token.is_empty() {
+            my_size += ::protobuf::rt::string_size(1, &self.token);
+        }
+        if self.after_id != 0 {
+            my_size += ::protobuf::rt::uint64_size(2, self.after_id);
+        }
+        my_size += ::protobuf::rt::unknown_fields_size(self.special_fields.unknown_fields());
+        self.special_fields.cached_size().set(my_size as u32);
+        my_size
+    }
+
+    fn write_to_with_cached_sizes(&self, os: &mut ::protobuf::CodedOutputStream<'_>) -> ::protobuf::Result<()> {
+        if !self.token.is_empty() {
+            os.write_string(1, &self.token)?;
+        }
+        if self.after_id != 0 {
+            os.write_uint64(2, self.after_id)?;
+        }
+        os.write_unknown_fields(self.special_fields.unknown_fields())?;
+        ::std::result::Result::Ok(())
+    }
+
+    fn special_fields(&self) -> &::protobuf::SpecialFields {
+        &self.special_fields
+    }
+
+    fn mut_special_fields(&mut self) -> &mut ::protobuf::SpecialFields {
+        &mut self.special_fields
+    }
+
+    fn new() -> ResumeRequest {
+        ResumeRequest::new()
+    }
+
+    fn clear(&mut self) {
+        self.token.clear();
+        self.after_id = 0;
+        self.special_fields.clear();
+    }
+
+    fn default_instance() -> &'static ResumeRequest {
+        static instance: ResumeRequest = ResumeRequest {
+            token: ::std::string::String::new(),
+            after_id: 0,
+            special_fields: ::protobuf::SpecialFields::new(),
+        };
+        &instance
+    }
+}
+
+impl ::protobuf::MessageFull for ResumeRequest {
+    fn descriptor() -> ::protobuf::reflect::MessageDescriptor {
+        static descriptor: ::protobuf::rt::Lazy<::protobuf::reflect::MessageDescriptor> = ::protobuf::rt::Lazy::new();
+        descriptor.get(|| file_descriptor().message_by_package_relative_name("ResumeRequest").unwrap()).clone()
+    }
+}
+
+impl ::std::fmt::Display for ResumeRequest {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        ::protobuf::text_format::fmt(self, f)
+    }
+}
+
+impl ::protobuf::reflect::ProtobufValue for ResumeRequest {
     type RuntimeType = ::protobuf::reflect::rt::RuntimeTypeMessage<Self>;
 }
 
@@ -436,6 +601,18 @@ pub struct Connected {
     ///  The username this stream belongs to.
     // @@protoc_insertion_point(field:chat.v1.Connected.username)
     pub username: ::std::string::String,
+    ///  The secret that resumes this session once its stream has ended (at
+    ///  least 128 random bits; single use). Keep it private.
+    // @@protoc_insertion_point(field:chat.v1.Connected.resume_token)
+    pub resume_token: ::std::string::String,
+    ///  Changes whenever the server loses its state (a single node starts, a
+    ///  cluster's store loses its data): ids, positions and tokens of another
+    ///  epoch mean nothing.
+    // @@protoc_insertion_point(field:chat.v1.Connected.epoch)
+    pub epoch: ::std::string::String,
+    ///  What became of `ConnectRequest.resume`.
+    // @@protoc_insertion_point(field:chat.v1.Connected.resume_status)
+    pub resume_status: ::protobuf::EnumOrUnknown<ResumeStatus>,
     // special fields
     // @@protoc_insertion_point(special_field:chat.v1.Connected.special_fields)
     pub special_fields: ::protobuf::SpecialFields,
@@ -453,12 +630,27 @@ impl Connected {
     }
 
     fn generated_message_descriptor_data() -> ::protobuf::reflect::GeneratedMessageDescriptorData {
-        let mut fields = ::std::vec::Vec::with_capacity(1);
+        let mut fields = ::std::vec::Vec::with_capacity(4);
         let mut oneofs = ::std::vec::Vec::with_capacity(0);
         fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
             "username",
             |m: &Connected| { &m.username },
             |m: &mut Connected| { &mut m.username },
+        ));
+        fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
+            "resume_token",
+            |m: &Connected| { &m.resume_token },
+            |m: &mut Connected| { &mut m.resume_token },
+        ));
+        fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
+            "epoch",
+            |m: &Connected| { &m.epoch },
+            |m: &mut Connected| { &mut m.epoch },
+        ));
+        fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
+            "resume_status",
+            |m: &Connected| { &m.resume_status },
+            |m: &mut Connected| { &mut m.resume_status },
         ));
         ::protobuf::reflect::GeneratedMessageDescriptorData::new_2::<Connected>(
             "Connected",
@@ -481,6 +673,15 @@ impl ::protobuf::Message for Connected {
                 10 => {
                     self.username = is.read_string()?;
                 },
+                18 => {
+                    self.resume_token = is.read_string()?;
+                },
+                26 => {
+                    self.epoch = is.read_string()?;
+                },
+                32 => {
+                    self.resume_status = is.read_enum_or_unknown()?;
+                },
                 tag => {
                     ::protobuf::rt::read_unknown_or_skip_group(tag, is, self.special_fields.mut_unknown_fields())?;
                 },
@@ -496,6 +697,15 @@ impl ::protobuf::Message for Connected {
         if !self.username.is_empty() {
             my_size += ::protobuf::rt::string_size(1, &self.username);
         }
+        if !self.resume_token.is_empty() {
+            my_size += ::protobuf::rt::string_size(2, &self.resume_token);
+        }
+        if !self.epoch.is_empty() {
+            my_size += ::protobuf::rt::string_size(3, &self.epoch);
+        }
+        if self.resume_status != ::protobuf::EnumOrUnknown::new(ResumeStatus::RESUME_STATUS_UNSPECIFIED) {
+            my_size += ::protobuf::rt::int32_size(4, self.resume_status.value());
+        }
         my_size += ::protobuf::rt::unknown_fields_size(self.special_fields.unknown_fields());
         self.special_fields.cached_size().set(my_size as u32);
         my_size
@@ -504,6 +714,15 @@ impl ::protobuf::Message for Connected {
     fn write_to_with_cached_sizes(&self, os: &mut ::protobuf::CodedOutputStream<'_>) -> ::protobuf::Result<()> {
         if !self.username.is_empty() {
             os.write_string(1, &self.username)?;
+        }
+        if !self.resume_token.is_empty() {
+            os.write_string(2, &self.resume_token)?;
+        }
+        if !self.epoch.is_empty() {
+            os.write_string(3, &self.epoch)?;
+        }
+        if self.resume_status != ::protobuf::EnumOrUnknown::new(ResumeStatus::RESUME_STATUS_UNSPECIFIED) {
+            os.write_enum(4, ::protobuf::EnumOrUnknown::value(&self.resume_status))?;
         }
         os.write_unknown_fields(self.special_fields.unknown_fields())?;
         ::std::result::Result::Ok(())
@@ -523,12 +742,18 @@ impl ::protobuf::Message for Connected {
 
     fn clear(&mut self) {
         self.username.clear();
+        self.resume_token.clear();
+        self.epoch.clear();
+        self.resume_status = ::protobuf::EnumOrUnknown::new(ResumeStatus::RESUME_STATUS_UNSPECIFIED);
         self.special_fields.clear();
     }
 
     fn default_instance() -> &'static Connected {
         static instance: Connected = Connected {
             username: ::std::string::String::new(),
+            resume_token: ::std::string::String::new(),
+            epoch: ::std::string::String::new(),
+            resume_status: ::protobuf::EnumOrUnknown::from_i32(0),
             special_fields: ::protobuf::SpecialFields::new(),
         };
         &instance
@@ -1257,6 +1482,12 @@ impl ::protobuf::reflect::ProtobufValue for JoinGroupChatRequest {
 // @@protoc_insertion_point(message:chat.v1.JoinGroupChatResponse)
 #[derive(PartialEq,Clone,Default,Debug)]
 pub struct JoinGroupChatResponse {
+    // message fields
+    ///  The id of the group's newest message when the caller joined (0: none).
+    ///  Every message the stream delivers for the group after the join has a
+    ///  larger id; GetHistory(before_id = position + 1) is what came before.
+    // @@protoc_insertion_point(field:chat.v1.JoinGroupChatResponse.position)
+    pub position: u64,
     // special fields
     // @@protoc_insertion_point(special_field:chat.v1.JoinGroupChatResponse.special_fields)
     pub special_fields: ::protobuf::SpecialFields,
@@ -1274,8 +1505,13 @@ impl JoinGroupChatResponse {
     }
 
     fn generated_message_descriptor_data() -> ::protobuf::reflect::GeneratedMessageDescriptorData {
-        let mut fields = ::std::vec::Vec::with_capacity(0);
+        let mut fields = ::std::vec::Vec::with_capacity(1);
         let mut oneofs = ::std::vec::Vec::with_capacity(0);
+        fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
+            "position",
+            |m: &JoinGroupChatResponse| { &m.position },
+            |m: &mut JoinGroupChatResponse| { &mut m.position },
+        ));
         ::protobuf::reflect::GeneratedMessageDescriptorData::new_2::<JoinGroupChatResponse>(
             "JoinGroupChatResponse",
             fields,
@@ -1294,6 +1530,9 @@ impl ::protobuf::Message for JoinGroupChatResponse {
     fn merge_from(&mut self, is: &mut ::protobuf::CodedInputStream<'_>) -> ::protobuf::Result<()> {
         while let Some(tag) = is.read_raw_tag_or_eof()? {
             match tag {
+                8 => {
+                    self.position = is.read_uint64()?;
+                },
                 tag => {
                     ::protobuf::rt::read_unknown_or_skip_group(tag, is, self.special_fields.mut_unknown_fields())?;
                 },
@@ -1306,12 +1545,18 @@ impl ::protobuf::Message for JoinGroupChatResponse {
     #[allow(unused_variables)]
     fn compute_size(&self) -> u64 {
         let mut my_size = 0;
+        if self.position != 0 {
+            my_size += ::protobuf::rt::uint64_size(1, self.position);
+        }
         my_size += ::protobuf::rt::unknown_fields_size(self.special_fields.unknown_fields());
         self.special_fields.cached_size().set(my_size as u32);
         my_size
     }
 
     fn write_to_with_cached_sizes(&self, os: &mut ::protobuf::CodedOutputStream<'_>) -> ::protobuf::Result<()> {
+        if self.position != 0 {
+            os.write_uint64(1, self.position)?;
+        }
         os.write_unknown_fields(self.special_fields.unknown_fields())?;
         ::std::result::Result::Ok(())
     }
@@ -1329,11 +1574,13 @@ impl ::protobuf::Message for JoinGroupChatResponse {
     }
 
     fn clear(&mut self) {
+        self.position = 0;
         self.special_fields.clear();
     }
 
     fn default_instance() -> &'static JoinGroupChatResponse {
         static instance: JoinGroupChatResponse = JoinGroupChatResponse {
+            position: 0,
             special_fields: ::protobuf::SpecialFields::new(),
         };
         &instance
@@ -2284,6 +2531,354 @@ impl ::protobuf::reflect::ProtobufValue for Channel {
     type RuntimeType = ::protobuf::reflect::rt::RuntimeTypeMessage<Self>;
 }
 
+///  Reads a group's kept history.
+// @@protoc_insertion_point(message:chat.v1.GetHistoryRequest)
+#[derive(PartialEq,Clone,Default,Debug)]
+pub struct GetHistoryRequest {
+    // message fields
+    ///  The group's name.
+    // @@protoc_insertion_point(field:chat.v1.GetHistoryRequest.group)
+    pub group: ::std::string::String,
+    ///  > 0: forward (catch-up): the oldest `limit` messages with id > after_id.
+    // @@protoc_insertion_point(field:chat.v1.GetHistoryRequest.after_id)
+    pub after_id: u64,
+    ///  Otherwise backward (scrollback): the newest `limit` with id < before_id
+    ///  (0: no upper bound). Both set: the oldest `limit` strictly between.
+    // @@protoc_insertion_point(field:chat.v1.GetHistoryRequest.before_id)
+    pub before_id: u64,
+    ///  Most messages returned: 0 means 50; more than 500 is INVALID_ARGUMENT.
+    // @@protoc_insertion_point(field:chat.v1.GetHistoryRequest.limit)
+    pub limit: u32,
+    // special fields
+    // @@protoc_insertion_point(special_field:chat.v1.GetHistoryRequest.special_fields)
+    pub special_fields: ::protobuf::SpecialFields,
+}
+
+impl<'a> ::std::default::Default for &'a GetHistoryRequest {
+    fn default() -> &'a GetHistoryRequest {
+        <GetHistoryRequest as ::protobuf::Message>::default_instance()
+    }
+}
+
+impl GetHistoryRequest {
+    pub fn new() -> GetHistoryRequest {
+        ::std::default::Default::default()
+    }
+
+    fn generated_message_descriptor_data() -> ::protobuf::reflect::GeneratedMessageDescriptorData {
+        let mut fields = ::std::vec::Vec::with_capacity(4);
+        let mut oneofs = ::std::vec::Vec::with_capacity(0);
+        fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
+            "group",
+            |m: &GetHistoryRequest| { &m.group },
+            |m: &mut GetHistoryRequest| { &mut m.group },
+        ));
+        fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
+            "after_id",
+            |m: &GetHistoryRequest| { &m.after_id },
+            |m: &mut GetHistoryRequest| { &mut m.after_id },
+        ));
+        fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
+            "before_id",
+            |m: &GetHistoryRequest| { &m.before_id },
+            |m: &mut GetHistoryRequest| { &mut m.before_id },
+        ));
+        fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
+            "limit",
+            |m: &GetHistoryRequest| { &m.limit },
+            |m: &mut GetHistoryRequest| { &mut m.limit },
+        ));
+        ::protobuf::reflect::GeneratedMessageDescriptorData::new_2::<GetHistoryRequest>(
+            "GetHistoryRequest",
+            fields,
+            oneofs,
+        )
+    }
+}
+
+impl ::protobuf::Message for GetHistoryRequest {
+    const NAME: &'static str = "GetHistoryRequest";
+
+    fn is_initialized(&self) -> bool {
+        true
+    }
+
+    fn merge_from(&mut self, is: &mut ::protobuf::CodedInputStream<'_>) -> ::protobuf::Result<()> {
+        while let Some(tag) = is.read_raw_tag_or_eof()? {
+            match tag {
+                10 => {
+                    self.group = is.read_string()?;
+                },
+                16 => {
+                    self.after_id = is.read_uint64()?;
+                },
+                24 => {
+                    self.before_id = is.read_uint64()?;
+                },
+                32 => {
+                    self.limit = is.read_uint32()?;
+                },
+                tag => {
+                    ::protobuf::rt::read_unknown_or_skip_group(tag, is, self.special_fields.mut_unknown_fields())?;
+                },
+            };
+        }
+        ::std::result::Result::Ok(())
+    }
+
+    // Compute sizes of nested messages
+    #[allow(unused_variables)]
+    fn compute_size(&self) -> u64 {
+        let mut my_size = 0;
+        if !self.group.is_empty() {
+            my_size += ::protobuf::rt::string_size(1, &self.group);
+        }
+        if self.after_id != 0 {
+            my_size += ::protobuf::rt::uint64_size(2, self.after_id);
+        }
+        if self.before_id != 0 {
+            my_size += ::protobuf::rt::uint64_size(3, self.before_id);
+        }
+        if self.limit != 0 {
+            my_size += ::protobuf::rt::uint32_size(4, self.limit);
+        }
+        my_size += ::protobuf::rt::unknown_fields_size(self.special_fields.unknown_fields());
+        self.special_fields.cached_size().set(my_size as u32);
+        my_size
+    }
+
+    fn write_to_with_cached_sizes(&self, os: &mut ::protobuf::CodedOutputStream<'_>) -> ::protobuf::Result<()> {
+        if !self.group.is_empty() {
+            os.write_string(1, &self.group)?;
+        }
+        if self.after_id != 0 {
+            os.write_uint64(2, self.after_id)?;
+        }
+        if self.before_id != 0 {
+            os.write_uint64(3, self.before_id)?;
+        }
+        if self.limit != 0 {
+            os.write_uint32(4, self.limit)?;
+        }
+        os.write_unknown_fields(self.special_fields.unknown_fields())?;
+        ::std::result::Result::Ok(())
+    }
+
+    fn special_fields(&self) -> &::protobuf::SpecialFields {
+        &self.special_fields
+    }
+
+    fn mut_special_fields(&mut self) -> &mut ::protobuf::SpecialFields {
+        &mut self.special_fields
+    }
+
+    fn new() -> GetHistoryRequest {
+        GetHistoryRequest::new()
+    }
+
+    fn clear(&mut self) {
+        self.group.clear();
+        self.after_id = 0;
+        self.before_id = 0;
+        self.limit = 0;
+        self.special_fields.clear();
+    }
+
+    fn default_instance() -> &'static GetHistoryRequest {
+        static instance: GetHistoryRequest = GetHistoryRequest {
+            group: ::std::string::String::new(),
+            after_id: 0,
+            before_id: 0,
+            limit: 0,
+            special_fields: ::protobuf::SpecialFields::new(),
+        };
+        &instance
+    }
+}
+
+impl ::protobuf::MessageFull for GetHistoryRequest {
+    fn descriptor() -> ::protobuf::reflect::MessageDescriptor {
+        static descriptor: ::protobuf::rt::Lazy<::protobuf::reflect::MessageDescriptor> = ::protobuf::rt::Lazy::new();
+        descriptor.get(|| file_descriptor().message_by_package_relative_name("GetHistoryRequest").unwrap()).clone()
+    }
+}
+
+impl ::std::fmt::Display for GetHistoryRequest {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        ::protobuf::text_format::fmt(self, f)
+    }
+}
+
+impl ::protobuf::reflect::ProtobufValue for GetHistoryRequest {
+    type RuntimeType = ::protobuf::reflect::rt::RuntimeTypeMessage<Self>;
+}
+
+///  A page of a group's history.
+// @@protoc_insertion_point(message:chat.v1.GetHistoryResponse)
+#[derive(PartialEq,Clone,Default,Debug)]
+pub struct GetHistoryResponse {
+    // message fields
+    ///  Oldest first.
+    // @@protoc_insertion_point(field:chat.v1.GetHistoryResponse.messages)
+    pub messages: ::std::vec::Vec<Message>,
+    ///  The range holds more kept messages than were returned.
+    // @@protoc_insertion_point(field:chat.v1.GetHistoryResponse.more)
+    pub more: bool,
+    ///  Messages of the range that are no longer kept lie beyond this page, in
+    ///  the direction of reading: for a forward read between `after_id` and the
+    ///  first message returned; for a backward read older than the oldest one
+    ///  returned (which is then the oldest kept).
+    // @@protoc_insertion_point(field:chat.v1.GetHistoryResponse.truncated)
+    pub truncated: bool,
+    // special fields
+    // @@protoc_insertion_point(special_field:chat.v1.GetHistoryResponse.special_fields)
+    pub special_fields: ::protobuf::SpecialFields,
+}
+
+impl<'a> ::std::default::Default for &'a GetHistoryResponse {
+    fn default() -> &'a GetHistoryResponse {
+        <GetHistoryResponse as ::protobuf::Message>::default_instance()
+    }
+}
+
+impl GetHistoryResponse {
+    pub fn new() -> GetHistoryResponse {
+        ::std::default::Default::default()
+    }
+
+    fn generated_message_descriptor_data() -> ::protobuf::reflect::GeneratedMessageDescriptorData {
+        let mut fields = ::std::vec::Vec::with_capacity(3);
+        let mut oneofs = ::std::vec::Vec::with_capacity(0);
+        fields.push(::protobuf::reflect::rt::v2::make_vec_simpler_accessor::<_, _>(
+            "messages",
+            |m: &GetHistoryResponse| { &m.messages },
+            |m: &mut GetHistoryResponse| { &mut m.messages },
+        ));
+        fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
+            "more",
+            |m: &GetHistoryResponse| { &m.more },
+            |m: &mut GetHistoryResponse| { &mut m.more },
+        ));
+        fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
+            "truncated",
+            |m: &GetHistoryResponse| { &m.truncated },
+            |m: &mut GetHistoryResponse| { &mut m.truncated },
+        ));
+        ::protobuf::reflect::GeneratedMessageDescriptorData::new_2::<GetHistoryResponse>(
+            "GetHistoryResponse",
+            fields,
+            oneofs,
+        )
+    }
+}
+
+impl ::protobuf::Message for GetHistoryResponse {
+    const NAME: &'static str = "GetHistoryResponse";
+
+    fn is_initialized(&self) -> bool {
+        true
+    }
+
+    fn merge_from(&mut self, is: &mut ::protobuf::CodedInputStream<'_>) -> ::protobuf::Result<()> {
+        while let Some(tag) = is.read_raw_tag_or_eof()? {
+            match tag {
+                10 => {
+                    self.messages.push(is.read_message()?);
+                },
+                16 => {
+                    self.more = is.read_bool()?;
+                },
+                24 => {
+                    self.truncated = is.read_bool()?;
+                },
+                tag => {
+                    ::protobuf::rt::read_unknown_or_skip_group(tag, is, self.special_fields.mut_unknown_fields())?;
+                },
+            };
+        }
+        ::std::result::Result::Ok(())
+    }
+
+    // Compute sizes of nested messages
+    #[allow(unused_variables)]
+    fn compute_size(&self) -> u64 {
+        let mut my_size = 0;
+        for value in &self.messages {
+            let len = value.compute_size();
+            my_size += 1 + ::protobuf::rt::compute_raw_varint64_size(len) + len;
+        };
+        if self.more != false {
+            my_size += 1 + 1;
+        }
+        if self.truncated != false {
+            my_size += 1 + 1;
+        }
+        my_size += ::protobuf::rt::unknown_fields_size(self.special_fields.unknown_fields());
+        self.special_fields.cached_size().set(my_size as u32);
+        my_size
+    }
+
+    fn write_to_with_cached_sizes(&self, os: &mut ::protobuf::CodedOutputStream<'_>) -> ::protobuf::Result<()> {
+        for v in &self.messages {
+            ::protobuf::rt::write_message_field_with_cached_size(1, v, os)?;
+        };
+        if self.more != false {
+            os.write_bool(2, self.more)?;
+        }
+        if self.truncated != false {
+            os.write_bool(3, self.truncated)?;
+        }
+        os.write_unknown_fields(self.special_fields.unknown_fields())?;
+        ::std::result::Result::Ok(())
+    }
+
+    fn special_fields(&self) -> &::protobuf::SpecialFields {
+        &self.special_fields
+    }
+
+    fn mut_special_fields(&mut self) -> &mut ::protobuf::SpecialFields {
+        &mut self.special_fields
+    }
+
+    fn new() -> GetHistoryResponse {
+        GetHistoryResponse::new()
+    }
+
+    fn clear(&mut self) {
+        self.messages.clear();
+        self.more = false;
+        self.truncated = false;
+        self.special_fields.clear();
+    }
+
+    fn default_instance() -> &'static GetHistoryResponse {
+        static instance: GetHistoryResponse = GetHistoryResponse {
+            messages: ::std::vec::Vec::new(),
+            more: false,
+            truncated: false,
+            special_fields: ::protobuf::SpecialFields::new(),
+        };
+        &instance
+    }
+}
+
+impl ::protobuf::MessageFull for GetHistoryResponse {
+    fn descriptor() -> ::protobuf::reflect::MessageDescriptor {
+        static descriptor: ::protobuf::rt::Lazy<::protobuf::reflect::MessageDescriptor> = ::protobuf::rt::Lazy::new();
+        descriptor.get(|| file_descriptor().message_by_package_relative_name("GetHistoryResponse").unwrap()).clone()
+    }
+}
+
+impl ::std::fmt::Display for GetHistoryResponse {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        ::protobuf::text_format::fmt(self, f)
+    }
+}
+
+impl ::protobuf::reflect::ProtobufValue for GetHistoryResponse {
+    type RuntimeType = ::protobuf::reflect::rt::RuntimeTypeMessage<Self>;
+}
+
 ///  What kind of channel a name refers to.
 #[derive(Clone,Copy,PartialEq,Eq,Debug,Hash)]
 // @@protoc_insertion_point(enum:chat.v1.ChannelType)
@@ -2352,269 +2947,472 @@ impl ChannelType {
     }
 }
 
+///  What became of `ConnectRequest.resume`.
+#[derive(Clone,Copy,PartialEq,Eq,Debug,Hash)]
+// @@protoc_insertion_point(enum:chat.v1.ResumeStatus)
+pub enum ResumeStatus {
+    // @@protoc_insertion_point(enum_value:chat.v1.ResumeStatus.RESUME_STATUS_UNSPECIFIED)
+    RESUME_STATUS_UNSPECIFIED = 0,
+    // @@protoc_insertion_point(enum_value:chat.v1.ResumeStatus.RESUME_STATUS_RESUMED)
+    RESUME_STATUS_RESUMED = 1,
+    // @@protoc_insertion_point(enum_value:chat.v1.ResumeStatus.RESUME_STATUS_GAP)
+    RESUME_STATUS_GAP = 2,
+    // @@protoc_insertion_point(enum_value:chat.v1.ResumeStatus.RESUME_STATUS_UNKNOWN)
+    RESUME_STATUS_UNKNOWN = 3,
+}
+
+impl ::protobuf::Enum for ResumeStatus {
+    const NAME: &'static str = "ResumeStatus";
+
+    fn value(&self) -> i32 {
+        *self as i32
+    }
+
+    fn from_i32(value: i32) -> ::std::option::Option<ResumeStatus> {
+        match value {
+            0 => ::std::option::Option::Some(ResumeStatus::RESUME_STATUS_UNSPECIFIED),
+            1 => ::std::option::Option::Some(ResumeStatus::RESUME_STATUS_RESUMED),
+            2 => ::std::option::Option::Some(ResumeStatus::RESUME_STATUS_GAP),
+            3 => ::std::option::Option::Some(ResumeStatus::RESUME_STATUS_UNKNOWN),
+            _ => ::std::option::Option::None
+        }
+    }
+
+    fn from_str(str: &str) -> ::std::option::Option<ResumeStatus> {
+        match str {
+            "RESUME_STATUS_UNSPECIFIED" => ::std::option::Option::Some(ResumeStatus::RESUME_STATUS_UNSPECIFIED),
+            "RESUME_STATUS_RESUMED" => ::std::option::Option::Some(ResumeStatus::RESUME_STATUS_RESUMED),
+            "RESUME_STATUS_GAP" => ::std::option::Option::Some(ResumeStatus::RESUME_STATUS_GAP),
+            "RESUME_STATUS_UNKNOWN" => ::std::option::Option::Some(ResumeStatus::RESUME_STATUS_UNKNOWN),
+            _ => ::std::option::Option::None
+        }
+    }
+
+    const VALUES: &'static [ResumeStatus] = &[
+        ResumeStatus::RESUME_STATUS_UNSPECIFIED,
+        ResumeStatus::RESUME_STATUS_RESUMED,
+        ResumeStatus::RESUME_STATUS_GAP,
+        ResumeStatus::RESUME_STATUS_UNKNOWN,
+    ];
+}
+
+impl ::protobuf::EnumFull for ResumeStatus {
+    fn enum_descriptor() -> ::protobuf::reflect::EnumDescriptor {
+        static descriptor: ::protobuf::rt::Lazy<::protobuf::reflect::EnumDescriptor> = ::protobuf::rt::Lazy::new();
+        descriptor.get(|| file_descriptor().enum_by_package_relative_name("ResumeStatus").unwrap()).clone()
+    }
+
+    fn descriptor(&self) -> ::protobuf::reflect::EnumValueDescriptor {
+        let index = *self as usize;
+        Self::enum_descriptor().value_by_index(index)
+    }
+}
+
+impl ::std::default::Default for ResumeStatus {
+    fn default() -> Self {
+        ResumeStatus::RESUME_STATUS_UNSPECIFIED
+    }
+}
+
+impl ResumeStatus {
+    fn generated_enum_descriptor_data() -> ::protobuf::reflect::GeneratedEnumDescriptorData {
+        ::protobuf::reflect::GeneratedEnumDescriptorData::new::<ResumeStatus>("ResumeStatus")
+    }
+}
+
 static file_descriptor_proto_data: &'static [u8] = b"\
     \n\x12chat/v1/chat.proto\x12\x07chat.v1\x1a\x1fgoogle/protobuf/timestamp\
-    .proto\",\n\x0eConnectRequest\x12\x1a\n\x08username\x18\x01\x20\x01(\tR\
-    \x08username\"\x7f\n\x0fConnectResponse\x122\n\tconnected\x18\x01\x20\
-    \x01(\x0b2\x12.chat.v1.ConnectedH\0R\tconnected\x12/\n\x08delivery\x18\
-    \x02\x20\x01(\x0b2\x11.chat.v1.DeliveryH\0R\x08deliveryB\x07\n\x05event\
-    \"'\n\tConnected\x12\x1a\n\x08username\x18\x01\x20\x01(\tR\x08username\"\
-    8\n\x08Delivery\x12,\n\x08messages\x18\x01\x20\x03(\x0b2\x10.chat.v1.Mes\
-    sageR\x08messages\"\xd5\x01\n\x07Message\x12\x0e\n\x02id\x18\x01\x20\x01\
-    (\x04R\x02id\x12\x16\n\x06sender\x18\x02\x20\x01(\tR\x06sender\x12\x1c\n\
-    \trecipient\x18\x03\x20\x01(\tR\trecipient\x12;\n\x0erecipient_type\x18\
-    \x04\x20\x01(\x0e2\x14.chat.v1.ChannelTypeR\rrecipientType\x12\x12\n\x04\
-    text\x18\x05\x20\x01(\tR\x04text\x123\n\x07sent_at\x18\x06\x20\x01(\x0b2\
-    \x1a.google.protobuf.TimestampR\x06sentAt\",\n\x16CreateGroupChatRequest\
-    \x12\x12\n\x04name\x18\x01\x20\x01(\tR\x04name\"\x19\n\x17CreateGroupCha\
-    tResponse\"*\n\x14JoinGroupChatRequest\x12\x12\n\x04name\x18\x01\x20\x01\
-    (\tR\x04name\"\x17\n\x15JoinGroupChatResponse\"+\n\x15LeaveGroupChatRequ\
-    est\x12\x12\n\x04name\x18\x01\x20\x01(\tR\x04name\"\x18\n\x16LeaveGroupC\
-    hatResponse\"F\n\x12SendMessageRequest\x12\x1c\n\trecipient\x18\x01\x20\
-    \x01(\tR\trecipient\x12\x12\n\x04text\x18\x02\x20\x01(\tR\x04text\"i\n\
-    \x13SendMessageResponse\x12\x1d\n\nmessage_id\x18\x01\x20\x01(\x04R\tmes\
-    sageId\x123\n\x07sent_at\x18\x02\x20\x01(\x0b2\x1a.google.protobuf.Times\
-    tampR\x06sentAt\"\x15\n\x13ListChannelsRequest\"D\n\x14ListChannelsRespo\
-    nse\x12,\n\x08channels\x18\x01\x20\x03(\x0b2\x10.chat.v1.ChannelR\x08cha\
-    nnels\"\x82\x01\n\x07Channel\x12\x12\n\x04name\x18\x01\x20\x01(\tR\x04na\
-    me\x12(\n\x04type\x18\x02\x20\x01(\x0e2\x14.chat.v1.ChannelTypeR\x04type\
-    \x12!\n\x0cmember_count\x18\x03\x20\x01(\rR\x0bmemberCount\x12\x16\n\x06\
-    joined\x18\x04\x20\x01(\x08R\x06joined*Z\n\x0bChannelType\x12\x1c\n\x18C\
-    HANNEL_TYPE_UNSPECIFIED\x10\0\x12\x15\n\x11CHANNEL_TYPE_USER\x10\x01\x12\
-    \x16\n\x12CHANNEL_TYPE_GROUP\x10\x022\xdd\x03\n\x0bChatService\x12>\n\
-    \x07Connect\x12\x17.chat.v1.ConnectRequest\x1a\x18.chat.v1.ConnectRespon\
-    se0\x01\x12T\n\x0fCreateGroupChat\x12\x1f.chat.v1.CreateGroupChatRequest\
-    \x1a\x20.chat.v1.CreateGroupChatResponse\x12N\n\rJoinGroupChat\x12\x1d.c\
-    hat.v1.JoinGroupChatRequest\x1a\x1e.chat.v1.JoinGroupChatResponse\x12Q\n\
-    \x0eLeaveGroupChat\x12\x1e.chat.v1.LeaveGroupChatRequest\x1a\x1f.chat.v1\
-    .LeaveGroupChatResponse\x12H\n\x0bSendMessage\x12\x1b.chat.v1.SendMessag\
-    eRequest\x1a\x1c.chat.v1.SendMessageResponse\x12K\n\x0cListChannels\x12\
-    \x1c.chat.v1.ListChannelsRequest\x1a\x1d.chat.v1.ListChannelsResponseJ\
-    \x9d;\n\x07\x12\x05\x0e\0\xc8\x01\x01\n\x80\x06\n\x01\x0c\x12\x03\x0e\0\
-    \x12\x1a\xf5\x05\x20The\x20chat\x20service's\x20wire\x20contract.\x20Cli\
-    ents\x20in\x20any\x20language\x20are\x20built\x20from\n\x20this\x20file:\
-    \x20names,\x20field\x20numbers\x20and\x20the\x20status\x20codes\x20docum\
-    ented\x20on\x20each\x20RPC\n\x20are\x20part\x20of\x20the\x20contract\x20\
-    and\x20change\x20only\x20in\x20a\x20new\x20package\x20version.\n\n\x20Na\
-    mes:\x20usernames\x20and\x20group\x20names\x20share\x20one\x20namespace.\
-    \x20A\x20valid\x20name\x20is\x201\x20to\n\x2064\x20characters\x20of\x20A\
-    SCII\x20letters,\x20digits,\x20'_',\x20'-'\x20and\x20'.',\x20case-sensit\
-    ive.\n\n\x20Identity:\x20every\x20RPC\x20except\x20Connect\x20names\x20i\
-    ts\x20caller\x20in\x20the\x20`authorization`\n\x20request\x20header,\x20\
-    either\x20bare\x20(`alice`)\x20or\x20as\x20`Bearer\x20alice`.\x20The\x20\
-    header\x20must\n\x20name\x20a\x20user\x20whose\x20Connect\x20stream\x20i\
-    s\x20open;\x20otherwise\x20the\x20call\x20fails\x20with\n\x20UNAUTHENTIC\
-    ATED.\n\n\x20Every\x20RPC\x20may\x20also\x20fail\x20with\x20UNAVAILABLE\
-    \x20while\x20the\x20server\x20shuts\x20down,\x20and\n\x20with\x20RESOURC\
-    E_EXHAUSTED\x20when\x20the\x20request\x20is\x20larger\x20than\x2064\x20K\
-    iB.\n\n\x08\n\x01\x02\x12\x03\x10\0\x10\n\t\n\x02\x03\0\x12\x03\x12\0)\n\
-    Q\n\x02\x06\0\x12\x04\x15\0K\x01\x1aE\x20A\x20real-time\x20chat\x20betwe\
-    en\x20connected\x20users,\x20one-to-one\x20and\x20in\x20groups.\n\n\n\n\
-    \x03\x06\0\x01\x12\x03\x15\x08\x13\n\x86\x06\n\x04\x06\0\x02\0\x12\x03\"\
-    \x02?\x1a\xf8\x05\x20Opens\x20the\x20caller's\x20inbox.\x20The\x20first\
-    \x20event\x20is\x20always\x20`connected`,\x20sent\n\x20once\x20the\x20us\
-    er\x20is\x20registered,\x20so\x20the\x20client\x20may\x20call\x20the\x20\
-    other\x20RPCs\x20as\n\x20soon\x20as\x20it\x20arrives;\x20every\x20later\
-    \x20event\x20is\x20a\x20`delivery`.\x20The\x20user\x20stays\n\x20connect\
-    ed\x20while\x20the\x20stream\x20is\x20open;\x20when\x20the\x20stream\x20\
-    ends\x20for\x20any\x20reason\n\x20(client\x20cancel,\x20dead\x20peer,\
-    \x20server\x20close)\x20the\x20user\x20leaves\x20every\x20group\x20and\n\
-    \x20the\x20name\x20becomes\x20free\x20again.\n\n\x20Errors:\x20INVALID_A\
-    RGUMENT\x20for\x20an\x20invalid\x20username;\x20ALREADY_EXISTS\x20when\
-    \x20the\n\x20name\x20is\x20held\x20by\x20a\x20connected\x20user\x20or\
-    \x20an\x20existing\x20group;\x20RESOURCE_EXHAUSTED\n\x20when\x20the\x20s\
-    erver\x20holds\x20its\x20maximum\x20number\x20of\x20connections.\x20An\
-    \x20open\x20stream\n\x20ends\x20with\x20RESOURCE_EXHAUSTED\x20when\x20th\
-    e\x20client\x20reads\x20too\x20slowly\x20and\x20its\n\x20outbound\x20que\
-    ue\x20fills\x20up,\x20and\x20with\x20UNAVAILABLE\x20when\x20the\x20serve\
-    r\x20shuts\x20down.\n\n\x0c\n\x05\x06\0\x02\0\x01\x12\x03\"\x06\r\n\x0c\
-    \n\x05\x06\0\x02\0\x02\x12\x03\"\x0e\x1c\n\x0c\n\x05\x06\0\x02\0\x06\x12\
-    \x03\"'-\n\x0c\n\x05\x06\0\x02\0\x03\x12\x03\".=\n\xd4\x01\n\x04\x06\0\
-    \x02\x01\x12\x03(\x02P\x1a\xc6\x01\x20Creates\x20a\x20group\x20channel;\
-    \x20the\x20caller\x20becomes\x20its\x20first\x20member.\n\n\x20Errors:\
-    \x20UNAUTHENTICATED;\x20INVALID_ARGUMENT\x20for\x20an\x20invalid\x20name\
-    ;\n\x20ALREADY_EXISTS\x20when\x20the\x20name\x20is\x20held\x20by\x20a\
-    \x20group\x20or\x20a\x20connected\x20user.\n\n\x0c\n\x05\x06\0\x02\x01\
-    \x01\x12\x03(\x06\x15\n\x0c\n\x05\x06\0\x02\x01\x02\x12\x03(\x16,\n\x0c\
-    \n\x05\x06\0\x02\x01\x03\x12\x03(7N\n\xc8\x01\n\x04\x06\0\x02\x02\x12\
-    \x03.\x02J\x1a\xba\x01\x20Adds\x20the\x20caller\x20to\x20an\x20existing\
-    \x20group.\n\n\x20Errors:\x20UNAUTHENTICATED;\x20INVALID_ARGUMENT\x20for\
-    \x20an\x20invalid\x20name;\x20NOT_FOUND\n\x20when\x20no\x20such\x20group\
-    \x20exists;\x20ALREADY_EXISTS\x20when\x20the\x20caller\x20is\x20a\x20mem\
-    ber.\n\n\x0c\n\x05\x06\0\x02\x02\x01\x12\x03.\x06\x13\n\x0c\n\x05\x06\0\
-    \x02\x02\x02\x12\x03.\x14(\n\x0c\n\x05\x06\0\x02\x02\x03\x12\x03.3H\n\
-    \x9c\x02\n\x04\x06\0\x02\x03\x12\x036\x02M\x1a\x8e\x02\x20Removes\x20the\
-    \x20caller\x20from\x20a\x20group.\x20When\x20the\x20last\x20member\x20le\
-    aves,\x20the\x20group\n\x20is\x20deleted\x20and\x20its\x20name\x20is\x20\
-    free\x20again.\n\n\x20Errors:\x20UNAUTHENTICATED;\x20INVALID_ARGUMENT\
-    \x20for\x20an\x20invalid\x20name;\x20NOT_FOUND\n\x20when\x20no\x20such\
-    \x20group\x20exists;\x20FAILED_PRECONDITION\x20when\x20the\x20caller\x20\
-    is\x20not\x20a\n\x20member.\n\n\x0c\n\x05\x06\0\x02\x03\x01\x12\x036\x06\
-    \x14\n\x0c\n\x05\x06\0\x02\x03\x02\x12\x036\x15*\n\x0c\n\x05\x06\0\x02\
-    \x03\x03\x12\x0365K\n\xbc\x06\n\x04\x06\0\x02\x04\x12\x03E\x02D\x1a\xae\
-    \x06\x20Sends\x20a\x20text\x20to\x20a\x20connected\x20user\x20(that\x20u\
-    ser\x20only;\x20a\x20message\x20to\x20oneself\n\x20arrives\x20once)\x20o\
-    r\x20to\x20a\x20group\x20the\x20caller\x20is\x20in\x20(every\x20member,\
-    \x20the\x20caller\n\x20included).\x20OK\x20means\x20the\x20message\x20is\
-    \x20queued\x20for\x20every\x20recipient\x20connected\n\x20at\x20that\x20\
-    moment.\x20The\x20response\x20carries\x20the\x20id\x20and\x20timestamp\
-    \x20of\x20the\n\x20delivered\x20message.\x20A\x20group's\x20messages\x20\
-    reach\x20all\x20members\x20in\x20the\x20same\n\x20order;\x20one\x20sende\
-    r's\x20messages\x20to\x20one\x20recipient\x20arrive\x20in\x20send\x20ord\
-    er.\n\n\x20Errors:\x20UNAUTHENTICATED;\x20INVALID_ARGUMENT\x20when\x20th\
-    e\x20text\x20is\x20empty,\n\x20whitespace-only\x20or\x20longer\x20than\
-    \x20the\x20server's\x20limit\x20(4096\x20bytes\x20by\n\x20default),\x20o\
-    r\x20the\x20recipient\x20is\x20not\x20a\x20valid\x20name;\x20NOT_FOUND\
-    \x20when\x20no\n\x20connected\x20user\x20or\x20group\x20has\x20that\x20n\
-    ame;\x20PERMISSION_DENIED\x20for\x20a\x20group\x20the\n\x20caller\x20is\
-    \x20not\x20in;\x20RESOURCE_EXHAUSTED\x20when\x20a\x20direct\x20recipient\
-    's\x20queue\x20is\n\x20full\x20(that\x20recipient\x20is\x20then\x20disco\
-    nnected).\n\n\x0c\n\x05\x06\0\x02\x04\x01\x12\x03E\x06\x11\n\x0c\n\x05\
-    \x06\0\x02\x04\x02\x12\x03E\x12$\n\x0c\n\x05\x06\0\x02\x04\x03\x12\x03E/\
-    B\nU\n\x04\x06\0\x02\x05\x12\x03J\x02G\x1aH\x20Lists\x20every\x20connect\
-    ed\x20user\x20and\x20every\x20group.\n\n\x20Errors:\x20UNAUTHENTICATED.\
-    \n\n\x0c\n\x05\x06\0\x02\x05\x01\x12\x03J\x06\x12\n\x0c\n\x05\x06\0\x02\
-    \x05\x02\x12\x03J\x13&\n\x0c\n\x05\x06\0\x02\x05\x03\x12\x03J1E\n4\n\x02\
-    \x05\0\x12\x04N\0U\x01\x1a(\x20What\x20kind\x20of\x20channel\x20a\x20nam\
-    e\x20refers\x20to.\n\n\n\n\x03\x05\0\x01\x12\x03N\x05\x10\n(\n\x04\x05\0\
-    \x02\0\x12\x03P\x02\x1f\x1a\x1b\x20Never\x20sent\x20by\x20the\x20server.\
-    \n\n\x0c\n\x05\x05\0\x02\0\x01\x12\x03P\x02\x1a\n\x0c\n\x05\x05\0\x02\0\
-    \x02\x12\x03P\x1d\x1e\n6\n\x04\x05\0\x02\x01\x12\x03R\x02\x18\x1a)\x20A\
-    \x20connected\x20user:\x20a\x20one-to-one\x20channel.\n\n\x0c\n\x05\x05\
-    \0\x02\x01\x01\x12\x03R\x02\x13\n\x0c\n\x05\x05\0\x02\x01\x02\x12\x03R\
-    \x16\x17\n\x1f\n\x04\x05\0\x02\x02\x12\x03T\x02\x19\x1a\x12\x20A\x20grou\
-    p\x20channel.\n\n\x0c\n\x05\x05\0\x02\x02\x01\x12\x03T\x02\x14\n\x0c\n\
-    \x05\x05\0\x02\x02\x02\x12\x03T\x17\x18\n#\n\x02\x04\0\x12\x04X\0[\x01\
-    \x1a\x17\x20Opens\x20a\x20user's\x20inbox.\n\n\n\n\x03\x04\0\x01\x12\x03\
-    X\x08\x16\nT\n\x04\x04\0\x02\0\x12\x03Z\x02\x16\x1aG\x20The\x20name\x20t\
-    o\x20connect\x20as;\x20it\x20must\x20be\x20free\x20(no\x20connected\x20u\
-    ser\x20or\x20group).\n\n\x0c\n\x05\x04\0\x02\0\x05\x12\x03Z\x02\x08\n\
-    \x0c\n\x05\x04\0\x02\0\x01\x12\x03Z\t\x11\n\x0c\n\x05\x04\0\x02\0\x03\
-    \x12\x03Z\x14\x15\n,\n\x02\x04\x01\x12\x04^\0f\x01\x1a\x20\x20One\x20eve\
-    nt\x20on\x20a\x20Connect\x20stream.\n\n\n\n\x03\x04\x01\x01\x12\x03^\x08\
-    \x17\n#\n\x04\x04\x01\x08\0\x12\x04`\x02e\x03\x1a\x15\x20Exactly\x20one\
-    \x20is\x20set.\n\n\x0c\n\x05\x04\x01\x08\0\x01\x12\x03`\x08\r\n:\n\x04\
-    \x04\x01\x02\0\x12\x03b\x04\x1c\x1a-\x20Always\x20the\x20first\x20event,\
-    \x20and\x20only\x20the\x20first.\n\n\x0c\n\x05\x04\x01\x02\0\x06\x12\x03\
-    b\x04\r\n\x0c\n\x05\x04\x01\x02\0\x01\x12\x03b\x0e\x17\n\x0c\n\x05\x04\
-    \x01\x02\0\x03\x12\x03b\x1a\x1b\n!\n\x04\x04\x01\x02\x01\x12\x03d\x04\
-    \x1a\x1a\x14\x20Every\x20later\x20event.\n\n\x0c\n\x05\x04\x01\x02\x01\
-    \x06\x12\x03d\x04\x0c\n\x0c\n\x05\x04\x01\x02\x01\x01\x12\x03d\r\x15\n\
-    \x0c\n\x05\x04\x01\x02\x01\x03\x12\x03d\x18\x19\nC\n\x02\x04\x02\x12\x04\
-    i\0l\x01\x1a7\x20The\x20user\x20is\x20registered:\x20other\x20RPCs\x20ma\
-    y\x20be\x20called\x20now.\n\n\n\n\x03\x04\x02\x01\x12\x03i\x08\x11\n3\n\
-    \x04\x04\x02\x02\0\x12\x03k\x02\x16\x1a&\x20The\x20username\x20this\x20s\
-    tream\x20belongs\x20to.\n\n\x0c\n\x05\x04\x02\x02\0\x05\x12\x03k\x02\x08\
-    \n\x0c\n\x05\x04\x02\x02\0\x01\x12\x03k\t\x11\n\x0c\n\x05\x04\x02\x02\0\
-    \x03\x12\x03k\x14\x15\n\xe5\x01\n\x02\x04\x03\x12\x04q\0t\x01\x1a\xd8\
-    \x01\x20Messages\x20for\x20the\x20stream's\x20user,\x20in\x20delivery\
-    \x20order.\x20A\x20delivery\x20carries\x20what\n\x20had\x20queued\x20up\
-    \x20for\x20the\x20user\x20when\x20it\x20was\x20written:\x201\x20to\x2025\
-    6\x20messages\x20and\x20at\n\x20most\x2064\x20KiB\x20encoded.\x20A\x20lo\
-    ne\x20message\x20is\x20sent\x20at\x20once,\x20on\x20its\x20own.\n\n\n\n\
-    \x03\x04\x03\x01\x12\x03q\x08\x10\n*\n\x04\x04\x03\x02\0\x12\x03s\x02\
-    \x20\x1a\x1d\x20The\x20messages,\x20oldest\x20first.\n\n\x0c\n\x05\x04\
-    \x03\x02\0\x04\x12\x03s\x02\n\n\x0c\n\x05\x04\x03\x02\0\x06\x12\x03s\x0b\
-    \x12\n\x0c\n\x05\x04\x03\x02\0\x01\x12\x03s\x13\x1b\n\x0c\n\x05\x04\x03\
-    \x02\0\x03\x12\x03s\x1e\x1f\n5\n\x02\x04\x04\x12\x05w\0\x86\x01\x01\x1a(\
-    \x20A\x20message\x20as\x20delivered\x20to\x20a\x20recipient.\n\n\n\n\x03\
-    \x04\x04\x01\x12\x03w\x08\x0f\nz\n\x04\x04\x04\x02\0\x12\x03z\x02\x10\
+    .proto\"\\\n\x0eConnectRequest\x12\x1a\n\x08username\x18\x01\x20\x01(\tR\
+    \x08username\x12.\n\x06resume\x18\x02\x20\x01(\x0b2\x16.chat.v1.ResumeRe\
+    questR\x06resume\"@\n\rResumeRequest\x12\x14\n\x05token\x18\x01\x20\x01(\
+    \tR\x05token\x12\x19\n\x08after_id\x18\x02\x20\x01(\x04R\x07afterId\"\
+    \x7f\n\x0fConnectResponse\x122\n\tconnected\x18\x01\x20\x01(\x0b2\x12.ch\
+    at.v1.ConnectedH\0R\tconnected\x12/\n\x08delivery\x18\x02\x20\x01(\x0b2\
+    \x11.chat.v1.DeliveryH\0R\x08deliveryB\x07\n\x05event\"\x9c\x01\n\tConne\
+    cted\x12\x1a\n\x08username\x18\x01\x20\x01(\tR\x08username\x12!\n\x0cres\
+    ume_token\x18\x02\x20\x01(\tR\x0bresumeToken\x12\x14\n\x05epoch\x18\x03\
+    \x20\x01(\tR\x05epoch\x12:\n\rresume_status\x18\x04\x20\x01(\x0e2\x15.ch\
+    at.v1.ResumeStatusR\x0cresumeStatus\"8\n\x08Delivery\x12,\n\x08messages\
+    \x18\x01\x20\x03(\x0b2\x10.chat.v1.MessageR\x08messages\"\xd5\x01\n\x07M\
+    essage\x12\x0e\n\x02id\x18\x01\x20\x01(\x04R\x02id\x12\x16\n\x06sender\
+    \x18\x02\x20\x01(\tR\x06sender\x12\x1c\n\trecipient\x18\x03\x20\x01(\tR\
+    \trecipient\x12;\n\x0erecipient_type\x18\x04\x20\x01(\x0e2\x14.chat.v1.C\
+    hannelTypeR\rrecipientType\x12\x12\n\x04text\x18\x05\x20\x01(\tR\x04text\
+    \x123\n\x07sent_at\x18\x06\x20\x01(\x0b2\x1a.google.protobuf.TimestampR\
+    \x06sentAt\",\n\x16CreateGroupChatRequest\x12\x12\n\x04name\x18\x01\x20\
+    \x01(\tR\x04name\"\x19\n\x17CreateGroupChatResponse\"*\n\x14JoinGroupCha\
+    tRequest\x12\x12\n\x04name\x18\x01\x20\x01(\tR\x04name\"3\n\x15JoinGroup\
+    ChatResponse\x12\x1a\n\x08position\x18\x01\x20\x01(\x04R\x08position\"+\
+    \n\x15LeaveGroupChatRequest\x12\x12\n\x04name\x18\x01\x20\x01(\tR\x04nam\
+    e\"\x18\n\x16LeaveGroupChatResponse\"F\n\x12SendMessageRequest\x12\x1c\n\
+    \trecipient\x18\x01\x20\x01(\tR\trecipient\x12\x12\n\x04text\x18\x02\x20\
+    \x01(\tR\x04text\"i\n\x13SendMessageResponse\x12\x1d\n\nmessage_id\x18\
+    \x01\x20\x01(\x04R\tmessageId\x123\n\x07sent_at\x18\x02\x20\x01(\x0b2\
+    \x1a.google.protobuf.TimestampR\x06sentAt\"\x15\n\x13ListChannelsRequest\
+    \"D\n\x14ListChannelsResponse\x12,\n\x08channels\x18\x01\x20\x03(\x0b2\
+    \x10.chat.v1.ChannelR\x08channels\"\x82\x01\n\x07Channel\x12\x12\n\x04na\
+    me\x18\x01\x20\x01(\tR\x04name\x12(\n\x04type\x18\x02\x20\x01(\x0e2\x14.\
+    chat.v1.ChannelTypeR\x04type\x12!\n\x0cmember_count\x18\x03\x20\x01(\rR\
+    \x0bmemberCount\x12\x16\n\x06joined\x18\x04\x20\x01(\x08R\x06joined\"w\n\
+    \x11GetHistoryRequest\x12\x14\n\x05group\x18\x01\x20\x01(\tR\x05group\
+    \x12\x19\n\x08after_id\x18\x02\x20\x01(\x04R\x07afterId\x12\x1b\n\tbefor\
+    e_id\x18\x03\x20\x01(\x04R\x08beforeId\x12\x14\n\x05limit\x18\x04\x20\
+    \x01(\rR\x05limit\"t\n\x12GetHistoryResponse\x12,\n\x08messages\x18\x01\
+    \x20\x03(\x0b2\x10.chat.v1.MessageR\x08messages\x12\x12\n\x04more\x18\
+    \x02\x20\x01(\x08R\x04more\x12\x1c\n\ttruncated\x18\x03\x20\x01(\x08R\tt\
+    runcated*Z\n\x0bChannelType\x12\x1c\n\x18CHANNEL_TYPE_UNSPECIFIED\x10\0\
+    \x12\x15\n\x11CHANNEL_TYPE_USER\x10\x01\x12\x16\n\x12CHANNEL_TYPE_GROUP\
+    \x10\x02*z\n\x0cResumeStatus\x12\x1d\n\x19RESUME_STATUS_UNSPECIFIED\x10\
+    \0\x12\x19\n\x15RESUME_STATUS_RESUMED\x10\x01\x12\x15\n\x11RESUME_STATUS\
+    _GAP\x10\x02\x12\x19\n\x15RESUME_STATUS_UNKNOWN\x10\x032\xa4\x04\n\x0bCh\
+    atService\x12>\n\x07Connect\x12\x17.chat.v1.ConnectRequest\x1a\x18.chat.\
+    v1.ConnectResponse0\x01\x12T\n\x0fCreateGroupChat\x12\x1f.chat.v1.Create\
+    GroupChatRequest\x1a\x20.chat.v1.CreateGroupChatResponse\x12N\n\rJoinGro\
+    upChat\x12\x1d.chat.v1.JoinGroupChatRequest\x1a\x1e.chat.v1.JoinGroupCha\
+    tResponse\x12Q\n\x0eLeaveGroupChat\x12\x1e.chat.v1.LeaveGroupChatRequest\
+    \x1a\x1f.chat.v1.LeaveGroupChatResponse\x12H\n\x0bSendMessage\x12\x1b.ch\
+    at.v1.SendMessageRequest\x1a\x1c.chat.v1.SendMessageResponse\x12K\n\x0cL\
+    istChannels\x12\x1c.chat.v1.ListChannelsRequest\x1a\x1d.chat.v1.ListChan\
+    nelsResponse\x12E\n\nGetHistory\x12\x1a.chat.v1.GetHistoryRequest\x1a\
+    \x1b.chat.v1.GetHistoryResponseJ\x90X\n\x07\x12\x05\x0e\0\x96\x02\x01\n\
+    \x80\x06\n\x01\x0c\x12\x03\x0e\0\x12\x1a\xf5\x05\x20The\x20chat\x20servi\
+    ce's\x20wire\x20contract.\x20Clients\x20in\x20any\x20language\x20are\x20\
+    built\x20from\n\x20this\x20file:\x20names,\x20field\x20numbers\x20and\
+    \x20the\x20status\x20codes\x20documented\x20on\x20each\x20RPC\n\x20are\
+    \x20part\x20of\x20the\x20contract\x20and\x20change\x20only\x20in\x20a\
+    \x20new\x20package\x20version.\n\n\x20Names:\x20usernames\x20and\x20grou\
+    p\x20names\x20share\x20one\x20namespace.\x20A\x20valid\x20name\x20is\x20\
+    1\x20to\n\x2064\x20characters\x20of\x20ASCII\x20letters,\x20digits,\x20'\
+    _',\x20'-'\x20and\x20'.',\x20case-sensitive.\n\n\x20Identity:\x20every\
+    \x20RPC\x20except\x20Connect\x20names\x20its\x20caller\x20in\x20the\x20`\
+    authorization`\n\x20request\x20header,\x20either\x20bare\x20(`alice`)\
+    \x20or\x20as\x20`Bearer\x20alice`.\x20The\x20header\x20must\n\x20name\
+    \x20a\x20user\x20whose\x20Connect\x20stream\x20is\x20open;\x20otherwise\
+    \x20the\x20call\x20fails\x20with\n\x20UNAUTHENTICATED.\n\n\x20Every\x20R\
+    PC\x20may\x20also\x20fail\x20with\x20UNAVAILABLE\x20while\x20the\x20serv\
+    er\x20shuts\x20down,\x20and\n\x20with\x20RESOURCE_EXHAUSTED\x20when\x20t\
+    he\x20request\x20is\x20larger\x20than\x2064\x20KiB.\n\n\x08\n\x01\x02\
+    \x12\x03\x10\0\x10\n\t\n\x02\x03\0\x12\x03\x12\0)\nQ\n\x02\x06\0\x12\x04\
+    \x15\0W\x01\x1aE\x20A\x20real-time\x20chat\x20between\x20connected\x20us\
+    ers,\x20one-to-one\x20and\x20in\x20groups.\n\n\n\n\x03\x06\0\x01\x12\x03\
+    \x15\x08\x13\n\x86\x06\n\x04\x06\0\x02\0\x12\x03\"\x02?\x1a\xf8\x05\x20O\
+    pens\x20the\x20caller's\x20inbox.\x20The\x20first\x20event\x20is\x20alwa\
+    ys\x20`connected`,\x20sent\n\x20once\x20the\x20user\x20is\x20registered,\
+    \x20so\x20the\x20client\x20may\x20call\x20the\x20other\x20RPCs\x20as\n\
+    \x20soon\x20as\x20it\x20arrives;\x20every\x20later\x20event\x20is\x20a\
+    \x20`delivery`.\x20The\x20user\x20stays\n\x20connected\x20while\x20the\
+    \x20stream\x20is\x20open;\x20when\x20the\x20stream\x20ends\x20for\x20any\
+    \x20reason\n\x20(client\x20cancel,\x20dead\x20peer,\x20server\x20close)\
+    \x20the\x20user\x20leaves\x20every\x20group\x20and\n\x20the\x20name\x20b\
+    ecomes\x20free\x20again.\n\n\x20Errors:\x20INVALID_ARGUMENT\x20for\x20an\
+    \x20invalid\x20username;\x20ALREADY_EXISTS\x20when\x20the\n\x20name\x20i\
+    s\x20held\x20by\x20a\x20connected\x20user\x20or\x20an\x20existing\x20gro\
+    up;\x20RESOURCE_EXHAUSTED\n\x20when\x20the\x20server\x20holds\x20its\x20\
+    maximum\x20number\x20of\x20connections.\x20An\x20open\x20stream\n\x20end\
+    s\x20with\x20RESOURCE_EXHAUSTED\x20when\x20the\x20client\x20reads\x20too\
+    \x20slowly\x20and\x20its\n\x20outbound\x20queue\x20fills\x20up,\x20and\
+    \x20with\x20UNAVAILABLE\x20when\x20the\x20server\x20shuts\x20down.\n\n\
+    \x0c\n\x05\x06\0\x02\0\x01\x12\x03\"\x06\r\n\x0c\n\x05\x06\0\x02\0\x02\
+    \x12\x03\"\x0e\x1c\n\x0c\n\x05\x06\0\x02\0\x06\x12\x03\"'-\n\x0c\n\x05\
+    \x06\0\x02\0\x03\x12\x03\".=\n\xd4\x01\n\x04\x06\0\x02\x01\x12\x03(\x02P\
+    \x1a\xc6\x01\x20Creates\x20a\x20group\x20channel;\x20the\x20caller\x20be\
+    comes\x20its\x20first\x20member.\n\n\x20Errors:\x20UNAUTHENTICATED;\x20I\
+    NVALID_ARGUMENT\x20for\x20an\x20invalid\x20name;\n\x20ALREADY_EXISTS\x20\
+    when\x20the\x20name\x20is\x20held\x20by\x20a\x20group\x20or\x20a\x20conn\
+    ected\x20user.\n\n\x0c\n\x05\x06\0\x02\x01\x01\x12\x03(\x06\x15\n\x0c\n\
+    \x05\x06\0\x02\x01\x02\x12\x03(\x16,\n\x0c\n\x05\x06\0\x02\x01\x03\x12\
+    \x03(7N\n\xc8\x01\n\x04\x06\0\x02\x02\x12\x03.\x02J\x1a\xba\x01\x20Adds\
+    \x20the\x20caller\x20to\x20an\x20existing\x20group.\n\n\x20Errors:\x20UN\
+    AUTHENTICATED;\x20INVALID_ARGUMENT\x20for\x20an\x20invalid\x20name;\x20N\
+    OT_FOUND\n\x20when\x20no\x20such\x20group\x20exists;\x20ALREADY_EXISTS\
+    \x20when\x20the\x20caller\x20is\x20a\x20member.\n\n\x0c\n\x05\x06\0\x02\
+    \x02\x01\x12\x03.\x06\x13\n\x0c\n\x05\x06\0\x02\x02\x02\x12\x03.\x14(\n\
+    \x0c\n\x05\x06\0\x02\x02\x03\x12\x03.3H\n\x9c\x02\n\x04\x06\0\x02\x03\
+    \x12\x036\x02M\x1a\x8e\x02\x20Removes\x20the\x20caller\x20from\x20a\x20g\
+    roup.\x20When\x20the\x20last\x20member\x20leaves,\x20the\x20group\n\x20i\
+    s\x20deleted\x20and\x20its\x20name\x20is\x20free\x20again.\n\n\x20Errors\
+    :\x20UNAUTHENTICATED;\x20INVALID_ARGUMENT\x20for\x20an\x20invalid\x20nam\
+    e;\x20NOT_FOUND\n\x20when\x20no\x20such\x20group\x20exists;\x20FAILED_PR\
+    ECONDITION\x20when\x20the\x20caller\x20is\x20not\x20a\n\x20member.\n\n\
+    \x0c\n\x05\x06\0\x02\x03\x01\x12\x036\x06\x14\n\x0c\n\x05\x06\0\x02\x03\
+    \x02\x12\x036\x15*\n\x0c\n\x05\x06\0\x02\x03\x03\x12\x0365K\n\xbc\x06\n\
+    \x04\x06\0\x02\x04\x12\x03E\x02D\x1a\xae\x06\x20Sends\x20a\x20text\x20to\
+    \x20a\x20connected\x20user\x20(that\x20user\x20only;\x20a\x20message\x20\
+    to\x20oneself\n\x20arrives\x20once)\x20or\x20to\x20a\x20group\x20the\x20\
+    caller\x20is\x20in\x20(every\x20member,\x20the\x20caller\n\x20included).\
+    \x20OK\x20means\x20the\x20message\x20is\x20queued\x20for\x20every\x20rec\
+    ipient\x20connected\n\x20at\x20that\x20moment.\x20The\x20response\x20car\
+    ries\x20the\x20id\x20and\x20timestamp\x20of\x20the\n\x20delivered\x20mes\
+    sage.\x20A\x20group's\x20messages\x20reach\x20all\x20members\x20in\x20th\
+    e\x20same\n\x20order;\x20one\x20sender's\x20messages\x20to\x20one\x20rec\
+    ipient\x20arrive\x20in\x20send\x20order.\n\n\x20Errors:\x20UNAUTHENTICAT\
+    ED;\x20INVALID_ARGUMENT\x20when\x20the\x20text\x20is\x20empty,\n\x20whit\
+    espace-only\x20or\x20longer\x20than\x20the\x20server's\x20limit\x20(4096\
+    \x20bytes\x20by\n\x20default),\x20or\x20the\x20recipient\x20is\x20not\
+    \x20a\x20valid\x20name;\x20NOT_FOUND\x20when\x20no\n\x20connected\x20use\
+    r\x20or\x20group\x20has\x20that\x20name;\x20PERMISSION_DENIED\x20for\x20\
+    a\x20group\x20the\n\x20caller\x20is\x20not\x20in;\x20RESOURCE_EXHAUSTED\
+    \x20when\x20a\x20direct\x20recipient's\x20queue\x20is\n\x20full\x20(that\
+    \x20recipient\x20is\x20then\x20disconnected).\n\n\x0c\n\x05\x06\0\x02\
+    \x04\x01\x12\x03E\x06\x11\n\x0c\n\x05\x06\0\x02\x04\x02\x12\x03E\x12$\n\
+    \x0c\n\x05\x06\0\x02\x04\x03\x12\x03E/B\nU\n\x04\x06\0\x02\x05\x12\x03J\
+    \x02G\x1aH\x20Lists\x20every\x20connected\x20user\x20and\x20every\x20gro\
+    up.\n\n\x20Errors:\x20UNAUTHENTICATED.\n\n\x0c\n\x05\x06\0\x02\x05\x01\
+    \x12\x03J\x06\x12\n\x0c\n\x05\x06\0\x02\x05\x02\x12\x03J\x13&\n\x0c\n\
+    \x05\x06\0\x02\x05\x03\x12\x03J1E\n\xca\x04\n\x04\x06\0\x02\x06\x12\x03V\
+    \x02A\x1a\xbc\x04\x20Reads\x20a\x20group's\x20kept\x20history:\x20its\
+    \x20most\x20recent\x20messages,\x20at\x20most\x20the\n\x20server's\x20--\
+    history-size\x20of\x20them\x20and\x20--history-bytes\x20of\x20text.\x20M\
+    essages\n\x20come\x20oldest\x20first,\x20in\x20the\x20order\x20every\x20\
+    member\x20received\x20them,\x20equal\x20to\n\x20what\x20was\x20delivered\
+    .\x20With\x20`after_id`\x20>\x200\x20it\x20reads\x20forward\x20(catch-up\
+    );\n\x20otherwise\x20backward\x20from\x20`before_id`\x20(scrollback).\
+    \x20A\x20member\x20sees\x20the\n\x20kept\x20messages\x20sent\x20before\
+    \x20it\x20joined\x20too.\n\n\x20Errors:\x20UNAUTHENTICATED;\x20INVALID_A\
+    RGUMENT\x20for\x20an\x20invalid\x20group\x20name\x20or\x20a\n\x20limit\
+    \x20over\x20500;\x20NOT_FOUND\x20when\x20no\x20such\x20group\x20exists;\
+    \x20PERMISSION_DENIED\n\x20when\x20the\x20caller\x20is\x20not\x20a\x20me\
+    mber.\n\n\x0c\n\x05\x06\0\x02\x06\x01\x12\x03V\x06\x10\n\x0c\n\x05\x06\0\
+    \x02\x06\x02\x12\x03V\x11\"\n\x0c\n\x05\x06\0\x02\x06\x03\x12\x03V-?\n4\
+    \n\x02\x05\0\x12\x04Z\0a\x01\x1a(\x20What\x20kind\x20of\x20channel\x20a\
+    \x20name\x20refers\x20to.\n\n\n\n\x03\x05\0\x01\x12\x03Z\x05\x10\n(\n\
+    \x04\x05\0\x02\0\x12\x03\\\x02\x1f\x1a\x1b\x20Never\x20sent\x20by\x20the\
+    \x20server.\n\n\x0c\n\x05\x05\0\x02\0\x01\x12\x03\\\x02\x1a\n\x0c\n\x05\
+    \x05\0\x02\0\x02\x12\x03\\\x1d\x1e\n6\n\x04\x05\0\x02\x01\x12\x03^\x02\
+    \x18\x1a)\x20A\x20connected\x20user:\x20a\x20one-to-one\x20channel.\n\n\
+    \x0c\n\x05\x05\0\x02\x01\x01\x12\x03^\x02\x13\n\x0c\n\x05\x05\0\x02\x01\
+    \x02\x12\x03^\x16\x17\n\x1f\n\x04\x05\0\x02\x02\x12\x03`\x02\x19\x1a\x12\
+    \x20A\x20group\x20channel.\n\n\x0c\n\x05\x05\0\x02\x02\x01\x12\x03`\x02\
+    \x14\n\x0c\n\x05\x05\0\x02\x02\x02\x12\x03`\x17\x18\n#\n\x02\x04\0\x12\
+    \x04d\0k\x01\x1a\x17\x20Opens\x20a\x20user's\x20inbox.\n\n\n\n\x03\x04\0\
+    \x01\x12\x03d\x08\x16\nT\n\x04\x04\0\x02\0\x12\x03f\x02\x16\x1aG\x20The\
+    \x20name\x20to\x20connect\x20as;\x20it\x20must\x20be\x20free\x20(no\x20c\
+    onnected\x20user\x20or\x20group).\n\n\x0c\n\x05\x04\0\x02\0\x05\x12\x03f\
+    \x02\x08\n\x0c\n\x05\x04\0\x02\0\x01\x12\x03f\t\x11\n\x0c\n\x05\x04\0\
+    \x02\0\x03\x12\x03f\x14\x15\n\xa3\x01\n\x04\x04\0\x02\x01\x12\x03j\x02\
+    \x1b\x1a\x95\x01\x20Set\x20to\x20resume\x20a\x20session\x20of\x20this\
+    \x20username\x20that\x20ended\x20less\x20than\x20the\n\x20server's\x20--\
+    resume-window\x20ago:\x20`Connected.resume_status`\x20says\x20what\n\x20\
+    became\x20of\x20it.\n\n\x0c\n\x05\x04\0\x02\x01\x06\x12\x03j\x02\x0f\n\
+    \x0c\n\x05\x04\0\x02\x01\x01\x12\x03j\x10\x16\n\x0c\n\x05\x04\0\x02\x01\
+    \x03\x12\x03j\x19\x1a\n6\n\x02\x04\x01\x12\x04n\0s\x01\x1a*\x20Which\x20\
+    session\x20to\x20resume,\x20and\x20from\x20where.\n\n\n\n\x03\x04\x01\
+    \x01\x12\x03n\x08\x15\nA\n\x04\x04\x01\x02\0\x12\x03p\x02\x13\x1a4\x20`C\
+    onnected.resume_token`\x20of\x20the\x20session\x20to\x20resume.\n\n\x0c\
+    \n\x05\x04\x01\x02\0\x05\x12\x03p\x02\x08\n\x0c\n\x05\x04\x01\x02\0\x01\
+    \x12\x03p\t\x0e\n\x0c\n\x05\x04\x01\x02\0\x03\x12\x03p\x11\x12\nQ\n\x04\
+    \x04\x01\x02\x01\x12\x03r\x02\x16\x1aD\x20The\x20last\x20message\x20id\
+    \x20the\x20client\x20received\x20on\x20that\x20session\x20(0:\x20none).\
+    \n\n\x0c\n\x05\x04\x01\x02\x01\x05\x12\x03r\x02\x08\n\x0c\n\x05\x04\x01\
+    \x02\x01\x01\x12\x03r\t\x11\n\x0c\n\x05\x04\x01\x02\x01\x03\x12\x03r\x14\
+    \x15\n6\n\x02\x05\x01\x12\x05v\0\x81\x01\x01\x1a)\x20What\x20became\x20o\
+    f\x20`ConnectRequest.resume`.\n\n\n\n\x03\x05\x01\x01\x12\x03v\x05\x11\n\
+    #\n\x04\x05\x01\x02\0\x12\x03x\x02\x20\x1a\x16\x20No\x20resume\x20was\
+    \x20asked.\n\n\x0c\n\x05\x05\x01\x02\0\x01\x12\x03x\x02\x1b\n\x0c\n\x05\
+    \x05\x01\x02\0\x02\x12\x03x\x1e\x1f\nw\n\x04\x05\x01\x02\x01\x12\x03{\
+    \x02\x1c\x1aj\x20Every\x20message\x20addressed\x20to\x20the\x20old\x20se\
+    ssion\x20with\x20id\x20>\x20after_id\x20follows,\n\x20in\x20order,\x20be\
+    fore\x20anything\x20newer.\n\n\x0c\n\x05\x05\x01\x02\x01\x01\x12\x03{\
+    \x02\x17\n\x0c\n\x05\x05\x01\x02\x01\x02\x12\x03{\x1a\x1b\nC\n\x04\x05\
+    \x01\x02\x02\x12\x03}\x02\x18\x1a6\x20Some\x20of\x20those\x20are\x20no\
+    \x20longer\x20kept:\x20none\x20are\x20replayed.\n\n\x0c\n\x05\x05\x01\
+    \x02\x02\x01\x12\x03}\x02\x13\n\x0c\n\x05\x05\x01\x02\x02\x02\x12\x03}\
+    \x16\x17\nr\n\x04\x05\x01\x02\x03\x12\x04\x80\x01\x02\x1c\x1ad\x20Nothin\
+    g\x20to\x20resume:\x20the\x20token\x20is\x20unknown,\x20used,\x20expired\
+    ,\x20of\x20another\n\x20username,\x20or\x20of\x20another\x20epoch.\n\n\r\
+    \n\x05\x05\x01\x02\x03\x01\x12\x04\x80\x01\x02\x17\n\r\n\x05\x05\x01\x02\
+    \x03\x02\x12\x04\x80\x01\x1a\x1b\n.\n\x02\x04\x02\x12\x06\x84\x01\0\x8c\
+    \x01\x01\x1a\x20\x20One\x20event\x20on\x20a\x20Connect\x20stream.\n\n\
+    \x0b\n\x03\x04\x02\x01\x12\x04\x84\x01\x08\x17\n%\n\x04\x04\x02\x08\0\
+    \x12\x06\x86\x01\x02\x8b\x01\x03\x1a\x15\x20Exactly\x20one\x20is\x20set.\
+    \n\n\r\n\x05\x04\x02\x08\0\x01\x12\x04\x86\x01\x08\r\n;\n\x04\x04\x02\
+    \x02\0\x12\x04\x88\x01\x04\x1c\x1a-\x20Always\x20the\x20first\x20event,\
+    \x20and\x20only\x20the\x20first.\n\n\r\n\x05\x04\x02\x02\0\x06\x12\x04\
+    \x88\x01\x04\r\n\r\n\x05\x04\x02\x02\0\x01\x12\x04\x88\x01\x0e\x17\n\r\n\
+    \x05\x04\x02\x02\0\x03\x12\x04\x88\x01\x1a\x1b\n\"\n\x04\x04\x02\x02\x01\
+    \x12\x04\x8a\x01\x04\x1a\x1a\x14\x20Every\x20later\x20event.\n\n\r\n\x05\
+    \x04\x02\x02\x01\x06\x12\x04\x8a\x01\x04\x0c\n\r\n\x05\x04\x02\x02\x01\
+    \x01\x12\x04\x8a\x01\r\x15\n\r\n\x05\x04\x02\x02\x01\x03\x12\x04\x8a\x01\
+    \x18\x19\nE\n\x02\x04\x03\x12\x06\x8f\x01\0\x9b\x01\x01\x1a7\x20The\x20u\
+    ser\x20is\x20registered:\x20other\x20RPCs\x20may\x20be\x20called\x20now.\
+    \n\n\x0b\n\x03\x04\x03\x01\x12\x04\x8f\x01\x08\x11\n4\n\x04\x04\x03\x02\
+    \0\x12\x04\x91\x01\x02\x16\x1a&\x20The\x20username\x20this\x20stream\x20\
+    belongs\x20to.\n\n\r\n\x05\x04\x03\x02\0\x05\x12\x04\x91\x01\x02\x08\n\r\
+    \n\x05\x04\x03\x02\0\x01\x12\x04\x91\x01\t\x11\n\r\n\x05\x04\x03\x02\0\
+    \x03\x12\x04\x91\x01\x14\x15\n\x88\x01\n\x04\x04\x03\x02\x01\x12\x04\x94\
+    \x01\x02\x1a\x1az\x20The\x20secret\x20that\x20resumes\x20this\x20session\
+    \x20once\x20its\x20stream\x20has\x20ended\x20(at\n\x20least\x20128\x20ra\
+    ndom\x20bits;\x20single\x20use).\x20Keep\x20it\x20private.\n\n\r\n\x05\
+    \x04\x03\x02\x01\x05\x12\x04\x94\x01\x02\x08\n\r\n\x05\x04\x03\x02\x01\
+    \x01\x12\x04\x94\x01\t\x15\n\r\n\x05\x04\x03\x02\x01\x03\x12\x04\x94\x01\
+    \x18\x19\n\xb1\x01\n\x04\x04\x03\x02\x02\x12\x04\x98\x01\x02\x13\x1a\xa2\
+    \x01\x20Changes\x20whenever\x20the\x20server\x20loses\x20its\x20state\
+    \x20(a\x20single\x20node\x20starts,\x20a\n\x20cluster's\x20store\x20lose\
+    s\x20its\x20data):\x20ids,\x20positions\x20and\x20tokens\x20of\x20anothe\
+    r\n\x20epoch\x20mean\x20nothing.\n\n\r\n\x05\x04\x03\x02\x02\x05\x12\x04\
+    \x98\x01\x02\x08\n\r\n\x05\x04\x03\x02\x02\x01\x12\x04\x98\x01\t\x0e\n\r\
+    \n\x05\x04\x03\x02\x02\x03\x12\x04\x98\x01\x11\x12\n7\n\x04\x04\x03\x02\
+    \x03\x12\x04\x9a\x01\x02!\x1a)\x20What\x20became\x20of\x20`ConnectReques\
+    t.resume`.\n\n\r\n\x05\x04\x03\x02\x03\x06\x12\x04\x9a\x01\x02\x0e\n\r\n\
+    \x05\x04\x03\x02\x03\x01\x12\x04\x9a\x01\x0f\x1c\n\r\n\x05\x04\x03\x02\
+    \x03\x03\x12\x04\x9a\x01\x1f\x20\n\xe7\x01\n\x02\x04\x04\x12\x06\xa0\x01\
+    \0\xa3\x01\x01\x1a\xd8\x01\x20Messages\x20for\x20the\x20stream's\x20user\
+    ,\x20in\x20delivery\x20order.\x20A\x20delivery\x20carries\x20what\n\x20h\
+    ad\x20queued\x20up\x20for\x20the\x20user\x20when\x20it\x20was\x20written\
+    :\x201\x20to\x20256\x20messages\x20and\x20at\n\x20most\x2064\x20KiB\x20e\
+    ncoded.\x20A\x20lone\x20message\x20is\x20sent\x20at\x20once,\x20on\x20it\
+    s\x20own.\n\n\x0b\n\x03\x04\x04\x01\x12\x04\xa0\x01\x08\x10\n+\n\x04\x04\
+    \x04\x02\0\x12\x04\xa2\x01\x02\x20\x1a\x1d\x20The\x20messages,\x20oldest\
+    \x20first.\n\n\r\n\x05\x04\x04\x02\0\x04\x12\x04\xa2\x01\x02\n\n\r\n\x05\
+    \x04\x04\x02\0\x06\x12\x04\xa2\x01\x0b\x12\n\r\n\x05\x04\x04\x02\0\x01\
+    \x12\x04\xa2\x01\x13\x1b\n\r\n\x05\x04\x04\x02\0\x03\x12\x04\xa2\x01\x1e\
+    \x1f\n6\n\x02\x04\x05\x12\x06\xa6\x01\0\xb5\x01\x01\x1a(\x20A\x20message\
+    \x20as\x20delivered\x20to\x20a\x20recipient.\n\n\x0b\n\x03\x04\x05\x01\
+    \x12\x04\xa6\x01\x08\x0f\n{\n\x04\x04\x05\x02\0\x12\x04\xa9\x01\x02\x10\
     \x1am\x20Unique\x20among\x20all\x20messages\x20sent\x20since\x20the\x20s\
     erver\x20started;\x20equal\x20to\x20the\n\x20`message_id`\x20returned\
-    \x20to\x20the\x20sender.\n\n\x0c\n\x05\x04\x04\x02\0\x05\x12\x03z\x02\
-    \x08\n\x0c\n\x05\x04\x04\x02\0\x01\x12\x03z\t\x0b\n\x0c\n\x05\x04\x04\
-    \x02\0\x03\x12\x03z\x0e\x0f\n'\n\x04\x04\x04\x02\x01\x12\x03|\x02\x14\
-    \x1a\x1a\x20The\x20sending\x20user's\x20name.\n\n\x0c\n\x05\x04\x04\x02\
-    \x01\x05\x12\x03|\x02\x08\n\x0c\n\x05\x04\x04\x02\x01\x01\x12\x03|\t\x0f\
-    \n\x0c\n\x05\x04\x04\x02\x01\x03\x12\x03|\x12\x13\n9\n\x04\x04\x04\x02\
-    \x02\x12\x03~\x02\x17\x1a,\x20The\x20user\x20or\x20group\x20the\x20messa\
-    ge\x20was\x20sent\x20to.\n\n\x0c\n\x05\x04\x04\x02\x02\x05\x12\x03~\x02\
-    \x08\n\x0c\n\x05\x04\x04\x02\x02\x01\x12\x03~\t\x12\n\x0c\n\x05\x04\x04\
-    \x02\x02\x03\x12\x03~\x15\x16\n9\n\x04\x04\x04\x02\x03\x12\x04\x80\x01\
-    \x02!\x1a+\x20Whether\x20`recipient`\x20is\x20a\x20user\x20or\x20a\x20gr\
-    oup.\n\n\r\n\x05\x04\x04\x02\x03\x06\x12\x04\x80\x01\x02\r\n\r\n\x05\x04\
-    \x04\x02\x03\x01\x12\x04\x80\x01\x0e\x1c\n\r\n\x05\x04\x04\x02\x03\x03\
-    \x12\x04\x80\x01\x1f\x20\n\"\n\x04\x04\x04\x02\x04\x12\x04\x82\x01\x02\
-    \x12\x1a\x14\x20The\x20text,\x20as\x20sent.\n\n\r\n\x05\x04\x04\x02\x04\
-    \x05\x12\x04\x82\x01\x02\x08\n\r\n\x05\x04\x04\x02\x04\x01\x12\x04\x82\
-    \x01\t\r\n\r\n\x05\x04\x04\x02\x04\x03\x12\x04\x82\x01\x10\x11\ne\n\x04\
-    \x04\x04\x02\x05\x12\x04\x85\x01\x02(\x1aW\x20When\x20the\x20server\x20a\
-    ccepted\x20the\x20message;\x20equal\x20to\x20the\x20`sent_at`\x20returne\
-    d\x20to\n\x20the\x20sender.\n\n\r\n\x05\x04\x04\x02\x05\x06\x12\x04\x85\
-    \x01\x02\x1b\n\r\n\x05\x04\x04\x02\x05\x01\x12\x04\x85\x01\x1c#\n\r\n\
-    \x05\x04\x04\x02\x05\x03\x12\x04\x85\x01&'\n\x20\n\x02\x04\x05\x12\x06\
-    \x89\x01\0\x8c\x01\x01\x1a\x12\x20Creates\x20a\x20group.\n\n\x0b\n\x03\
-    \x04\x05\x01\x12\x04\x89\x01\x08\x1e\nO\n\x04\x04\x05\x02\0\x12\x04\x8b\
-    \x01\x02\x12\x1aA\x20The\x20group's\x20name;\x20it\x20must\x20be\x20free\
-    \x20(no\x20connected\x20user\x20or\x20group).\n\n\r\n\x05\x04\x05\x02\0\
-    \x05\x12\x04\x8b\x01\x02\x08\n\r\n\x05\x04\x05\x02\0\x01\x12\x04\x8b\x01\
-    \t\r\n\r\n\x05\x04\x05\x02\0\x03\x12\x04\x8b\x01\x10\x11\nA\n\x02\x04\
-    \x06\x12\x04\x8f\x01\0\"\x1a5\x20The\x20group\x20exists\x20and\x20the\
-    \x20caller\x20is\x20its\x20only\x20member.\n\n\x0b\n\x03\x04\x06\x01\x12\
-    \x04\x8f\x01\x08\x1f\n\x1e\n\x02\x04\x07\x12\x06\x92\x01\0\x95\x01\x01\
-    \x1a\x10\x20Joins\x20a\x20group.\n\n\x0b\n\x03\x04\x07\x01\x12\x04\x92\
-    \x01\x08\x1c\n!\n\x04\x04\x07\x02\0\x12\x04\x94\x01\x02\x12\x1a\x13\x20T\
-    he\x20group's\x20name.\n\n\r\n\x05\x04\x07\x02\0\x05\x12\x04\x94\x01\x02\
-    \x08\n\r\n\x05\x04\x07\x02\0\x01\x12\x04\x94\x01\t\r\n\r\n\x05\x04\x07\
-    \x02\0\x03\x12\x04\x94\x01\x10\x11\n6\n\x02\x04\x08\x12\x04\x98\x01\0\
-    \x20\x1a*\x20The\x20caller\x20is\x20now\x20a\x20member\x20of\x20the\x20g\
-    roup.\n\n\x0b\n\x03\x04\x08\x01\x12\x04\x98\x01\x08\x1d\n\x1f\n\x02\x04\
-    \t\x12\x06\x9b\x01\0\x9e\x01\x01\x1a\x11\x20Leaves\x20a\x20group.\n\n\
-    \x0b\n\x03\x04\t\x01\x12\x04\x9b\x01\x08\x1d\n!\n\x04\x04\t\x02\0\x12\
-    \x04\x9d\x01\x02\x12\x1a\x13\x20The\x20group's\x20name.\n\n\r\n\x05\x04\
-    \t\x02\0\x05\x12\x04\x9d\x01\x02\x08\n\r\n\x05\x04\t\x02\0\x01\x12\x04\
-    \x9d\x01\t\r\n\r\n\x05\x04\t\x02\0\x03\x12\x04\x9d\x01\x10\x11\nU\n\x02\
-    \x04\n\x12\x04\xa1\x01\0!\x1aI\x20The\x20caller\x20is\x20no\x20longer\
-    \x20a\x20member;\x20the\x20group\x20is\x20gone\x20if\x20it\x20was\x20the\
-    \x20last.\n\n\x0b\n\x03\x04\n\x01\x12\x04\xa1\x01\x08\x1e\n\x20\n\x02\
-    \x04\x0b\x12\x06\xa4\x01\0\xaa\x01\x01\x1a\x12\x20Sends\x20a\x20message.\
-    \n\n\x0b\n\x03\x04\x0b\x01\x12\x04\xa4\x01\x08\x1a\n:\n\x04\x04\x0b\x02\
-    \0\x12\x04\xa6\x01\x02\x17\x1a,\x20A\x20connected\x20user's\x20name\x20o\
-    r\x20a\x20group's\x20name.\n\n\r\n\x05\x04\x0b\x02\0\x05\x12\x04\xa6\x01\
-    \x02\x08\n\r\n\x05\x04\x0b\x02\0\x01\x12\x04\xa6\x01\t\x12\n\r\n\x05\x04\
-    \x0b\x02\0\x03\x12\x04\xa6\x01\x15\x16\nz\n\x04\x04\x0b\x02\x01\x12\x04\
-    \xa9\x01\x02\x12\x1al\x20The\x20text:\x20not\x20empty,\x20not\x20only\
-    \x20whitespace,\x20at\x20most\x20the\x20server's\x20limit\x20in\n\x20byt\
-    es\x20of\x20UTF-8\x20(4096\x20by\x20default).\n\n\r\n\x05\x04\x0b\x02\
-    \x01\x05\x12\x04\xa9\x01\x02\x08\n\r\n\x05\x04\x0b\x02\x01\x01\x12\x04\
-    \xa9\x01\t\r\n\r\n\x05\x04\x0b\x02\x01\x03\x12\x04\xa9\x01\x10\x11\n_\n\
-    \x02\x04\x0c\x12\x06\xae\x01\0\xb3\x01\x01\x1aQ\x20The\x20message\x20is\
-    \x20queued\x20for\x20every\x20recipient\x20connected\x20at\x20the\x20mom\
-    ent\x20of\x20the\n\x20send.\n\n\x0b\n\x03\x04\x0c\x01\x12\x04\xae\x01\
-    \x08\x1b\n+\n\x04\x04\x0c\x02\0\x12\x04\xb0\x01\x02\x18\x1a\x1d\x20The\
-    \x20delivered\x20message's\x20id.\n\n\r\n\x05\x04\x0c\x02\0\x05\x12\x04\
-    \xb0\x01\x02\x08\n\r\n\x05\x04\x0c\x02\0\x01\x12\x04\xb0\x01\t\x13\n\r\n\
-    \x05\x04\x0c\x02\0\x03\x12\x04\xb0\x01\x16\x17\n2\n\x04\x04\x0c\x02\x01\
-    \x12\x04\xb2\x01\x02(\x1a$\x20The\x20delivered\x20message's\x20timestamp\
-    .\n\n\r\n\x05\x04\x0c\x02\x01\x06\x12\x04\xb2\x01\x02\x1b\n\r\n\x05\x04\
-    \x0c\x02\x01\x01\x12\x04\xb2\x01\x1c#\n\r\n\x05\x04\x0c\x02\x01\x03\x12\
-    \x04\xb2\x01&'\n\x1d\n\x02\x04\r\x12\x04\xb6\x01\0\x1e\x1a\x11\x20Lists\
-    \x20channels.\n\n\x0b\n\x03\x04\r\x01\x12\x04\xb6\x01\x08\x1b\n5\n\x02\
-    \x04\x0e\x12\x06\xb9\x01\0\xbc\x01\x01\x1a'\x20Every\x20connected\x20use\
-    r\x20and\x20every\x20group.\n\n\x0b\n\x03\x04\x0e\x01\x12\x04\xb9\x01\
-    \x08\x1c\n>\n\x04\x04\x0e\x02\0\x12\x04\xbb\x01\x02\x20\x1a0\x20Users\
-    \x20first,\x20then\x20groups;\x20each\x20sorted\x20by\x20name.\n\n\r\n\
-    \x05\x04\x0e\x02\0\x04\x12\x04\xbb\x01\x02\n\n\r\n\x05\x04\x0e\x02\0\x06\
-    \x12\x04\xbb\x01\x0b\x12\n\r\n\x05\x04\x0e\x02\0\x01\x12\x04\xbb\x01\x13\
-    \x1b\n\r\n\x05\x04\x0e\x02\0\x03\x12\x04\xbb\x01\x1e\x1f\n6\n\x02\x04\
-    \x0f\x12\x06\xbf\x01\0\xc8\x01\x01\x1a(\x20A\x20user\x20or\x20group\x20a\
-    s\x20seen\x20by\x20the\x20caller.\n\n\x0b\n\x03\x04\x0f\x01\x12\x04\xbf\
-    \x01\x08\x0f\n+\n\x04\x04\x0f\x02\0\x12\x04\xc1\x01\x02\x12\x1a\x1d\x20T\
-    he\x20user's\x20or\x20group's\x20name.\n\n\r\n\x05\x04\x0f\x02\0\x05\x12\
-    \x04\xc1\x01\x02\x08\n\r\n\x05\x04\x0f\x02\0\x01\x12\x04\xc1\x01\t\r\n\r\
-    \n\x05\x04\x0f\x02\0\x03\x12\x04\xc1\x01\x10\x11\n\x1e\n\x04\x04\x0f\x02\
-    \x01\x12\x04\xc3\x01\x02\x17\x1a\x10\x20USER\x20or\x20GROUP.\n\n\r\n\x05\
-    \x04\x0f\x02\x01\x06\x12\x04\xc3\x01\x02\r\n\r\n\x05\x04\x0f\x02\x01\x01\
-    \x12\x04\xc3\x01\x0e\x12\n\r\n\x05\x04\x0f\x02\x01\x03\x12\x04\xc3\x01\
-    \x15\x16\nD\n\x04\x04\x0f\x02\x02\x12\x04\xc5\x01\x02\x1a\x1a6\x20For\
+    \x20to\x20the\x20sender.\n\n\r\n\x05\x04\x05\x02\0\x05\x12\x04\xa9\x01\
+    \x02\x08\n\r\n\x05\x04\x05\x02\0\x01\x12\x04\xa9\x01\t\x0b\n\r\n\x05\x04\
+    \x05\x02\0\x03\x12\x04\xa9\x01\x0e\x0f\n(\n\x04\x04\x05\x02\x01\x12\x04\
+    \xab\x01\x02\x14\x1a\x1a\x20The\x20sending\x20user's\x20name.\n\n\r\n\
+    \x05\x04\x05\x02\x01\x05\x12\x04\xab\x01\x02\x08\n\r\n\x05\x04\x05\x02\
+    \x01\x01\x12\x04\xab\x01\t\x0f\n\r\n\x05\x04\x05\x02\x01\x03\x12\x04\xab\
+    \x01\x12\x13\n:\n\x04\x04\x05\x02\x02\x12\x04\xad\x01\x02\x17\x1a,\x20Th\
+    e\x20user\x20or\x20group\x20the\x20message\x20was\x20sent\x20to.\n\n\r\n\
+    \x05\x04\x05\x02\x02\x05\x12\x04\xad\x01\x02\x08\n\r\n\x05\x04\x05\x02\
+    \x02\x01\x12\x04\xad\x01\t\x12\n\r\n\x05\x04\x05\x02\x02\x03\x12\x04\xad\
+    \x01\x15\x16\n9\n\x04\x04\x05\x02\x03\x12\x04\xaf\x01\x02!\x1a+\x20Wheth\
+    er\x20`recipient`\x20is\x20a\x20user\x20or\x20a\x20group.\n\n\r\n\x05\
+    \x04\x05\x02\x03\x06\x12\x04\xaf\x01\x02\r\n\r\n\x05\x04\x05\x02\x03\x01\
+    \x12\x04\xaf\x01\x0e\x1c\n\r\n\x05\x04\x05\x02\x03\x03\x12\x04\xaf\x01\
+    \x1f\x20\n\"\n\x04\x04\x05\x02\x04\x12\x04\xb1\x01\x02\x12\x1a\x14\x20Th\
+    e\x20text,\x20as\x20sent.\n\n\r\n\x05\x04\x05\x02\x04\x05\x12\x04\xb1\
+    \x01\x02\x08\n\r\n\x05\x04\x05\x02\x04\x01\x12\x04\xb1\x01\t\r\n\r\n\x05\
+    \x04\x05\x02\x04\x03\x12\x04\xb1\x01\x10\x11\ne\n\x04\x04\x05\x02\x05\
+    \x12\x04\xb4\x01\x02(\x1aW\x20When\x20the\x20server\x20accepted\x20the\
+    \x20message;\x20equal\x20to\x20the\x20`sent_at`\x20returned\x20to\n\x20t\
+    he\x20sender.\n\n\r\n\x05\x04\x05\x02\x05\x06\x12\x04\xb4\x01\x02\x1b\n\
+    \r\n\x05\x04\x05\x02\x05\x01\x12\x04\xb4\x01\x1c#\n\r\n\x05\x04\x05\x02\
+    \x05\x03\x12\x04\xb4\x01&'\n\x20\n\x02\x04\x06\x12\x06\xb8\x01\0\xbb\x01\
+    \x01\x1a\x12\x20Creates\x20a\x20group.\n\n\x0b\n\x03\x04\x06\x01\x12\x04\
+    \xb8\x01\x08\x1e\nO\n\x04\x04\x06\x02\0\x12\x04\xba\x01\x02\x12\x1aA\x20\
+    The\x20group's\x20name;\x20it\x20must\x20be\x20free\x20(no\x20connected\
+    \x20user\x20or\x20group).\n\n\r\n\x05\x04\x06\x02\0\x05\x12\x04\xba\x01\
+    \x02\x08\n\r\n\x05\x04\x06\x02\0\x01\x12\x04\xba\x01\t\r\n\r\n\x05\x04\
+    \x06\x02\0\x03\x12\x04\xba\x01\x10\x11\nA\n\x02\x04\x07\x12\x04\xbe\x01\
+    \0\"\x1a5\x20The\x20group\x20exists\x20and\x20the\x20caller\x20is\x20its\
+    \x20only\x20member.\n\n\x0b\n\x03\x04\x07\x01\x12\x04\xbe\x01\x08\x1f\n\
+    \x1e\n\x02\x04\x08\x12\x06\xc1\x01\0\xc4\x01\x01\x1a\x10\x20Joins\x20a\
+    \x20group.\n\n\x0b\n\x03\x04\x08\x01\x12\x04\xc1\x01\x08\x1c\n!\n\x04\
+    \x04\x08\x02\0\x12\x04\xc3\x01\x02\x12\x1a\x13\x20The\x20group's\x20name\
+    .\n\n\r\n\x05\x04\x08\x02\0\x05\x12\x04\xc3\x01\x02\x08\n\r\n\x05\x04\
+    \x08\x02\0\x01\x12\x04\xc3\x01\t\r\n\r\n\x05\x04\x08\x02\0\x03\x12\x04\
+    \xc3\x01\x10\x11\n8\n\x02\x04\t\x12\x06\xc7\x01\0\xcc\x01\x01\x1a*\x20Th\
+    e\x20caller\x20is\x20now\x20a\x20member\x20of\x20the\x20group.\n\n\x0b\n\
+    \x03\x04\t\x01\x12\x04\xc7\x01\x08\x1d\n\xe3\x01\n\x04\x04\t\x02\0\x12\
+    \x04\xcb\x01\x02\x16\x1a\xd4\x01\x20The\x20id\x20of\x20the\x20group's\
+    \x20newest\x20message\x20when\x20the\x20caller\x20joined\x20(0:\x20none)\
+    .\n\x20Every\x20message\x20the\x20stream\x20delivers\x20for\x20the\x20gr\
+    oup\x20after\x20the\x20join\x20has\x20a\n\x20larger\x20id;\x20GetHistory\
+    (before_id\x20=\x20position\x20+\x201)\x20is\x20what\x20came\x20before.\
+    \n\n\r\n\x05\x04\t\x02\0\x05\x12\x04\xcb\x01\x02\x08\n\r\n\x05\x04\t\x02\
+    \0\x01\x12\x04\xcb\x01\t\x11\n\r\n\x05\x04\t\x02\0\x03\x12\x04\xcb\x01\
+    \x14\x15\n\x1f\n\x02\x04\n\x12\x06\xcf\x01\0\xd2\x01\x01\x1a\x11\x20Leav\
+    es\x20a\x20group.\n\n\x0b\n\x03\x04\n\x01\x12\x04\xcf\x01\x08\x1d\n!\n\
+    \x04\x04\n\x02\0\x12\x04\xd1\x01\x02\x12\x1a\x13\x20The\x20group's\x20na\
+    me.\n\n\r\n\x05\x04\n\x02\0\x05\x12\x04\xd1\x01\x02\x08\n\r\n\x05\x04\n\
+    \x02\0\x01\x12\x04\xd1\x01\t\r\n\r\n\x05\x04\n\x02\0\x03\x12\x04\xd1\x01\
+    \x10\x11\nU\n\x02\x04\x0b\x12\x04\xd5\x01\0!\x1aI\x20The\x20caller\x20is\
+    \x20no\x20longer\x20a\x20member;\x20the\x20group\x20is\x20gone\x20if\x20\
+    it\x20was\x20the\x20last.\n\n\x0b\n\x03\x04\x0b\x01\x12\x04\xd5\x01\x08\
+    \x1e\n\x20\n\x02\x04\x0c\x12\x06\xd8\x01\0\xde\x01\x01\x1a\x12\x20Sends\
+    \x20a\x20message.\n\n\x0b\n\x03\x04\x0c\x01\x12\x04\xd8\x01\x08\x1a\n:\n\
+    \x04\x04\x0c\x02\0\x12\x04\xda\x01\x02\x17\x1a,\x20A\x20connected\x20use\
+    r's\x20name\x20or\x20a\x20group's\x20name.\n\n\r\n\x05\x04\x0c\x02\0\x05\
+    \x12\x04\xda\x01\x02\x08\n\r\n\x05\x04\x0c\x02\0\x01\x12\x04\xda\x01\t\
+    \x12\n\r\n\x05\x04\x0c\x02\0\x03\x12\x04\xda\x01\x15\x16\nz\n\x04\x04\
+    \x0c\x02\x01\x12\x04\xdd\x01\x02\x12\x1al\x20The\x20text:\x20not\x20empt\
+    y,\x20not\x20only\x20whitespace,\x20at\x20most\x20the\x20server's\x20lim\
+    it\x20in\n\x20bytes\x20of\x20UTF-8\x20(4096\x20by\x20default).\n\n\r\n\
+    \x05\x04\x0c\x02\x01\x05\x12\x04\xdd\x01\x02\x08\n\r\n\x05\x04\x0c\x02\
+    \x01\x01\x12\x04\xdd\x01\t\r\n\r\n\x05\x04\x0c\x02\x01\x03\x12\x04\xdd\
+    \x01\x10\x11\n_\n\x02\x04\r\x12\x06\xe2\x01\0\xe7\x01\x01\x1aQ\x20The\
+    \x20message\x20is\x20queued\x20for\x20every\x20recipient\x20connected\
+    \x20at\x20the\x20moment\x20of\x20the\n\x20send.\n\n\x0b\n\x03\x04\r\x01\
+    \x12\x04\xe2\x01\x08\x1b\n+\n\x04\x04\r\x02\0\x12\x04\xe4\x01\x02\x18\
+    \x1a\x1d\x20The\x20delivered\x20message's\x20id.\n\n\r\n\x05\x04\r\x02\0\
+    \x05\x12\x04\xe4\x01\x02\x08\n\r\n\x05\x04\r\x02\0\x01\x12\x04\xe4\x01\t\
+    \x13\n\r\n\x05\x04\r\x02\0\x03\x12\x04\xe4\x01\x16\x17\n2\n\x04\x04\r\
+    \x02\x01\x12\x04\xe6\x01\x02(\x1a$\x20The\x20delivered\x20message's\x20t\
+    imestamp.\n\n\r\n\x05\x04\r\x02\x01\x06\x12\x04\xe6\x01\x02\x1b\n\r\n\
+    \x05\x04\r\x02\x01\x01\x12\x04\xe6\x01\x1c#\n\r\n\x05\x04\r\x02\x01\x03\
+    \x12\x04\xe6\x01&'\n\x1d\n\x02\x04\x0e\x12\x04\xea\x01\0\x1e\x1a\x11\x20\
+    Lists\x20channels.\n\n\x0b\n\x03\x04\x0e\x01\x12\x04\xea\x01\x08\x1b\n5\
+    \n\x02\x04\x0f\x12\x06\xed\x01\0\xf0\x01\x01\x1a'\x20Every\x20connected\
+    \x20user\x20and\x20every\x20group.\n\n\x0b\n\x03\x04\x0f\x01\x12\x04\xed\
+    \x01\x08\x1c\n>\n\x04\x04\x0f\x02\0\x12\x04\xef\x01\x02\x20\x1a0\x20User\
+    s\x20first,\x20then\x20groups;\x20each\x20sorted\x20by\x20name.\n\n\r\n\
+    \x05\x04\x0f\x02\0\x04\x12\x04\xef\x01\x02\n\n\r\n\x05\x04\x0f\x02\0\x06\
+    \x12\x04\xef\x01\x0b\x12\n\r\n\x05\x04\x0f\x02\0\x01\x12\x04\xef\x01\x13\
+    \x1b\n\r\n\x05\x04\x0f\x02\0\x03\x12\x04\xef\x01\x1e\x1f\n6\n\x02\x04\
+    \x10\x12\x06\xf3\x01\0\xfc\x01\x01\x1a(\x20A\x20user\x20or\x20group\x20a\
+    s\x20seen\x20by\x20the\x20caller.\n\n\x0b\n\x03\x04\x10\x01\x12\x04\xf3\
+    \x01\x08\x0f\n+\n\x04\x04\x10\x02\0\x12\x04\xf5\x01\x02\x12\x1a\x1d\x20T\
+    he\x20user's\x20or\x20group's\x20name.\n\n\r\n\x05\x04\x10\x02\0\x05\x12\
+    \x04\xf5\x01\x02\x08\n\r\n\x05\x04\x10\x02\0\x01\x12\x04\xf5\x01\t\r\n\r\
+    \n\x05\x04\x10\x02\0\x03\x12\x04\xf5\x01\x10\x11\n\x1e\n\x04\x04\x10\x02\
+    \x01\x12\x04\xf7\x01\x02\x17\x1a\x10\x20USER\x20or\x20GROUP.\n\n\r\n\x05\
+    \x04\x10\x02\x01\x06\x12\x04\xf7\x01\x02\r\n\r\n\x05\x04\x10\x02\x01\x01\
+    \x12\x04\xf7\x01\x0e\x12\n\r\n\x05\x04\x10\x02\x01\x03\x12\x04\xf7\x01\
+    \x15\x16\nD\n\x04\x04\x10\x02\x02\x12\x04\xf9\x01\x02\x1a\x1a6\x20For\
     \x20a\x20group,\x20how\x20many\x20users\x20are\x20in\x20it;\x200\x20for\
-    \x20a\x20user.\n\n\r\n\x05\x04\x0f\x02\x02\x05\x12\x04\xc5\x01\x02\x08\n\
-    \r\n\x05\x04\x0f\x02\x02\x01\x12\x04\xc5\x01\t\x15\n\r\n\x05\x04\x0f\x02\
-    \x02\x03\x12\x04\xc5\x01\x18\x19\nN\n\x04\x04\x0f\x02\x03\x12\x04\xc7\
+    \x20a\x20user.\n\n\r\n\x05\x04\x10\x02\x02\x05\x12\x04\xf9\x01\x02\x08\n\
+    \r\n\x05\x04\x10\x02\x02\x01\x12\x04\xf9\x01\t\x15\n\r\n\x05\x04\x10\x02\
+    \x02\x03\x12\x04\xf9\x01\x18\x19\nN\n\x04\x04\x10\x02\x03\x12\x04\xfb\
     \x01\x02\x12\x1a@\x20For\x20a\x20group,\x20whether\x20the\x20caller\x20i\
-    s\x20a\x20member;\x20false\x20for\x20a\x20user.\n\n\r\n\x05\x04\x0f\x02\
-    \x03\x05\x12\x04\xc7\x01\x02\x06\n\r\n\x05\x04\x0f\x02\x03\x01\x12\x04\
-    \xc7\x01\x07\r\n\r\n\x05\x04\x0f\x02\x03\x03\x12\x04\xc7\x01\x10\x11b\
+    s\x20a\x20member;\x20false\x20for\x20a\x20user.\n\n\r\n\x05\x04\x10\x02\
+    \x03\x05\x12\x04\xfb\x01\x02\x06\n\r\n\x05\x04\x10\x02\x03\x01\x12\x04\
+    \xfb\x01\x07\r\n\r\n\x05\x04\x10\x02\x03\x03\x12\x04\xfb\x01\x10\x11\n-\
+    \n\x02\x04\x11\x12\x06\xff\x01\0\x89\x02\x01\x1a\x1f\x20Reads\x20a\x20gr\
+    oup's\x20kept\x20history.\n\n\x0b\n\x03\x04\x11\x01\x12\x04\xff\x01\x08\
+    \x19\n!\n\x04\x04\x11\x02\0\x12\x04\x81\x02\x02\x13\x1a\x13\x20The\x20gr\
+    oup's\x20name.\n\n\r\n\x05\x04\x11\x02\0\x05\x12\x04\x81\x02\x02\x08\n\r\
+    \n\x05\x04\x11\x02\0\x01\x12\x04\x81\x02\t\x0e\n\r\n\x05\x04\x11\x02\0\
+    \x03\x12\x04\x81\x02\x11\x12\nX\n\x04\x04\x11\x02\x01\x12\x04\x83\x02\
+    \x02\x16\x1aJ\x20>\x200:\x20forward\x20(catch-up):\x20the\x20oldest\x20`\
+    limit`\x20messages\x20with\x20id\x20>\x20after_id.\n\n\r\n\x05\x04\x11\
+    \x02\x01\x05\x12\x04\x83\x02\x02\x08\n\r\n\x05\x04\x11\x02\x01\x01\x12\
+    \x04\x83\x02\t\x11\n\r\n\x05\x04\x11\x02\x01\x03\x12\x04\x83\x02\x14\x15\
+    \n\x9d\x01\n\x04\x04\x11\x02\x02\x12\x04\x86\x02\x02\x17\x1a\x8e\x01\x20\
+    Otherwise\x20backward\x20(scrollback):\x20the\x20newest\x20`limit`\x20wi\
+    th\x20id\x20<\x20before_id\n\x20(0:\x20no\x20upper\x20bound).\x20Both\
+    \x20set:\x20the\x20oldest\x20`limit`\x20strictly\x20between.\n\n\r\n\x05\
+    \x04\x11\x02\x02\x05\x12\x04\x86\x02\x02\x08\n\r\n\x05\x04\x11\x02\x02\
+    \x01\x12\x04\x86\x02\t\x12\n\r\n\x05\x04\x11\x02\x02\x03\x12\x04\x86\x02\
+    \x15\x16\nV\n\x04\x04\x11\x02\x03\x12\x04\x88\x02\x02\x13\x1aH\x20Most\
+    \x20messages\x20returned:\x200\x20means\x2050;\x20more\x20than\x20500\
+    \x20is\x20INVALID_ARGUMENT.\n\n\r\n\x05\x04\x11\x02\x03\x05\x12\x04\x88\
+    \x02\x02\x08\n\r\n\x05\x04\x11\x02\x03\x01\x12\x04\x88\x02\t\x0e\n\r\n\
+    \x05\x04\x11\x02\x03\x03\x12\x04\x88\x02\x11\x12\n,\n\x02\x04\x12\x12\
+    \x06\x8c\x02\0\x96\x02\x01\x1a\x1e\x20A\x20page\x20of\x20a\x20group's\
+    \x20history.\n\n\x0b\n\x03\x04\x12\x01\x12\x04\x8c\x02\x08\x1a\n\x1d\n\
+    \x04\x04\x12\x02\0\x12\x04\x8e\x02\x02\x20\x1a\x0f\x20Oldest\x20first.\n\
+    \n\r\n\x05\x04\x12\x02\0\x04\x12\x04\x8e\x02\x02\n\n\r\n\x05\x04\x12\x02\
+    \0\x06\x12\x04\x8e\x02\x0b\x12\n\r\n\x05\x04\x12\x02\0\x01\x12\x04\x8e\
+    \x02\x13\x1b\n\r\n\x05\x04\x12\x02\0\x03\x12\x04\x8e\x02\x1e\x1f\nF\n\
+    \x04\x04\x12\x02\x01\x12\x04\x90\x02\x02\x10\x1a8\x20The\x20range\x20hol\
+    ds\x20more\x20kept\x20messages\x20than\x20were\x20returned.\n\n\r\n\x05\
+    \x04\x12\x02\x01\x05\x12\x04\x90\x02\x02\x06\n\r\n\x05\x04\x12\x02\x01\
+    \x01\x12\x04\x90\x02\x07\x0b\n\r\n\x05\x04\x12\x02\x01\x03\x12\x04\x90\
+    \x02\x0e\x0f\n\x92\x02\n\x04\x04\x12\x02\x02\x12\x04\x95\x02\x02\x15\x1a\
+    \x83\x02\x20Messages\x20of\x20the\x20range\x20that\x20are\x20no\x20longe\
+    r\x20kept\x20lie\x20beyond\x20this\x20page,\x20in\n\x20the\x20direction\
+    \x20of\x20reading:\x20for\x20a\x20forward\x20read\x20between\x20`after_i\
+    d`\x20and\x20the\n\x20first\x20message\x20returned;\x20for\x20a\x20backw\
+    ard\x20read\x20older\x20than\x20the\x20oldest\x20one\n\x20returned\x20(w\
+    hich\x20is\x20then\x20the\x20oldest\x20kept).\n\n\r\n\x05\x04\x12\x02\
+    \x02\x05\x12\x04\x95\x02\x02\x06\n\r\n\x05\x04\x12\x02\x02\x01\x12\x04\
+    \x95\x02\x07\x10\n\r\n\x05\x04\x12\x02\x02\x03\x12\x04\x95\x02\x13\x14b\
     \x06proto3\
 ";
 
@@ -2634,8 +3432,9 @@ pub fn file_descriptor() -> &'static ::protobuf::reflect::FileDescriptor {
         let generated_file_descriptor = generated_file_descriptor_lazy.get(|| {
             let mut deps = ::std::vec::Vec::with_capacity(1);
             deps.push(::protobuf::well_known_types::timestamp::file_descriptor().clone());
-            let mut messages = ::std::vec::Vec::with_capacity(16);
+            let mut messages = ::std::vec::Vec::with_capacity(19);
             messages.push(ConnectRequest::generated_message_descriptor_data());
+            messages.push(ResumeRequest::generated_message_descriptor_data());
             messages.push(ConnectResponse::generated_message_descriptor_data());
             messages.push(Connected::generated_message_descriptor_data());
             messages.push(Delivery::generated_message_descriptor_data());
@@ -2651,8 +3450,11 @@ pub fn file_descriptor() -> &'static ::protobuf::reflect::FileDescriptor {
             messages.push(ListChannelsRequest::generated_message_descriptor_data());
             messages.push(ListChannelsResponse::generated_message_descriptor_data());
             messages.push(Channel::generated_message_descriptor_data());
-            let mut enums = ::std::vec::Vec::with_capacity(1);
+            messages.push(GetHistoryRequest::generated_message_descriptor_data());
+            messages.push(GetHistoryResponse::generated_message_descriptor_data());
+            let mut enums = ::std::vec::Vec::with_capacity(2);
             enums.push(ChannelType::generated_enum_descriptor_data());
+            enums.push(ResumeStatus::generated_enum_descriptor_data());
             ::protobuf::reflect::GeneratedFileDescriptor::new_generated(
                 file_descriptor_proto(),
                 deps,

@@ -58,6 +58,13 @@ const METHOD_CHAT_SERVICE_LIST_CHANNELS: ::grpcio::Method<super::chat::ListChann
     resp_mar: ::grpcio::Marshaller { ser: ::grpcio::pb_ser, de: ::grpcio::pb_de },
 };
 
+const METHOD_CHAT_SERVICE_GET_HISTORY: ::grpcio::Method<super::chat::GetHistoryRequest, super::chat::GetHistoryResponse> = ::grpcio::Method {
+    ty: ::grpcio::MethodType::Unary,
+    name: "/chat.v1.ChatService/GetHistory",
+    req_mar: ::grpcio::Marshaller { ser: ::grpcio::pb_ser, de: ::grpcio::pb_de },
+    resp_mar: ::grpcio::Marshaller { ser: ::grpcio::pb_ser, de: ::grpcio::pb_de },
+};
+
 #[derive(Clone)]
 pub struct ChatServiceClient {
     pub client: ::grpcio::Client,
@@ -157,6 +164,22 @@ impl ChatServiceClient {
     pub fn list_channels_async(&self, req: &super::chat::ListChannelsRequest) -> ::grpcio::Result<::grpcio::ClientUnaryReceiver<super::chat::ListChannelsResponse>> {
         self.list_channels_async_opt(req, ::grpcio::CallOption::default())
     }
+
+    pub fn get_history_opt(&self, req: &super::chat::GetHistoryRequest, opt: ::grpcio::CallOption) -> ::grpcio::Result<super::chat::GetHistoryResponse> {
+        self.client.unary_call(&METHOD_CHAT_SERVICE_GET_HISTORY, req, opt)
+    }
+
+    pub fn get_history(&self, req: &super::chat::GetHistoryRequest) -> ::grpcio::Result<super::chat::GetHistoryResponse> {
+        self.get_history_opt(req, ::grpcio::CallOption::default())
+    }
+
+    pub fn get_history_async_opt(&self, req: &super::chat::GetHistoryRequest, opt: ::grpcio::CallOption) -> ::grpcio::Result<::grpcio::ClientUnaryReceiver<super::chat::GetHistoryResponse>> {
+        self.client.unary_call_async(&METHOD_CHAT_SERVICE_GET_HISTORY, req, opt)
+    }
+
+    pub fn get_history_async(&self, req: &super::chat::GetHistoryRequest) -> ::grpcio::Result<::grpcio::ClientUnaryReceiver<super::chat::GetHistoryResponse>> {
+        self.get_history_async_opt(req, ::grpcio::CallOption::default())
+    }
     pub fn spawn<F>(&self, f: F) where F: ::std::future::Future<Output = ()> + Send + 'static {
         self.client.spawn(f)
     }
@@ -179,6 +202,9 @@ pub trait ChatService {
         grpcio::unimplemented_call!(ctx, sink)
     }
     fn list_channels(&mut self, ctx: ::grpcio::RpcContext, _req: super::chat::ListChannelsRequest, sink: ::grpcio::UnarySink<super::chat::ListChannelsResponse>) {
+        grpcio::unimplemented_call!(ctx, sink)
+    }
+    fn get_history(&mut self, ctx: ::grpcio::RpcContext, _req: super::chat::GetHistoryRequest, sink: ::grpcio::UnarySink<super::chat::GetHistoryResponse>) {
         grpcio::unimplemented_call!(ctx, sink)
     }
 }
@@ -205,9 +231,13 @@ pub fn create_chat_service<S: ChatService + Send + Clone + 'static>(s: S) -> ::g
     builder = builder.add_unary_handler(&METHOD_CHAT_SERVICE_SEND_MESSAGE, move |ctx, req, resp| {
         instance.send_message(ctx, req, resp)
     });
-    let mut instance = s;
+    let mut instance = s.clone();
     builder = builder.add_unary_handler(&METHOD_CHAT_SERVICE_LIST_CHANNELS, move |ctx, req, resp| {
         instance.list_channels(ctx, req, resp)
+    });
+    let mut instance = s;
+    builder = builder.add_unary_handler(&METHOD_CHAT_SERVICE_GET_HISTORY, move |ctx, req, resp| {
+        instance.get_history(ctx, req, resp)
     });
     builder.build()
 }
