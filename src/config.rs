@@ -12,7 +12,7 @@ use slog::Level;
 use structopt::StructOpt;
 
 use crate::auth::{self, TokenConfig};
-use crate::domain::Limits;
+use crate::domain::{HistoryLimits, Limits, ResumeLimits};
 use crate::logging::LogFormat;
 use crate::metrics::http::HttpLimits;
 use crate::service::codec::DEFAULT_MAX_REQUEST_BYTES;
@@ -69,6 +69,29 @@ pub struct Opt {
     /// JoinGroupChat fail with RESOURCE_EXHAUSTED
     #[structopt(long, default_value = "100")]
     pub max_groups_per_user: usize,
+
+    /// Most messages each group keeps in its history, for GetHistory (0:
+    /// history off)
+    #[structopt(long, default_value = "100")]
+    pub history_size: usize,
+
+    /// Most bytes of text each group keeps in its history
+    #[structopt(long, default_value = "262144")]
+    pub history_bytes: usize,
+
+    /// How long after a stream ends its session may be resumed, e.g. 120s,
+    /// 90 (seconds) or 0 (resume off; at most 3600s)
+    #[structopt(long, default_value = "120s")]
+    pub resume_window: String,
+
+    /// Most messages kept per ended session for a resume (at most
+    /// --queue-depth)
+    #[structopt(long, default_value = "300")]
+    pub resume_size: usize,
+
+    /// Most bytes of text kept per ended session for a resume
+    #[structopt(long, default_value = "262144")]
+    pub resume_bytes: usize,
 
     /// Seconds of idleness after which the server pings a connection
     #[structopt(long, default_value = "30")]
@@ -278,6 +301,11 @@ impl Config {
                 opt.log_level
             ))
         })?;
+        let history = HistoryLimits {
+            messages: opt.history_size,
+            bytes: opt.history_bytes,
+        };
+        let resume = resume_limits(&opt, queue_depth, queue_bytes)?;
         let write_delay = delay_flag("write-delay", &opt.write_delay)?;
         let busy_write_delay = delay_flag("busy-write-delay", &opt.busy_write_delay)?;
         let cluster = cluster_config(opt.redis, opt.redis_prefix, opt.node_lease_secs)?;
@@ -311,6 +339,8 @@ impl Config {
                 queue_bytes,
                 max_text_bytes,
                 max_groups_per_user,
+                history,
+                resume,
             },
             log_level,
             log_format: opt.log_format,
@@ -341,6 +371,8 @@ impl Config {
                 queue_bytes: 1024 * 1024,
                 max_text_bytes: 4096,
                 max_groups_per_user: 100,
+                history: HistoryLimits::DEFAULT,
+                resume: ResumeLimits::DEFAULT,
             },
             log_level: Level::Info,
             log_format: LogFormat::Term,
@@ -437,6 +469,52 @@ fn delay_flag(flag: &str, text: &str) -> Result<Duration, ConfigError> {
                 "--{flag} must be a duration of at most 1s such as 0, 500us or 2ms; got {text:?}"
             ))
         })
+}
+
+/// Longest `--resume-window`.
+const MAX_RESUME_WINDOW: Duration = Duration::from_secs(3600);
+
+/// What a message counts for in a queue beyond its text, at most (two
+/// 64-character names and the fixed allowance of `Message::queued_bytes`).
+const QUEUED_OVERHEAD: usize = 2 * crate::domain::MAX_NAME_LEN + 32;
+
+/// Checks the resume flags: a full replay must fit in a fresh queue.
+fn resume_limits(
+    opt: &Opt,
+    queue_depth: usize,
+    queue_bytes: usize,
+) -> Result<ResumeLimits, ConfigError> {
+    let text = opt.resume_window.as_str();
+    let window = text
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+        .or_else(|| parse_duration(text))
+        .filter(|window| *window <= MAX_RESUME_WINDOW)
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "--resume-window must be a duration of at most 3600s such as 0, 120s or 90; got {text:?}"
+            ))
+        })?;
+    if opt.resume_size > queue_depth {
+        return Err(ConfigError(format!(
+            "--resume-size must be at most --queue-depth ({queue_depth}), got {}",
+            opt.resume_size
+        )));
+    }
+    let replay_bytes = opt
+        .resume_bytes
+        .saturating_add(opt.resume_size.saturating_mul(QUEUED_OVERHEAD));
+    if replay_bytes > queue_bytes {
+        return Err(ConfigError(format!(
+            "--resume-bytes plus {QUEUED_OVERHEAD} bytes per --resume-size message must fit in --queue-bytes ({queue_bytes}), got {replay_bytes}"
+        )));
+    }
+    Ok(ResumeLimits {
+        window,
+        messages: opt.resume_size,
+        bytes: opt.resume_bytes,
+    })
 }
 
 /// Parses `0`, `250us`, `2ms` or `1s` (whole numbers).

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use chat_proto::chat::{connect_response, ConnectRequest, ConnectResponse, Message};
+use chat_proto::chat::{
+    connect_response, ConnectRequest, ConnectResponse, Connected, Message, ResumeRequest,
+};
 use chat_proto::chat_grpc::ChatServiceClient;
 use crossbeam_channel::Receiver;
 use futures::channel::oneshot;
@@ -206,18 +208,38 @@ impl Api {
     /// # Errors
     /// The status the server refused the stream with.
     pub fn open_inbox(&self, username: &str, timeout: Duration) -> Result<Inbox, RpcStatus> {
+        self.open_session(username, None, timeout)
+            .map(|(inbox, _)| inbox)
+    }
+
+    /// Opens `username`'s inbox, asking to resume the session `resume`
+    /// names when given, and waits up to `timeout` for `connected`, which
+    /// it returns beside the inbox (its resume token, epoch and what
+    /// became of the resume).
+    ///
+    /// # Errors
+    /// The status the server refused the stream with.
+    pub fn open_session(
+        &self,
+        username: &str,
+        resume: Option<ResumeRequest>,
+        timeout: Duration,
+    ) -> Result<(Inbox, Connected), RpcStatus> {
         let mut request = ConnectRequest::new();
         request.username = username.to_owned();
+        request.resume = resume.into();
         let stream = self
             .client
             .connect_opt(&request, self.connect_options(username))
             .map_err(status_of)?;
         let inbox = Inbox::spawn(stream);
         match inbox.next_event(timeout) {
-            Some(InboxEvent::Connected(name)) if name == username => Ok(inbox),
-            Some(InboxEvent::Connected(name)) => Err(RpcStatus::with_message(
+            Some(InboxEvent::Connected(connected)) if connected.username == username => {
+                Ok((inbox, connected))
+            }
+            Some(InboxEvent::Connected(connected)) => Err(RpcStatus::with_message(
                 RpcStatusCode::INTERNAL,
-                format!("connected as {name:?}, not {username:?}"),
+                format!("connected as {:?}, not {username:?}", connected.username),
             )),
             Some(InboxEvent::Messages(_)) => Err(RpcStatus::with_message(
                 RpcStatusCode::INTERNAL,
@@ -357,8 +379,9 @@ pub fn status_of(error: grpcio::Error) -> RpcStatus {
 /// One event read from a Connect stream.
 #[derive(Debug, Clone)]
 pub enum InboxEvent {
-    /// The `connected` event, with the username.
-    Connected(String),
+    /// The `connected` event: the username, the resume token, the epoch
+    /// and what became of a resume.
+    Connected(Connected),
     /// A `delivery`: its messages, in order.
     Messages(Vec<Message>),
     /// The stream ended with this status (OK if it ended without one).
@@ -381,9 +404,7 @@ impl Inbox {
             let next = futures::executor::block_on(future::select(stream.next(), &mut cancelled));
             let event = match next {
                 future::Either::Left((Some(Ok(response)), _)) => match response.event {
-                    Some(connect_response::Event::Connected(c)) => {
-                        InboxEvent::Connected(c.username)
-                    }
+                    Some(connect_response::Event::Connected(c)) => InboxEvent::Connected(c),
                     Some(connect_response::Event::Delivery(d)) => InboxEvent::Messages(d.messages),
                     // An event kind this client does not know yet.
                     Some(_) | None => continue,

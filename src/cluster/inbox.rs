@@ -9,7 +9,7 @@
 //! interruption it resumes where it stopped.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use redis::Value;
@@ -220,17 +220,16 @@ fn apply_one(
             };
             let recipient: Name = Arc::from(text(fields, "r"));
             let sent_at = timestamp(number(fields, "ts"), number(fields, "tu"));
-            let message = Arc::new(Message {
-                id: number(fields, "id")
+            let message = Arc::new(Message::new(
+                number(fields, "id")
                     .and_then(|id| u64::try_from(id).ok())
                     .unwrap_or(0),
-                sender: Arc::from(text(fields, "s")),
-                recipient: Arc::clone(&recipient),
+                Arc::from(text(fields, "s")),
+                Arc::clone(&recipient),
                 recipient_kind,
-                text: text(fields, "t"),
+                Arc::from(text(fields, "t")),
                 sent_at,
-                encoded: OnceLock::new(),
-            });
+            ));
             let targets: Vec<SessionId> = if recipient_kind == ChannelKind::User {
                 connection_of(fields).into_iter().collect()
             } else {

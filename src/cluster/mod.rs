@@ -28,8 +28,9 @@ use slog::{info, warn, Logger};
 use crate::config::ClusterConfig;
 use crate::domain::{
     check_group_name, check_message, check_name, mailbox::mailbox, ChannelInfo, ChannelKind,
-    ChatEngine, ChatError, ChatStats, CloseReason, Connected, Departure, Disconnect, Left, Limits,
-    Name, Outbox, Reply, Sent, Session, SessionId, StoreStats, WakeTicker, Wakeups,
+    ChatEngine, ChatError, ChatStats, CloseReason, Connected, Departure, Disconnect, HistoryPage,
+    HistoryQuery, Left, Limits, Name, Outbox, Reply, ResumeRequest, ResumeStatus, Sent, Session,
+    SessionId, StoreStats, WakeTicker, Wakeups,
 };
 use store::{Answer, Call, Lanes, Script, Store, Unreachable};
 
@@ -410,7 +411,13 @@ impl Node {
                 let result = match answer {
                     Ok(answer) if answer.is_ok() => {
                         let owner: Arc<dyn Disconnect> = Arc::clone(&me) as Arc<dyn Disconnect>;
-                        Ok((Session::new(owner, name, id, outbox), inbox))
+                        Ok(Connected {
+                            session: Session::new(owner, name, id, outbox),
+                            inbox,
+                            resume_token: String::new(),
+                            epoch: Arc::from(""),
+                            resume_status: ResumeStatus::NotAsked,
+                        })
                     }
                     Ok(answer) => {
                         me.forget(id);
@@ -604,7 +611,7 @@ impl ClusterEngine {
 }
 
 impl ChatEngine for ClusterEngine {
-    fn connect(&self, username: &str) -> Reply<Connected> {
+    fn connect(&self, username: &str, _resume: Option<ResumeRequest>) -> Reply<Connected> {
         self.node.connect(username)
     }
 
@@ -612,8 +619,12 @@ impl ChatEngine for ClusterEngine {
         self.group_call(caller, name, Script::CreateGroup, |_| ())
     }
 
-    fn join_group(&self, caller: &str, name: &str) -> Reply<()> {
-        self.group_call(caller, name, Script::JoinGroup, |_| ())
+    fn join_group(&self, caller: &str, name: &str) -> Reply<u64> {
+        self.group_call(caller, name, Script::JoinGroup, |_| 0)
+    }
+
+    fn history(&self, _caller: &str, _group: &str, _query: HistoryQuery) -> Reply<HistoryPage> {
+        Reply::now(Err(ChatError::Unavailable("history: in progress".into())))
     }
 
     fn leave_group(&self, caller: &str, name: &str) -> Reply<Left> {

@@ -16,8 +16,10 @@ use std::task::{Context, Poll};
 use futures::future::BoxFuture;
 
 use super::error::ChatError;
+use super::history::{HistoryPage, HistoryQuery};
 use super::mailbox::{Inbox, Outbox};
 use super::registry::{ChannelInfo, Departure, Left, Name, Sent, SessionId, Wakeups};
+use super::resume::{ResumeRequest, ResumeStatus};
 use super::stats::ChatStats;
 
 /// What the engine answers an operation with: a result now, or a future
@@ -62,28 +64,46 @@ impl<T> Future for Reply<T> {
 
 impl<T> Unpin for Reply<T> {}
 
-/// A new connection: the session that owns the user's name and the inbox
-/// its stream reads.
-pub type Connected = (Session, Inbox);
+/// A new connection: the session that owns the user's name, the inbox its
+/// stream reads, and what the client is told of its resume.
+#[derive(Debug)]
+pub struct Connected {
+    /// Owns the user's registration.
+    pub session: Session,
+    /// Where the stream reads its messages; a resumed session's replay is
+    /// already queued in it, ahead of anything newer.
+    pub inbox: Inbox,
+    /// The secret that resumes this session once it ends.
+    pub resume_token: String,
+    /// The state's epoch: ids, positions and tokens of another mean nothing.
+    pub epoch: Arc<str>,
+    /// What became of the resume the Connect asked for.
+    pub resume_status: ResumeStatus,
+}
 
 /// Every chat operation, as the adapter calls it. Callers are named by the
 /// username their request carries; each method lists the [`ChatError`]s it
 /// answers with.
 pub trait ChatEngine: Send + Sync {
     /// Registers `username` as connected and returns its session and inbox.
-    /// Errors: `InvalidName`, `NameTaken`, `TooManyConnections`,
-    /// `ShuttingDown`, `Unavailable`.
-    fn connect(&self, username: &str) -> Reply<Connected>;
+    /// The first successful connect of a username ends what its last
+    /// session left for a resume: with `resume` and the right token, its
+    /// kept messages after `resume.after_id` are queued first (or the
+    /// status says why not). Errors: `InvalidName`, `NameTaken`,
+    /// `TooManyConnections`, `ShuttingDown`, `Unavailable`; a refused
+    /// connect changes nothing.
+    fn connect(&self, username: &str, resume: Option<ResumeRequest>) -> Reply<Connected>;
 
     /// Creates group `name` with `caller` as its only member. Errors:
     /// `Unauthenticated`, `InvalidName`, `NameTaken`, `TooManyGroups`,
     /// `ShuttingDown`, `Unavailable`.
     fn create_group(&self, caller: &str, name: &str) -> Reply<()>;
 
-    /// Adds `caller` to group `name`. Errors: `Unauthenticated`,
+    /// Adds `caller` to group `name`; answers the id of the group's newest
+    /// message at the join (0: none). Errors: `Unauthenticated`,
     /// `InvalidName`, `GroupNotFound`, `AlreadyMember`, `TooManyGroups`,
     /// `ShuttingDown`, `Unavailable`.
-    fn join_group(&self, caller: &str, name: &str) -> Reply<()>;
+    fn join_group(&self, caller: &str, name: &str) -> Reply<u64>;
 
     /// Removes `caller` from group `name`, deleting the group if it empties.
     /// Errors: `Unauthenticated`, `InvalidName`, `GroupNotFound`,
@@ -100,6 +120,11 @@ pub trait ChatEngine: Send + Sync {
     /// Every connected user, then every group, each sorted by name, as seen
     /// by `caller`. Errors: `Unauthenticated`, `ShuttingDown`, `Unavailable`.
     fn list_channels(&self, caller: &str) -> Reply<Vec<ChannelInfo>>;
+
+    /// One page of group `group`'s kept history, for a member. Errors:
+    /// `Unauthenticated`, `InvalidName`, `GroupNotFound`, `MembersOnly`,
+    /// `ShuttingDown`, `Unavailable`.
+    fn history(&self, caller: &str, group: &str, query: HistoryQuery) -> Reply<HistoryPage>;
 
     /// Starts shutdown: new work is refused and every local stream is told
     /// to end with the shutdown reason.

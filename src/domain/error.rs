@@ -20,6 +20,13 @@ pub enum ChatError {
     /// The text of a message is empty, whitespace-only or too long.
     /// Status: INVALID_ARGUMENT.
     InvalidText(TextProblem),
+    /// A page size is over its maximum. Status: INVALID_ARGUMENT.
+    InvalidLimit {
+        /// The limit asked for.
+        limit: u32,
+        /// The most allowed.
+        max: u32,
+    },
     /// The caller did not name a connected user. Status: UNAUTHENTICATED.
     Unauthenticated,
     /// The name is held by a connected user or an existing group.
@@ -43,6 +50,9 @@ pub enum ChatError {
     /// The caller tried to send to a group it is not in.
     /// Status: PERMISSION_DENIED.
     NotMemberOfRecipient(String),
+    /// The caller asked for the history of a group it is not in.
+    /// Status: PERMISSION_DENIED.
+    MembersOnly(String),
     /// A direct recipient's outbound queue was full; that recipient has been
     /// disconnected. Status: RESOURCE_EXHAUSTED.
     RecipientOverloaded(String),
@@ -78,6 +88,9 @@ impl fmt::Display for ChatError {
             ChatError::InvalidText(TextProblem::TooLong { len, limit }) => {
                 write!(f, "invalid text: {len} bytes, the limit is {limit}")
             }
+            ChatError::InvalidLimit { limit, max } => {
+                write!(f, "invalid limit: {limit}, the most is {max}")
+            }
             ChatError::Unauthenticated => write!(
                 f,
                 "the authorization header must name a connected user (connect first)"
@@ -99,6 +112,9 @@ impl fmt::Display for ChatError {
             ChatError::NotMember(name) => write!(f, "not a member of group {name:?}"),
             ChatError::NotMemberOfRecipient(name) => {
                 write!(f, "only members may send to group {name:?}")
+            }
+            ChatError::MembersOnly(name) => {
+                write!(f, "only members may read the history of group {name:?}")
             }
             ChatError::RecipientOverloaded(name) => write!(
                 f,

@@ -16,6 +16,7 @@ use crossbeam_channel::{Receiver, Sender};
 use futures::task::AtomicWaker;
 
 use super::registry::{Departure, Message};
+use super::resume::{Recent, ResumeLimits};
 use super::wake_ticker::WakeTicker;
 
 /// Why the server closed a mailbox.
@@ -60,6 +61,11 @@ struct Signal {
     message_limit: usize,
     /// Defers the reader's wake-ups for new messages (not for closing).
     ticker: Option<WakeTicker>,
+    /// The most recent messages addressed to the connection, queued or
+    /// already written, kept for a resume once it ends; `None` with resume
+    /// off. Pushes happen under the engine's lock, so this lock is never
+    /// contended.
+    recent: Option<(Mutex<Recent>, ResumeLimits)>,
 }
 
 /// The sending half, held by the registry. Cheap to clone.
@@ -105,6 +111,17 @@ pub struct QueueFull;
 /// `byte_limit` bytes of them, and wakes its reader for new messages at once
 /// or, with a `ticker`, at its next tick.
 pub fn mailbox(capacity: usize, byte_limit: usize, ticker: Option<WakeTicker>) -> (Outbox, Inbox) {
+    resumable_mailbox(capacity, byte_limit, ticker, ResumeLimits::OFF)
+}
+
+/// [`mailbox`], also keeping the most recent messages pushed (within
+/// `resume`) for [`Outbox::take_recent`] when resume is on.
+pub fn resumable_mailbox(
+    capacity: usize,
+    byte_limit: usize,
+    ticker: Option<WakeTicker>,
+    resume: ResumeLimits,
+) -> (Outbox, Inbox) {
     // Unbounded as a channel, bounded by the counts in `Signal`: it grows
     // in small blocks only when messages are queued.
     let (sender, receiver) = crossbeam_channel::unbounded();
@@ -112,6 +129,7 @@ pub fn mailbox(capacity: usize, byte_limit: usize, ticker: Option<WakeTicker>) -
         byte_limit,
         message_limit: capacity,
         ticker,
+        recent: resume.on().then(|| (Mutex::new(Recent::default()), resume)),
         ..Signal::default()
     });
     (
@@ -132,8 +150,18 @@ impl Outbox {
     /// accepts and drops the message: the reader's cleanup is on its way.
     /// [`QueueFull`] also when the message would take the queued bytes past
     /// the mailbox's byte limit.
+    ///
+    /// Every message pushed is also kept for a resume (when resume is on),
+    /// queued or not: a message refused here was still addressed to the
+    /// connection, and a resume of it replays the message.
     pub fn push(&self, message: Arc<Message>) -> Result<(), QueueFull> {
         let signal = &self.signal;
+        if let Some((recent, limits)) = &signal.recent {
+            recent
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(Arc::clone(&message), limits);
+        }
         let size = message.queued_bytes();
         if signal.queued_messages.fetch_add(1, Ordering::AcqRel) >= signal.message_limit {
             signal.queued_messages.fetch_sub(1, Ordering::AcqRel);
@@ -177,6 +205,15 @@ impl Outbox {
             self.signal.queued_messages.load(Ordering::Relaxed),
             self.signal.queued_bytes.load(Ordering::Relaxed),
         )
+    }
+
+    /// The messages kept for a resume, taken once the connection has ended
+    /// (nothing is pushed to it any more); `None` with resume off.
+    pub fn take_recent(&self) -> Option<Recent> {
+        let (recent, _) = self.signal.recent.as_ref()?;
+        Some(std::mem::take(
+            &mut *recent.lock().unwrap_or_else(PoisonError::into_inner),
+        ))
     }
 
     /// Keeps what the user's removal changed, for [`Outbox::take_departure`].

@@ -4,19 +4,23 @@
 
 pub mod engine;
 pub mod error;
+pub mod history;
 pub mod mailbox;
 pub mod names;
 pub mod registry;
+pub mod resume;
 pub mod stats;
 pub mod wake_ticker;
 
 pub use engine::{ChatEngine, Connected, Disconnect, Reply, Session};
 pub use error::{ChatError, TextProblem};
+pub use history::{Evicted, HistoryLimits, HistoryPage, HistoryQuery, KeptMessage};
 pub use mailbox::{CloseReason, Closer, Inbox, Outbox};
 pub use names::{check_name, NameProblem, MAX_NAME_LEN};
 pub use registry::{
     check_group_name, check_message, ChannelInfo, ChannelKind, Departure, Left, Limits, Message,
     Name, Registry, Sent, SessionId, Wakeups,
 };
+pub use resume::{Recent, ResumeLimits, ResumeRequest, ResumeStatus};
 pub use stats::{ChatStats, StoreStats, ROUND_TRIP_BOUNDS};
 pub use wake_ticker::{WakeTicker, BUSY_WAKES_PER_MS};

@@ -8,12 +8,14 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use super::engine::{ChatEngine, Connected, Disconnect, Reply, Session};
 use super::error::{ChatError, TextProblem};
-use super::mailbox::{mailbox, CloseReason, Inbox, Outbox};
+use super::history::{History, HistoryLimits, HistoryPage, HistoryQuery};
+use super::mailbox::{resumable_mailbox, CloseReason, Inbox, Outbox};
 use super::names::check_name;
+use super::resume::{new_token, Parked, ResumeLimits, ResumeRequest, ResumeStatus};
 use super::stats::ChatStats;
 use super::wake_ticker::WakeTicker;
 
@@ -59,9 +61,10 @@ pub struct Message {
     pub recipient: Name,
     /// Whether `recipient` is a user or a group.
     pub recipient_kind: ChannelKind,
-    /// The text as sent.
-    pub text: String,
-    /// When the registry accepted it.
+    /// The text as sent: one allocation, shared by every mailbox, history
+    /// and resume ring that holds the message.
+    pub text: Arc<str>,
+    /// When the registry accepted it, in whole microseconds.
     pub sent_at: SystemTime,
     /// The transport's encoded form of this message, filled by the first
     /// connection that writes it and reused by every other recipient, so a
@@ -70,6 +73,26 @@ pub struct Message {
 }
 
 impl Message {
+    /// A message not yet encoded by any connection.
+    pub fn new(
+        id: u64,
+        sender: Name,
+        recipient: Name,
+        recipient_kind: ChannelKind,
+        text: Arc<str>,
+        sent_at: SystemTime,
+    ) -> Message {
+        Message {
+            id,
+            sender,
+            recipient,
+            recipient_kind,
+            text,
+            sent_at,
+            encoded: OnceLock::new(),
+        }
+    }
+
     /// What the message counts for against a queue's byte limit: its
     /// strings plus a fixed allowance for ids, timestamp and framing.
     pub fn queued_bytes(&self) -> usize {
@@ -92,6 +115,20 @@ pub struct Limits {
     pub max_text_bytes: usize,
     /// Most groups one user may be in.
     pub max_groups_per_user: usize,
+    /// How much history each group keeps.
+    pub history: HistoryLimits,
+    /// How long, and how much, an ended session is kept for a resume.
+    pub resume: ResumeLimits,
+}
+
+impl Limits {
+    /// Whether a resume replay of `replay` fits in a fresh mailbox under
+    /// these limits (it always does when the resume flags are within the
+    /// queue's, which the configuration checks).
+    fn fits_in_queue(&self, replay: &[Arc<Message>]) -> bool {
+        replay.len() <= self.queue_depth
+            && replay.iter().map(|m| m.queued_bytes()).sum::<usize>() <= self.queue_bytes
+    }
 }
 
 /// A user or group as seen by the caller of [`Registry::list_channels`].
@@ -147,6 +184,8 @@ struct Connection {
     outbox: Outbox,
     /// The groups this user is in, to leave them on disconnect.
     groups: HashSet<Name>,
+    /// The secret that resumes this session once it ends.
+    resume_token: String,
 }
 
 /// A group's entry.
@@ -155,6 +194,8 @@ struct Group {
     /// The members and their outboxes: a group send walks this map alone,
     /// without a lookup per member.
     members: HashMap<Name, Outbox>,
+    /// Its most recent messages; gone with the group.
+    history: History,
 }
 
 /// Everything behind the registry's lock.
@@ -168,6 +209,10 @@ struct State {
     next_message_id: u64,
     /// Messages accepted so far, direct and to groups, for [`ChatStats`].
     sent: (u64, u64),
+    /// Messages and bytes of text kept in every group's history.
+    history_kept: (usize, usize),
+    /// Ended sessions kept for a resume.
+    parked: Parked,
     /// Set by [`Registry::shutdown`]: no new work is accepted.
     closing: bool,
 }
@@ -184,6 +229,9 @@ pub struct Registry {
     next_session: AtomicU64,
     /// This registry, for the sessions it hands out.
     me: Weak<Registry>,
+    /// Random, new with every registry: its ids, positions and resume
+    /// tokens mean nothing to another.
+    epoch: Arc<str>,
 }
 
 impl Registry {
@@ -206,6 +254,13 @@ impl Registry {
             }),
             next_session: AtomicU64::new(1),
             me: Weak::clone(me),
+            epoch: Arc::from(new_token().unwrap_or_else(|| {
+                // No OS randomness: the clock still tells two runs apart.
+                format!(
+                    "{:x}",
+                    super::history::micros_since_epoch(SystemTime::now())
+                )
+            })),
         })
     }
 
@@ -220,23 +275,44 @@ impl Registry {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers `username` as connected and returns its session and inbox.
+    /// Registers `username` as connected and returns its session and inbox,
+    /// asking no resume.
     ///
     /// # Errors
     /// `InvalidName`, `NameTaken`, `TooManyConnections`, `ShuttingDown`.
     pub fn connect(&self, username: &str) -> Result<(Session, Inbox), ChatError> {
+        self.connect_resuming(username, None)
+            .map(|connected| (connected.session, connected.inbox))
+    }
+
+    /// Registers `username` as connected. The first successful connect of
+    /// a username ends what its last session left for a resume; with
+    /// `resume` and that session's token, the kept messages after
+    /// `resume.after_id` are queued in the new inbox before anything else
+    /// can be (the lock is held from the claim to the registration).
+    ///
+    /// # Errors
+    /// `InvalidName`, `NameTaken`, `TooManyConnections`, `ShuttingDown`; a
+    /// refused connect changes nothing.
+    pub fn connect_resuming(
+        &self,
+        username: &str,
+        resume: Option<&ResumeRequest>,
+    ) -> Result<Connected, ChatError> {
         check_name(username).map_err(|problem| ChatError::InvalidName {
             field: "username",
             problem,
         })?;
-        let (outbox, inbox) = mailbox(
+        let (outbox, inbox) = resumable_mailbox(
             self.limits.queue_depth,
             self.limits.queue_bytes,
             self.ticker.clone(),
+            self.limits.resume,
         );
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         let name: Name = Arc::from(username);
-        {
+        let resume_token = new_token().unwrap_or_default();
+        let resume_status = {
             let mut state = self.lock();
             if state.closing {
                 return Err(ChatError::ShuttingDown);
@@ -247,22 +323,41 @@ impl Registry {
             if state.users.len() >= self.limits.max_connections {
                 return Err(ChatError::TooManyConnections(self.limits.max_connections));
             }
+            let (mut status, replay) = state.parked.claim(username, resume, Instant::now());
+            if status == ResumeStatus::Resumed {
+                if self.limits.fits_in_queue(&replay) {
+                    for message in replay {
+                        // Fits: checked just above, on an empty mailbox.
+                        let _ = outbox.push(message);
+                    }
+                } else {
+                    status = ResumeStatus::Gap;
+                }
+            }
             state.users.insert(
                 Arc::clone(&name),
                 Connection {
                     session: id,
                     outbox: outbox.clone(),
                     groups: HashSet::new(),
+                    resume_token: resume_token.clone(),
                 },
             );
-        }
+            status
+        };
         let owner: Arc<dyn Disconnect> = match self.me.upgrade() {
             Some(me) => me,
             // Only reachable while the registry is being dropped, when no
             // call can be running on it.
             None => return Err(ChatError::ShuttingDown),
         };
-        Ok((Session::new(owner, name, id, outbox), inbox))
+        Ok(Connected {
+            session: Session::new(owner, name, id, outbox),
+            inbox,
+            resume_token,
+            epoch: Arc::clone(&self.epoch),
+            resume_status,
+        })
     }
 
     /// Creates group `name` with `caller` as its only member.
@@ -290,12 +385,13 @@ impl Registry {
         Ok(())
     }
 
-    /// Adds `caller` to group `name`.
+    /// Adds `caller` to group `name`; answers the id of the group's newest
+    /// message at the join (0: none).
     ///
     /// # Errors
     /// `Unauthenticated`, `InvalidName`, `GroupNotFound`, `AlreadyMember`,
     /// `TooManyGroups`, `ShuttingDown`.
-    pub fn join_group(&self, caller: &str, name: &str) -> Result<(), ChatError> {
+    pub fn join_group(&self, caller: &str, name: &str) -> Result<u64, ChatError> {
         let valid = check_group_name(name);
         let mut state = self.lock();
         let caller = state.authenticate(caller)?;
@@ -312,11 +408,9 @@ impl Registry {
         let user = state.user_mut(&caller);
         user.groups.insert(Arc::clone(&group_name));
         let outbox = user.outbox.clone();
-        state
-            .group_mut(&group_name)
-            .members
-            .insert(Arc::clone(&caller), outbox);
-        Ok(())
+        let group = state.group_mut(&group_name);
+        group.members.insert(Arc::clone(&caller), outbox);
+        Ok(group.history.position())
     }
 
     /// Removes `caller` from group `name`, deleting the group if it empties.
@@ -380,9 +474,34 @@ impl Registry {
         // messages reach every member in the same order, and one sender's
         // messages reach a recipient in send order. Queueing never blocks;
         // readers are woken after the lock is released.
-        let sent = state.deliver(sender, recipient, text, &mut wake.0)?;
+        let sent = state.deliver(sender, recipient, text, &self.limits, &mut wake.0)?;
         drop(state);
         Ok((sent, wake))
+    }
+
+    /// One page of group `name`'s kept history, for a member.
+    ///
+    /// # Errors
+    /// `Unauthenticated`, `InvalidName`, `GroupNotFound`, `MembersOnly`,
+    /// `ShuttingDown`.
+    pub fn history(
+        &self,
+        caller: &str,
+        name: &str,
+        query: &HistoryQuery,
+    ) -> Result<HistoryPage, ChatError> {
+        let valid = check_group_name(name);
+        let state = self.lock();
+        let caller = state.authenticate(caller)?;
+        valid?;
+        let (group_name, group) = state
+            .groups
+            .get_key_value(name)
+            .ok_or_else(|| ChatError::GroupNotFound(name.to_owned()))?;
+        if !group.members.contains_key(&caller) {
+            return Err(ChatError::MembersOnly(name.to_owned()));
+        }
+        Ok(group.history.page(group_name, query))
     }
 
     /// Every connected user, then every group, each sorted by name, as seen
@@ -439,6 +558,8 @@ impl Registry {
             groups: state.groups.len(),
             direct_messages: state.sent.0,
             group_messages: state.sent.1,
+            history_messages: state.history_kept.0,
+            history_bytes: state.history_kept.1,
             ..ChatStats::default()
         };
         for connection in state.users.values() {
@@ -471,21 +592,21 @@ impl Disconnect for Registry {
         if state.users.get(name)?.session != id {
             return None;
         }
-        state.remove_user(name)
+        state.remove_user(name, &self.limits)
     }
 }
 
 /// The embedded engine: every operation is answered at once from memory.
 impl ChatEngine for Registry {
-    fn connect(&self, username: &str) -> Reply<Connected> {
-        Reply::now(Registry::connect(self, username))
+    fn connect(&self, username: &str, resume: Option<ResumeRequest>) -> Reply<Connected> {
+        Reply::now(self.connect_resuming(username, resume.as_ref()))
     }
 
     fn create_group(&self, caller: &str, name: &str) -> Reply<()> {
         Reply::now(Registry::create_group(self, caller, name))
     }
 
-    fn join_group(&self, caller: &str, name: &str) -> Reply<()> {
+    fn join_group(&self, caller: &str, name: &str) -> Reply<u64> {
         Reply::now(Registry::join_group(self, caller, name))
     }
 
@@ -499,6 +620,10 @@ impl ChatEngine for Registry {
 
     fn list_channels(&self, caller: &str) -> Reply<Vec<ChannelInfo>> {
         Reply::now(Registry::list_channels(self, caller))
+    }
+
+    fn history(&self, caller: &str, group: &str, query: HistoryQuery) -> Reply<HistoryPage> {
+        Reply::now(Registry::history(self, caller, group, &query))
     }
 
     fn shutdown(&self) {
@@ -593,24 +718,24 @@ impl State {
         sender: Name,
         recipient: &str,
         text: String,
+        limits: &Limits,
         wake: &mut Vec<Outbox>,
     ) -> Result<Sent, ChatError> {
         let id = self.next_message_id;
-        let sent_at = SystemTime::now();
+        let sent_at = now_in_micros();
         if let Some((recipient, connection)) = self.users.get_key_value(recipient) {
-            let message = Arc::new(Message {
+            let message = Arc::new(Message::new(
                 id,
                 sender,
-                recipient: Arc::clone(recipient),
-                recipient_kind: ChannelKind::User,
-                text,
+                Arc::clone(recipient),
+                ChannelKind::User,
+                Arc::from(text),
                 sent_at,
-                encoded: OnceLock::new(),
-            });
+            ));
             self.next_message_id += 1;
             if connection.outbox.push(message).is_err() {
                 let name = Arc::clone(recipient);
-                self.evict(&name);
+                self.evict(&name, limits);
                 return Err(ChatError::RecipientOverloaded(name.to_string()));
             }
             wake.push(connection.outbox.clone());
@@ -628,16 +753,23 @@ impl State {
         if !group.members.contains_key(&sender) {
             return Err(ChatError::NotMemberOfRecipient(recipient.to_owned()));
         }
-        let message = Arc::new(Message {
+        let group_name = Arc::clone(group_name);
+        let message = Arc::new(Message::new(
             id,
             sender,
-            recipient: Arc::clone(group_name),
-            recipient_kind: ChannelKind::Group,
-            text,
+            Arc::clone(&group_name),
+            ChannelKind::Group,
+            Arc::from(text),
             sent_at,
-            encoded: OnceLock::new(),
-        });
+        ));
         self.next_message_id += 1;
+        let Some(group) = self.groups.get_mut(&group_name) else {
+            unreachable!("group {group_name:?} was looked up under this lock");
+        };
+        // The history takes the message in the order members get it.
+        let (messages, bytes) = group.history.push(&message, limits.history);
+        self.history_kept.0 = self.history_kept.0.saturating_add_signed(messages);
+        self.history_kept.1 = self.history_kept.1.saturating_add_signed(bytes);
         wake.reserve(group.members.len());
         let mut evicted = Vec::new();
         for (member, outbox) in &group.members {
@@ -650,7 +782,7 @@ impl State {
         let recipients = group.members.len() - evicted.len();
         self.sent.1 += 1;
         for name in &evicted {
-            self.evict(name);
+            self.evict(name, limits);
         }
         Ok(Sent {
             id,
@@ -662,25 +794,36 @@ impl State {
 
     /// Disconnects a slow consumer: it leaves every group at once and its
     /// stream is told to end; its session reports the departure later.
-    fn evict(&mut self, name: &str) {
+    fn evict(&mut self, name: &str, limits: &Limits) {
         let Some(outbox) = self.users.get(name).map(|c| c.outbox.clone()) else {
             return;
         };
-        if let Some(departure) = self.remove_user(name) {
+        if let Some(departure) = self.remove_user(name, limits) {
             outbox.keep_departure(departure);
         }
         outbox.close(CloseReason::SlowConsumer);
     }
 
-    /// Removes a user and its memberships; returns what changed.
-    fn remove_user(&mut self, name: &str) -> Option<Departure> {
-        let connection = self.users.remove(name)?;
+    /// Removes a user and its memberships, keeping its recent messages for
+    /// a resume; returns what changed.
+    fn remove_user(&mut self, name: &str, limits: &Limits) -> Option<Departure> {
+        let (name, connection) = self.users.remove_entry(name)?;
+        if let Some(recent) = connection.outbox.take_recent() {
+            self.parked.park(
+                Arc::clone(&name),
+                connection.resume_token.clone(),
+                recent,
+                Instant::now(),
+                limits.resume.window,
+                limits.max_connections,
+            );
+        }
         let mut departure = Departure {
             groups_left: connection.groups.len(),
             groups_deleted: Vec::new(),
         };
         for group in connection.groups {
-            if self.remove_member(&group, name) {
+            if self.remove_member(&group, &name) {
                 departure.groups_deleted.push(group);
             }
         }
@@ -695,12 +838,22 @@ impl State {
         };
         entry.members.remove(member);
         if entry.members.is_empty() {
+            let (messages, bytes) = entry.history.kept();
+            self.history_kept.0 -= messages;
+            self.history_kept.1 -= bytes;
             self.groups.remove(group);
             true
         } else {
             false
         }
     }
+}
+
+/// Now, in whole microseconds: the precision a message's time is kept in
+/// history and in the cluster, so every copy of a message says the same.
+fn now_in_micros() -> SystemTime {
+    let micros = super::history::micros_since_epoch(SystemTime::now());
+    SystemTime::UNIX_EPOCH + Duration::from_micros(micros)
 }
 
 #[cfg(test)]

@@ -47,6 +47,10 @@ pub struct ChatStats {
     pub direct_messages: u64,
     /// Group messages accepted since the server started (only ever grows).
     pub group_messages: u64,
+    /// Messages kept in every group's history now.
+    pub history_messages: usize,
+    /// Bytes of text of those messages.
+    pub history_bytes: usize,
     /// A cluster node's work with the shared store; `None` on the embedded
     /// node.
     pub store: Option<StoreStats>,
@@ -65,6 +69,8 @@ mod tests {
             queue_bytes: 1 << 20,
             max_text_bytes: 64,
             max_groups_per_user: 10,
+            history: crate::domain::HistoryLimits::DEFAULT,
+            resume: crate::domain::ResumeLimits::DEFAULT,
         });
         let (_alice, alice_inbox) = registry.connect("alice").unwrap();
         let (bob, _bob_inbox) = registry.connect("bob").unwrap();
@@ -86,6 +92,8 @@ mod tests {
                 queued_bytes: bytes,
                 direct_messages: 1,
                 group_messages: 1,
+                history_messages: 1,
+                history_bytes: 3,
                 store: None,
             }
         );

@@ -91,6 +91,26 @@ fn families(snapshot: &Snapshot) -> Vec<MetricFamily> {
             "Bytes of queued messages, as counted against --queue-bytes.",
             chat.queued_bytes as f64,
         ),
+        gauge_family(
+            "chat_history_messages",
+            "Messages kept in group histories now (on a cluster node: every group's, from Redis).",
+            chat.history_messages as f64,
+        ),
+        gauge_family(
+            "chat_history_bytes",
+            "Bytes of text kept in group histories now.",
+            chat.history_bytes as f64,
+        ),
+        family(
+            "chat_resume_attempts_total",
+            "Connects that asked to resume a session, by the status they got.",
+            MetricType::COUNTER,
+            ["resumed", "gap", "unknown"]
+                .iter()
+                .zip(t.resumes)
+                .map(|(status, count)| counter(&[("status", status)], count))
+                .collect(),
+        ),
         counter_family(
             "chat_connections_total",
             "Connect streams opened (users connected).",

@@ -21,17 +21,20 @@ pub enum Rpc {
     SendMessage,
     /// `ListChannels`.
     ListChannels,
+    /// `GetHistory`.
+    GetHistory,
 }
 
 impl Rpc {
     /// Every RPC, in the order the series are written.
-    pub const ALL: [Rpc; 6] = [
+    pub const ALL: [Rpc; 7] = [
         Rpc::Connect,
         Rpc::CreateGroupChat,
         Rpc::JoinGroupChat,
         Rpc::LeaveGroupChat,
         Rpc::SendMessage,
         Rpc::ListChannels,
+        Rpc::GetHistory,
     ];
 
     /// The method's name: the `grpc_method` label, and the name logs use.
@@ -43,6 +46,7 @@ impl Rpc {
             Rpc::LeaveGroupChat => "LeaveGroupChat",
             Rpc::SendMessage => "SendMessage",
             Rpc::ListChannels => "ListChannels",
+            Rpc::GetHistory => "GetHistory",
         }
     }
 
@@ -55,6 +59,7 @@ impl Rpc {
             Rpc::LeaveGroupChat => "/chat.v1.ChatService/LeaveGroupChat",
             Rpc::SendMessage => "/chat.v1.ChatService/SendMessage",
             Rpc::ListChannels => "/chat.v1.ChatService/ListChannels",
+            Rpc::GetHistory => "/chat.v1.ChatService/GetHistory",
         }
     }
 

@@ -20,7 +20,7 @@ mod shard;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::domain::ChatStats;
+use crate::domain::{ChatStats, ResumeStatus};
 pub use labels::{Code, DisconnectReason, Rpc};
 use shard::{bucket_of, Shards};
 
@@ -130,6 +130,18 @@ impl Metrics {
             block.handled[at][code.index()].add(1);
             block.disconnects[reason.index()].add(1);
         });
+    }
+
+    /// A Connect that asked to resume a session got `status` (one that
+    /// asked nothing is not counted).
+    pub fn resume_attempted(&self, status: ResumeStatus) {
+        let at = match status {
+            ResumeStatus::NotAsked => return,
+            ResumeStatus::Resumed => 0,
+            ResumeStatus::Gap => 1,
+            ResumeStatus::Unknown => 2,
+        };
+        self.record(|block| block.resumes[at].add(1));
     }
 
     /// A Connect stream wrote one Delivery holding `messages` messages.

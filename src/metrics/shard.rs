@@ -80,6 +80,8 @@ pub struct Counts<C> {
     pub deliveries: C,
     /// `chat_refusals_total` by code.
     pub refusals: [C; Code::COUNT],
+    /// `chat_resume_attempts_total` by status: resumed, gap, unknown.
+    pub resumes: [C; 3],
 }
 
 /// One thread's counters.
@@ -110,6 +112,7 @@ impl Block {
         sum_into(&mut totals.disconnects, &self.disconnects);
         totals.deliveries = totals.deliveries.wrapping_add(self.deliveries.get());
         sum_into(&mut totals.refusals, &self.refusals);
+        sum_into(&mut totals.resumes, &self.resumes);
     }
 }
 

@@ -5,7 +5,9 @@ use chat_proto::chat::{self as proto, ChannelType};
 use protobuf::well_known_types::timestamp::Timestamp;
 use protobuf::{EnumOrUnknown, MessageField};
 
-use crate::domain::{ChannelInfo, ChannelKind, Message, Sent};
+use crate::domain::{
+    ChannelInfo, ChannelKind, Connected, HistoryPage, Message, ResumeStatus, Sent,
+};
 
 fn channel_type(kind: ChannelKind) -> EnumOrUnknown<ChannelType> {
     EnumOrUnknown::new(match kind {
@@ -21,7 +23,7 @@ pub fn message_to_proto(message: &Message) -> proto::Message {
     out.sender = message.sender.to_string();
     out.recipient = message.recipient.to_string();
     out.recipient_type = channel_type(message.recipient_kind);
-    out.text = message.text.clone();
+    out.text = message.text.to_string();
     out.sent_at = MessageField::some(Timestamp::from(message.sent_at));
     out
 }
@@ -48,5 +50,29 @@ pub fn channels_to_proto(channels: &[ChannelInfo]) -> proto::ListChannelsRespons
             channel
         })
         .collect();
+    out
+}
+
+/// The `connected` event's body for a new connection of `username`.
+pub fn connected_to_proto(username: String, connected: &Connected) -> proto::Connected {
+    let mut out = proto::Connected::new();
+    out.username = username;
+    out.resume_token = connected.resume_token.clone();
+    out.epoch = connected.epoch.to_string();
+    out.resume_status = EnumOrUnknown::new(match connected.resume_status {
+        ResumeStatus::NotAsked => proto::ResumeStatus::RESUME_STATUS_UNSPECIFIED,
+        ResumeStatus::Resumed => proto::ResumeStatus::RESUME_STATUS_RESUMED,
+        ResumeStatus::Gap => proto::ResumeStatus::RESUME_STATUS_GAP,
+        ResumeStatus::Unknown => proto::ResumeStatus::RESUME_STATUS_UNKNOWN,
+    });
+    out
+}
+
+/// The reply to GetHistory.
+pub fn history_to_proto(page: &HistoryPage) -> proto::GetHistoryResponse {
+    let mut out = proto::GetHistoryResponse::new();
+    out.messages = page.messages.iter().map(|m| message_to_proto(m)).collect();
+    out.more = page.more;
+    out.truncated = page.truncated;
     out
 }

@@ -17,7 +17,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use chat_proto::chat::{connect_response, ConnectResponse, Connected};
+use chat_proto::chat::{connect_response, ConnectResponse};
 use futures::Stream;
 use grpcio::{GrpcSlice, Marshaller, MessageReader, WriteFlags};
 use protobuf::Message as _;
@@ -62,8 +62,8 @@ pub const EVENT_MARSHALLER: Marshaller<EncodedEvent> = Marshaller {
 /// See the module documentation.
 pub struct DeliveryStream {
     inbox: Inbox,
-    /// The username for the `connected` event, until it is sent.
-    connected: Option<String>,
+    /// The `connected` event, until it is sent.
+    connected: Option<EncodedEvent>,
     /// A message taken from the inbox that did not fit in the last delivery.
     carry: Option<std::sync::Arc<Message>>,
     /// The messages of the delivery being built (kept to reuse its capacity).
@@ -77,13 +77,13 @@ pub struct DeliveryStream {
 }
 
 impl DeliveryStream {
-    /// A stream for `username`'s connection, reading from `inbox` and
+    /// A stream that writes `connected` first, then reads from `inbox`,
     /// writing what is queued whenever it is woken, counting each delivery
     /// in `metrics`.
-    pub fn new(username: String, inbox: Inbox, metrics: Metrics) -> DeliveryStream {
+    pub fn new(connected: EncodedEvent, inbox: Inbox, metrics: Metrics) -> DeliveryStream {
         DeliveryStream {
             inbox,
-            connected: Some(username),
+            connected: Some(connected),
             carry: None,
             batch: Vec::new(),
             closed: None,
@@ -145,9 +145,7 @@ fn entry(message: &Message) -> &[u8] {
 }
 
 /// The `connected` event.
-fn connected_event(username: String) -> EncodedEvent {
-    let mut connected = Connected::new();
-    connected.username = username;
+pub fn connected_event(connected: chat_proto::chat::Connected) -> EncodedEvent {
     let mut event = ConnectResponse::new();
     event.event = Some(connect_response::Event::Connected(connected));
     EncodedEvent(event.write_to_bytes().unwrap_or_default())
@@ -172,8 +170,8 @@ impl Stream for DeliveryStream {
         if this.closed.is_some() {
             return Poll::Ready(None);
         }
-        if let Some(username) = this.connected.take() {
-            return Poll::Ready(Some(Ok((connected_event(username), WriteFlags::default()))));
+        if let Some(connected) = this.connected.take() {
+            return Poll::Ready(Some(Ok((connected, WriteFlags::default()))));
         }
         if let Some(reason) = this.inbox.close_reason() {
             return this.close(reason);
@@ -229,15 +227,20 @@ mod tests {
     use crate::domain::{mailbox::mailbox, ChannelKind, Message, Outbox};
 
     fn message(id: u64, text_len: usize) -> Message {
-        Message {
+        Message::new(
             id,
-            sender: Arc::from("alice"),
-            recipient: Arc::from("bob"),
-            recipient_kind: ChannelKind::User,
-            text: "x".repeat(text_len),
-            sent_at: SystemTime::now(),
-            encoded: std::sync::OnceLock::new(),
-        }
+            Arc::from("alice"),
+            Arc::from("bob"),
+            ChannelKind::User,
+            Arc::from("x".repeat(text_len)),
+            SystemTime::now(),
+        )
+    }
+
+    fn bob_connected() -> EncodedEvent {
+        let mut connected = chat_proto::chat::Connected::new();
+        connected.username = "bob".into();
+        connected_event(connected)
     }
 
     fn push(outbox: &Outbox, id: u64, text_len: usize) {
@@ -276,7 +279,7 @@ mod tests {
 
     fn stream(capacity: usize) -> (Outbox, DeliveryStream) {
         let (outbox, inbox) = mailbox(capacity, 1 << 20, None);
-        let mut stream = DeliveryStream::new("bob".into(), inbox, Metrics::off());
+        let mut stream = DeliveryStream::new(bob_connected(), inbox, Metrics::off());
         assert_eq!(poll(&mut stream).unwrap().unwrap(), Vec::<u64>::new());
         (outbox, stream)
     }
@@ -285,7 +288,7 @@ mod tests {
     fn connected_comes_first_even_with_messages_waiting() {
         let (outbox, inbox) = mailbox(8, 1 << 20, None);
         push(&outbox, 1, 10);
-        let mut stream = DeliveryStream::new("bob".into(), inbox, Metrics::off());
+        let mut stream = DeliveryStream::new(bob_connected(), inbox, Metrics::off());
         assert_eq!(poll(&mut stream).unwrap().unwrap(), Vec::<u64>::new());
         assert_eq!(poll(&mut stream).unwrap().unwrap(), vec![1]);
     }

@@ -21,9 +21,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chat_proto::chat::{
-    ConnectRequest, CreateGroupChatRequest, CreateGroupChatResponse, JoinGroupChatRequest,
-    JoinGroupChatResponse, LeaveGroupChatRequest, LeaveGroupChatResponse, ListChannelsRequest,
-    ListChannelsResponse, SendMessageRequest, SendMessageResponse,
+    ConnectRequest, CreateGroupChatRequest, CreateGroupChatResponse, GetHistoryRequest,
+    GetHistoryResponse, JoinGroupChatRequest, JoinGroupChatResponse, LeaveGroupChatRequest,
+    LeaveGroupChatResponse, ListChannelsRequest, ListChannelsResponse, SendMessageRequest,
+    SendMessageResponse,
 };
 use chat_proto::chat_grpc::ChatService;
 use futures::{FutureExt, SinkExt};
@@ -31,7 +32,10 @@ use grpcio::{Method, MethodType, RpcContext, ServerStreamingSink, ServiceBuilder
 use slog::{debug, error, info, o, Logger};
 
 use crate::auth::TokenAuth;
-use crate::domain::{ChatEngine, CloseReason, Connected, Left, Reply, Session, Wakeups};
+use crate::domain::{
+    ChatEngine, CloseReason, Connected, HistoryQuery, Left, Reply, ResumeRequest, ResumeStatus,
+    Session, Wakeups,
+};
 use crate::metrics::{Code, DisconnectReason, Metrics, Rpc};
 use codec::{bad_request, request_marshaller, Raw, RequestCodec};
 use delivery::{DeliveryStream, EncodedEvent};
@@ -117,12 +121,16 @@ impl ChatHandler {
         sink: ServerStreamingSink<EncodedEvent>,
     ) {
         let log = self.inner.log.clone();
+        let resume = req.resume.into_option().map(|resume| ResumeRequest {
+            token: resume.token,
+            after_id: resume.after_id,
+        });
         let username = req.username;
         let expiry = match connect_identity(self.inner.tokens.as_ref(), &ctx, &log, &username) {
             Ok(expiry) => expiry,
             Err(status) => return refuse_stream(&ctx, sink, &log, "Connect", status),
         };
-        let registered = guarded(|| Ok(self.inner.engine.connect(&username)));
+        let registered = guarded(|| Ok(self.inner.engine.connect(&username, resume)));
         let reply = match registered {
             Ok(reply) => reply,
             Err(refused) => {
@@ -140,7 +148,7 @@ impl ChatHandler {
             }
             Ok(Ok(connected)) => {
                 if let Some(expiry) = &expiry {
-                    expiry.watch(&connected.1);
+                    expiry.watch(&connected.inbox);
                 }
                 ctx.spawn(open_stream(connected, username, &peer, sink, metrics, &log));
             }
@@ -152,7 +160,7 @@ impl ChatHandler {
                     match later.await {
                         Ok(connected) => {
                             if let Some(expiry) = &expiry {
-                                expiry.watch(&connected.1);
+                                expiry.watch(&connected.inbox);
                             }
                             metrics.connect_started(true, None);
                             open_stream(connected, username, &peer, sink, &metrics, &log).await;
@@ -344,6 +352,13 @@ pub fn chat_service(handler: ChatHandler, codec: RequestCodec) -> grpcio::Servic
         codec,
         <ChatHandler as ChatService>::list_channels,
     );
+    let builder = add_unary(
+        builder,
+        Rpc::GetHistory,
+        &handler,
+        codec,
+        <ChatHandler as ChatService>::get_history,
+    );
     builder.build()
 }
 
@@ -411,9 +426,12 @@ impl ChatService for ChatHandler {
             Rpc::JoinGroupChat,
             caller,
             reply,
-            move |log, caller, ()| {
-                debug!(log, "group joined"; "group" => &group, "user" => caller);
-                (JoinGroupChatResponse::new(), None)
+            move |log, caller, position| {
+                debug!(log, "group joined";
+                    "group" => &group, "user" => caller, "position" => position);
+                let mut response = JoinGroupChatResponse::new();
+                response.position = position;
+                (response, None)
             },
         );
     }
@@ -493,6 +511,27 @@ impl ChatService for ChatHandler {
             |_, _, channels| (convert::channels_to_proto(&channels), None),
         );
     }
+
+    fn get_history(
+        &mut self,
+        ctx: RpcContext<'_>,
+        req: GetHistoryRequest,
+        sink: UnarySink<GetHistoryResponse>,
+    ) {
+        let Some((caller, sink)) = self.authenticated(&ctx, sink, "GetHistory") else {
+            return;
+        };
+        let reply = guarded(|| {
+            let query = HistoryQuery::new(req.after_id, req.before_id, req.limit);
+            Ok(match query {
+                Ok(query) => self.inner.engine.history(&caller, &req.group, query),
+                Err(invalid) => Reply::now(Err(invalid)),
+            })
+        });
+        self.answer(&ctx, sink, Rpc::GetHistory, caller, reply, |_, _, page| {
+            (convert::history_to_proto(&page), None)
+        });
+    }
 }
 
 /// Logs a new connection and returns the task that serves its stream (see
@@ -502,7 +541,7 @@ impl ChatService for ChatHandler {
 /// the task, not an `async fn`: the task a stream lives in stays as small as
 /// [`serve_connection`]'s own state.
 fn open_stream(
-    (session, inbox): Connected,
+    connected: Connected,
     username: String,
     peer: &str,
     sink: ServerStreamingSink<EncodedEvent>,
@@ -510,8 +549,16 @@ fn open_stream(
     log: &Logger,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let log = log.new(o!("user" => username.clone()));
-    info!(log, "connected"; "peer" => peer);
-    let stream = DeliveryStream::new(username, inbox, metrics.clone());
+    let resume_status = connected.resume_status;
+    if resume_status == ResumeStatus::NotAsked {
+        info!(log, "connected"; "peer" => peer);
+    } else {
+        info!(log, "connected"; "peer" => peer, "resume" => resume_status.name());
+    }
+    metrics.resume_attempted(resume_status);
+    let event = delivery::connected_event(convert::connected_to_proto(username, &connected));
+    let Connected { session, inbox, .. } = connected;
+    let stream = DeliveryStream::new(event, inbox, metrics.clone());
     let panic_log = log.clone();
     AssertUnwindSafe(serve_connection(
         session,

@@ -75,9 +75,9 @@ pub fn code_of_reply<T>(result: &Result<T, RpcStatus>) -> RpcStatusCode {
 /// The status code a domain error is answered with.
 pub fn code_of(error: &ChatError) -> RpcStatusCode {
     match error {
-        ChatError::InvalidName { .. } | ChatError::InvalidText(_) => {
-            RpcStatusCode::INVALID_ARGUMENT
-        }
+        ChatError::InvalidName { .. }
+        | ChatError::InvalidText(_)
+        | ChatError::InvalidLimit { .. } => RpcStatusCode::INVALID_ARGUMENT,
         ChatError::Unauthenticated => RpcStatusCode::UNAUTHENTICATED,
         ChatError::NameTaken(_) | ChatError::AlreadyMember(_) => RpcStatusCode::ALREADY_EXISTS,
         ChatError::TooManyConnections(_)
@@ -85,7 +85,9 @@ pub fn code_of(error: &ChatError) -> RpcStatusCode {
         | ChatError::RecipientOverloaded(_) => RpcStatusCode::RESOURCE_EXHAUSTED,
         ChatError::GroupNotFound(_) | ChatError::RecipientNotFound(_) => RpcStatusCode::NOT_FOUND,
         ChatError::NotMember(_) => RpcStatusCode::FAILED_PRECONDITION,
-        ChatError::NotMemberOfRecipient(_) => RpcStatusCode::PERMISSION_DENIED,
+        ChatError::NotMemberOfRecipient(_) | ChatError::MembersOnly(_) => {
+            RpcStatusCode::PERMISSION_DENIED
+        }
         ChatError::ShuttingDown | ChatError::Unavailable(_) => RpcStatusCode::UNAVAILABLE,
     }
 }
@@ -307,6 +309,8 @@ mod tests {
             queue_bytes: 1 << 20,
             max_text_bytes: 64,
             max_groups_per_user: 10,
+            history: crate::domain::HistoryLimits::DEFAULT,
+            resume: crate::domain::ResumeLimits::DEFAULT,
         });
         let (_alice, _inbox) = registry.connect("alice").unwrap();
         let refused = guarded::<()>(|| {

@@ -224,6 +224,8 @@ fn registry(queue_depth: usize, queue_bytes: usize) -> Arc<Registry> {
         queue_bytes,
         max_text_bytes: MAX_TEXT_BYTES,
         max_groups_per_user: MAX_GROUPS_PER_USER,
+        history: crate::domain::HistoryLimits::DEFAULT,
+        resume: crate::domain::ResumeLimits::DEFAULT,
     })
 }
 
@@ -248,7 +250,7 @@ impl Expected {
             sender: message.sender.to_string(),
             recipient: message.recipient.to_string(),
             kind: message.recipient_kind,
-            text: message.text.clone(),
+            text: message.text.to_string(),
             sent_at: message.sent_at,
         }
     }
@@ -490,7 +492,10 @@ fn apply_to_both(reg: &Arc<Registry>, model: &mut Model, held: &mut Vec<Held>, o
             prop_assert_eq!(reg.create_group(caller, group), model.create(caller, group));
         }
         Op::Join { caller, group } => {
-            prop_assert_eq!(reg.join_group(caller, group), model.join(caller, group));
+            prop_assert_eq!(
+                reg.join_group(caller, group).map(|_| ()),
+                model.join(caller, group)
+            );
         }
         Op::Leave { caller, group } => {
             prop_assert_eq!(reg.leave_group(caller, group), model.leave(caller, group));

@@ -10,6 +10,8 @@ fn registry() -> Arc<Registry> {
         queue_bytes: 1 << 20,
         max_text_bytes: 64,
         max_groups_per_user: 100,
+        history: crate::domain::HistoryLimits::DEFAULT,
+        resume: crate::domain::ResumeLimits::DEFAULT,
     })
 }
 
@@ -22,7 +24,7 @@ fn drain(inbox: &Inbox) -> Vec<Arc<Message>> {
 }
 
 fn texts(inbox: &Inbox) -> Vec<String> {
-    drain(inbox).iter().map(|m| m.text.clone()).collect()
+    drain(inbox).iter().map(|m| m.text.to_string()).collect()
 }
 
 fn names(channels: &[ChannelInfo]) -> Vec<(&str, ChannelKind, u32, bool)> {
@@ -64,6 +66,8 @@ fn connect_refuses_past_the_connection_limit() {
         queue_bytes: 1 << 20,
         max_text_bytes: 64,
         max_groups_per_user: 100,
+        history: crate::domain::HistoryLimits::DEFAULT,
+        resume: crate::domain::ResumeLimits::DEFAULT,
     });
     let _a = reg.connect("a").unwrap();
     let b = reg.connect("b").unwrap();
@@ -123,6 +127,8 @@ fn a_stale_session_does_not_remove_a_newer_owner_of_the_name() {
         queue_bytes: 1 << 20,
         max_text_bytes: 64,
         max_groups_per_user: 100,
+        history: crate::domain::HistoryLimits::DEFAULT,
+        resume: crate::domain::ResumeLimits::DEFAULT,
     });
     let (_a, _ai) = reg.connect("a").unwrap();
     let (old_b, _bi) = reg.connect("b").unwrap();
@@ -259,7 +265,7 @@ fn direct_messages_reach_the_recipient_only_and_in_order() {
     assert_eq!(&*got[0].sender, "alice");
     assert_eq!(&*got[0].recipient, "bob");
     assert_eq!(got[0].recipient_kind, ChannelKind::User);
-    assert_eq!(got[1].text, "two");
+    assert_eq!(&*got[1].text, "two");
     assert!(drain(&ai).is_empty());
     // To oneself: once.
     reg.send("alice", "alice", "me".into()).unwrap();
@@ -298,6 +304,8 @@ fn a_full_group_member_is_evicted_and_the_others_still_receive() {
         queue_bytes: 1 << 20,
         max_text_bytes: 64,
         max_groups_per_user: 100,
+        history: crate::domain::HistoryLimits::DEFAULT,
+        resume: crate::domain::ResumeLimits::DEFAULT,
     });
     let (_a, ai) = reg.connect("alice").unwrap();
     let (mut slow, si) = reg.connect("slow").unwrap();
@@ -349,6 +357,8 @@ fn concurrent_group_senders_give_every_member_the_same_order() {
         queue_bytes: 1 << 20,
         max_text_bytes: 64,
         max_groups_per_user: 100,
+        history: crate::domain::HistoryLimits::DEFAULT,
+        resume: crate::domain::ResumeLimits::DEFAULT,
     });
     let mut sessions = Vec::new();
     let mut inboxes = Vec::new();
