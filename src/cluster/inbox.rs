@@ -246,6 +246,11 @@ fn apply_one(
                 if connection.evicted {
                     continue;
                 }
+                if let Some(held) = &mut connection.held {
+                    // A resuming connect: its replay goes first.
+                    held.push(Arc::clone(&message));
+                    continue;
+                }
                 if connection.outbox.push(Arc::clone(&message)).is_ok() {
                     wake.push(connection.outbox.clone());
                 } else {

@@ -78,6 +78,9 @@ fn tick(node: &Arc<Node>, connection: &mut redis::Connection) -> Result<(), ()> 
         match renewed {
             Ok(answer) => match answer.status() {
                 "OK" => {
+                    let kept = |index| answer.int(index).and_then(|n| u64::try_from(n).ok());
+                    node.history_kept[0].store(kept(1).unwrap_or(0), Ordering::Relaxed);
+                    node.history_kept[1].store(kept(2).unwrap_or(0), Ordering::Relaxed);
                     let mut current = lock(&node.identity);
                     if current.id == identity.id {
                         current.lease_deadline = sent + node.lease;

@@ -13,6 +13,7 @@
 
 mod inbox;
 mod lease;
+mod parked;
 pub mod scripts;
 mod store;
 
@@ -26,11 +27,12 @@ use futures::FutureExt;
 use slog::{info, warn, Logger};
 
 use crate::config::ClusterConfig;
+use crate::domain::resume::new_token;
 use crate::domain::{
-    check_group_name, check_message, check_name, mailbox::mailbox, ChannelInfo, ChannelKind,
-    ChatEngine, ChatError, ChatStats, CloseReason, Connected, Departure, Disconnect, HistoryPage,
-    HistoryQuery, Left, Limits, Name, Outbox, Reply, ResumeRequest, ResumeStatus, Sent, Session,
-    SessionId, StoreStats, WakeTicker, Wakeups,
+    check_group_name, check_message, check_name, mailbox::resumable_mailbox, ChannelInfo,
+    ChannelKind, ChatEngine, ChatError, ChatStats, CloseReason, Connected, Departure, Disconnect,
+    Evicted, HistoryPage, HistoryQuery, Left, Limits, Message, Name, Outbox, Recent, Reply,
+    ResumeRequest, ResumeStatus, Sent, Session, SessionId, StoreStats, WakeTicker, Wakeups,
 };
 use store::{Answer, Call, Lanes, Script, Store, Unreachable};
 
@@ -84,6 +86,12 @@ struct LocalConnection {
     groups: HashSet<Name>,
     /// Dropped as a slow consumer: nothing more is queued for it.
     evicted: bool,
+    /// The secret that resumes this session once it ends.
+    resume_token: String,
+    /// While a resuming connect waits for Redis's answer: the messages the
+    /// inbox reader has for it meanwhile, queued after the replay (which
+    /// must come first) once the answer is in.
+    held: Option<Vec<Arc<Message>>>,
 }
 
 /// The connections this node holds, and which of them are in which group:
@@ -100,6 +108,9 @@ struct PendingDisconnect {
     name: Name,
     node: Arc<str>,
     id: SessionId,
+    /// What to keep for a resume: the token, the newest dropped id and the
+    /// encoded recent messages (`None`: nothing, resume off).
+    parked: Option<(String, u64, String)>,
 }
 
 /// Everything a node shares between the adapter's calls, the lanes'
@@ -135,6 +146,9 @@ struct Node {
     renewals: [AtomicU64; 2],
     /// The age of the last message the inbox reader applied, in µs.
     inbox_lag_micros: AtomicU64,
+    /// Messages and bytes of text kept in every group's history, as the
+    /// last lease renewal read them.
+    history_kept: [AtomicU64; 2],
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -202,6 +216,7 @@ pub fn start(
         sent: [AtomicU64::new(0), AtomicU64::new(0)],
         renewals: [AtomicU64::new(0), AtomicU64::new(0)],
         inbox_lag_micros: AtomicU64::new(0),
+        history_kept: [AtomicU64::new(0), AtomicU64::new(0)],
     });
     node.register(&mut connection).map_err(|error| {
         JoinError(format!(
@@ -360,7 +375,11 @@ impl Node {
         })
     }
 
-    fn connect(self: &Arc<Self>, username: &str) -> Reply<Connected> {
+    fn connect(
+        self: &Arc<Self>,
+        username: &str,
+        resume: Option<ResumeRequest>,
+    ) -> Reply<Connected> {
         if let Err(problem) = check_name(username) {
             return Reply::now(Err(ChatError::InvalidName {
                 field: "username",
@@ -371,13 +390,16 @@ impl Node {
             Ok(node) => node,
             Err(refused) => return Reply::now(Err(refused)),
         };
+        let epoch: Arc<str> = Arc::from(self.identity().epoch);
         let name: Name = Arc::from(username);
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
-        let (outbox, inbox) = mailbox(
+        let (outbox, inbox) = resumable_mailbox(
             self.limits.queue_depth,
             self.limits.queue_bytes,
             self.ticker.clone(),
+            self.limits.resume,
         );
+        let resume_token = new_token().unwrap_or_default();
         {
             // The connection is known locally before Redis hears of it, so
             // no entry for it can arrive first.
@@ -395,28 +417,38 @@ impl Node {
                     outbox: outbox.clone(),
                     groups: HashSet::new(),
                     evicted: false,
+                    resume_token: resume_token.clone(),
+                    held: resume.is_some().then(Vec::new),
                 },
             );
         }
         let connection = id.to_string();
+        let asked = resume.as_ref().map_or("", |resume| resume.token.as_str());
+        let call = Call::new(
+            Script::Connect,
+            &[
+                node.as_bytes(),
+                name.as_bytes(),
+                connection.as_bytes(),
+                asked.as_bytes(),
+            ],
+        );
         let (answer_tx, answer_rx) = oneshot::channel();
         let me = Arc::clone(self);
         self.lanes.submit(
             username,
-            Call::new(
-                Script::Connect,
-                &[node.as_bytes(), name.as_bytes(), connection.as_bytes()],
-            ),
+            call,
             Box::new(move |answer| {
                 let result = match answer {
                     Ok(answer) if answer.is_ok() => {
+                        let resume_status = me.replay(id, &outbox, resume.as_ref(), &answer);
                         let owner: Arc<dyn Disconnect> = Arc::clone(&me) as Arc<dyn Disconnect>;
                         Ok(Connected {
                             session: Session::new(owner, name, id, outbox),
                             inbox,
-                            resume_token: String::new(),
-                            epoch: Arc::from(""),
-                            resume_status: ResumeStatus::NotAsked,
+                            resume_token,
+                            epoch,
+                            resume_status,
                         })
                     }
                     Ok(answer) => {
@@ -429,7 +461,12 @@ impl Node {
                     Err(error) => {
                         // It may have been registered: free it if so.
                         me.forget(id);
-                        me.retry_disconnect(PendingDisconnect { name, node, id });
+                        me.retry_disconnect(PendingDisconnect {
+                            name,
+                            node,
+                            id,
+                            parked: None,
+                        });
                         Err(unavailable(&error))
                     }
                 };
@@ -439,6 +476,63 @@ impl Node {
             }),
         );
         answer_later(answer_rx)
+    }
+
+    /// Queues what a successful connect's `answer` replays for `resume`
+    /// in the new connection's `outbox`, then what the inbox reader held
+    /// for it meanwhile, and says what became of the resume.
+    fn replay(
+        &self,
+        id: SessionId,
+        outbox: &Outbox,
+        resume: Option<&ResumeRequest>,
+        answer: &Answer,
+    ) -> ResumeStatus {
+        let Some(resume) = resume else {
+            return ResumeStatus::NotAsked;
+        };
+        let kept = match (answer.int(1), answer.int(2), answer.text(3)) {
+            (Some(1), Some(dropped), Some(stored)) => {
+                let dropped = u64::try_from(dropped).unwrap_or(u64::MAX);
+                // A record that does not read back answers GAP.
+                Some(match parked::decode(stored) {
+                    Some(messages) => Recent::from_parts(messages, dropped),
+                    None => Recent::from_parts(Vec::new(), u64::MAX),
+                })
+            }
+            _ => None,
+        };
+        let (mut status, replay) = match kept {
+            Some(recent) => recent.replay_after(resume.after_id),
+            None => (ResumeStatus::Unknown, Vec::new()),
+        };
+        let mut local = lock(&self.local);
+        let Some(connection) = local.connections.get_mut(&id) else {
+            // Ended already (fenced, or a slow consumer): nothing to queue.
+            return status;
+        };
+        if status == ResumeStatus::Resumed {
+            if self.limits.fits_in_queue(&replay) {
+                for message in replay {
+                    // Fits: checked just above, on an empty mailbox.
+                    let _ = outbox.push(message);
+                }
+            } else {
+                status = ResumeStatus::Gap;
+            }
+        }
+        for message in connection.held.take().unwrap_or_default() {
+            if outbox.push(message).is_err() {
+                // A burst larger than the queue while the answer was on its
+                // way: the slow-consumer rule ends the stream.
+                connection.evicted = true;
+                outbox.close(CloseReason::SlowConsumer);
+                break;
+            }
+        }
+        drop(local);
+        outbox.wake();
+        status
     }
 
     /// Drops a local connection's entry.
@@ -461,6 +555,13 @@ impl Node {
     fn release(self: &Arc<Self>, pending: PendingDisconnect) {
         let me = Arc::clone(self);
         let connection = pending.id.to_string();
+        let window = self.limits.resume.window.as_millis().to_string();
+        let (token, dropped, stored) = match &pending.parked {
+            Some((token, dropped, stored)) => {
+                (token.as_str(), dropped.to_string(), stored.as_str())
+            }
+            None => ("", String::new(), ""),
+        };
         let call = Call::new(
             Script::Disconnect,
             &[
@@ -468,6 +569,10 @@ impl Node {
                 pending.name.as_bytes(),
                 pending.node.as_bytes(),
                 connection.as_bytes(),
+                token.as_bytes(),
+                window.as_bytes(),
+                dropped.as_bytes(),
+                stored.as_bytes(),
             ],
         );
         let name = Arc::clone(&pending.name);
@@ -504,10 +609,18 @@ impl Node {
 impl Disconnect for Node {
     fn disconnect(&self, name: &Name, id: SessionId) -> Option<Departure> {
         let connection = self.forget(id)?;
+        let parked = connection.outbox.take_recent().map(|recent| {
+            (
+                connection.resume_token,
+                recent.dropped_through(),
+                parked::encode(&recent),
+            )
+        });
         let pending = PendingDisconnect {
             name: Arc::clone(name),
             node: connection.node,
             id,
+            parked,
         };
         match self.me.upgrade() {
             Some(me) => me.release(pending),
@@ -574,6 +687,38 @@ fn unexpected(status: &str) -> ChatError {
     ChatError::Unavailable(format!("unexpected answer from redis: {status:?}"))
 }
 
+/// The page a history script's `answer` holds for `query` on `group`.
+fn history_page(query: &HistoryQuery, group: &Name, answer: &Answer) -> HistoryPage {
+    let id = |index| {
+        answer
+            .int(index)
+            .and_then(|id| u64::try_from(id).ok())
+            .unwrap_or(0)
+    };
+    let evicted = Evicted {
+        oldest: id(1),
+        newest: id(2),
+    };
+    let mut found = Vec::new();
+    let mut index = 3;
+    while index + 4 < answer.field_count() {
+        found.push(Arc::new(Message::new(
+            id(index),
+            Arc::from(answer.text(index + 1).unwrap_or("")),
+            Arc::clone(group),
+            ChannelKind::Group,
+            Arc::from(answer.text(index + 2).unwrap_or("")),
+            inbox::timestamp(answer.int(index + 3), answer.int(index + 4)),
+        )));
+        index += 5;
+    }
+    if !query.forward() {
+        // Read newest first.
+        found.reverse();
+    }
+    HistoryPage::assemble(query, found, evicted)
+}
+
 fn unavailable(error: &Unreachable) -> ChatError {
     ChatError::Unavailable(error.to_string())
 }
@@ -611,8 +756,8 @@ impl ClusterEngine {
 }
 
 impl ChatEngine for ClusterEngine {
-    fn connect(&self, username: &str, _resume: Option<ResumeRequest>) -> Reply<Connected> {
-        self.node.connect(username)
+    fn connect(&self, username: &str, resume: Option<ResumeRequest>) -> Reply<Connected> {
+        self.node.connect(username, resume)
     }
 
     fn create_group(&self, caller: &str, name: &str) -> Reply<()> {
@@ -620,11 +765,37 @@ impl ChatEngine for ClusterEngine {
     }
 
     fn join_group(&self, caller: &str, name: &str) -> Reply<u64> {
-        self.group_call(caller, name, Script::JoinGroup, |_| 0)
+        self.group_call(caller, name, Script::JoinGroup, |answer| {
+            answer
+                .int(1)
+                .and_then(|position| u64::try_from(position).ok())
+                .unwrap_or(0)
+        })
     }
 
-    fn history(&self, _caller: &str, _group: &str, _query: HistoryQuery) -> Reply<HistoryPage> {
-        Reply::now(Err(ChatError::Unavailable("history: in progress".into())))
+    fn history(&self, caller: &str, group: &str, query: HistoryQuery) -> Reply<HistoryPage> {
+        if let Err(invalid) = check_group_name(group) {
+            return self.node.refuse_after_auth(caller, invalid);
+        }
+        let name: Name = Arc::from(group);
+        let (after, before) = (query.after_id.to_string(), query.before_id.to_string());
+        let count = (query.limit + 1).to_string();
+        self.node.call(
+            caller,
+            Script::History,
+            &[
+                group.as_bytes(),
+                after.as_bytes(),
+                before.as_bytes(),
+                count.as_bytes(),
+            ],
+            move |answer| match answer.status() {
+                "NOGROUP" => Err(ChatError::GroupNotFound(name.to_string())),
+                "NOTMEMBER" => Err(ChatError::MembersOnly(name.to_string())),
+                "OK" => Ok(history_page(&query, &name, answer)),
+                other => Err(unexpected(other)),
+            },
+        )
     }
 
     fn leave_group(&self, caller: &str, name: &str) -> Reply<Left> {
@@ -643,10 +814,17 @@ impl ChatEngine for ClusterEngine {
         }
         let to = recipient.to_owned();
         let node = Arc::clone(&self.node);
+        let history = self.node.limits.history;
+        let (size, bytes) = (history.messages.to_string(), history.bytes.to_string());
         self.node.call(
             caller,
             Script::Send,
-            &[recipient.as_bytes(), text.as_bytes()],
+            &[
+                recipient.as_bytes(),
+                text.as_bytes(),
+                size.as_bytes(),
+                bytes.as_bytes(),
+            ],
             move |answer| match answer.status() {
                 "NORECIP" => Err(ChatError::RecipientNotFound(to)),
                 "NOTMEMBEROF" => Err(ChatError::NotMemberOfRecipient(to)),
@@ -738,6 +916,10 @@ impl ChatEngine for ClusterEngine {
             memberships: local.groups.values().map(HashSet::len).sum(),
             direct_messages: self.node.sent[0].load(Ordering::Relaxed),
             group_messages: self.node.sent[1].load(Ordering::Relaxed),
+            history_messages: usize::try_from(self.node.history_kept[0].load(Ordering::Relaxed))
+                .unwrap_or(usize::MAX),
+            history_bytes: usize::try_from(self.node.history_kept[1].load(Ordering::Relaxed))
+                .unwrap_or(usize::MAX),
             ..ChatStats::default()
         };
         let mut store = StoreStats {

@@ -15,6 +15,14 @@
 //! - `B:g:<group>`: hash, member -> the member's node. `B:gn:<group>`: hash,
 //!   node -> how many members it holds (where group messages go).
 //! - `B:u:<user>`: set of the user's groups.
+//! - `B:h:<group>`: stream, the group's kept history, entry ids
+//!   `<message id>-0`, fields `s` sender, `t` text, `ts`/`tu` time.
+//!   `B:hm:<group>`: hash, `last` (newest message id), `bytes` (text kept),
+//!   `old`/`new` (the oldest and newest evicted id). Both go with the group.
+//! - `B:hist`: hash, `messages` and `bytes` kept over every group.
+//! - `B:r:<user>`: hash, an ended session kept for a resume: `t` token, `d`
+//!   newest dropped id, `m` its recent messages (encoded by the node);
+//!   expires with the resume window, and goes at the user's next connect.
 //! - `B:nodes`: set of registered nodes; `B:node:<n>`: its lease (expires);
 //!   `B:node:<n>:users`: the users whose stream it holds;
 //!   `B:node:<n>:inbox`: its inbox stream, entries `<iseq>-0`;
@@ -36,6 +44,16 @@ local function push(n, ...)
   local seq = redis.call('INCR', node_key(n) .. ':iseq')
   redis.call('XADD', node_key(n) .. ':inbox', 'MAXLEN', '~', '100000', seq .. '-0', ...)
 end
+local function drop_history(g)
+  local hm = B .. ':hm:' .. g
+  local kept = redis.call('XLEN', B .. ':h:' .. g)
+  local bytes = tonumber(redis.call('HGET', hm, 'bytes') or '0')
+  if kept > 0 or bytes > 0 then
+    redis.call('HINCRBY', B .. ':hist', 'messages', -kept)
+    redis.call('HINCRBY', B .. ':hist', 'bytes', -bytes)
+  end
+  redis.call('DEL', B .. ':h:' .. g, hm)
+end
 local function remove_member(g, name, n)
   redis.call('HDEL', B .. ':g:' .. g, name)
   if redis.call('HINCRBY', B .. ':gn:' .. g, n, -1) <= 0 then
@@ -43,10 +61,43 @@ local function remove_member(g, name, n)
   end
   if redis.call('HLEN', B .. ':g:' .. g) == 0 then
     redis.call('DEL', B .. ':g:' .. g, B .. ':gn:' .. g)
+    drop_history(g)
     redis.call('HDEL', NAMES, g)
     return true
   end
   return false
+end
+local function evicted(hm, id)
+  redis.call('HSETNX', hm, 'old', id)
+  redis.call('HSET', hm, 'new', id)
+end
+-- Keeps a group message in the group's history, in the same step that
+-- gave it its id, evicting the oldest past `size` messages or `most`
+-- bytes of text.
+local function keep_history(g, id, sender, text, ts, tu, size, most)
+  local hm = B .. ':hm:' .. g
+  redis.call('HSET', hm, 'last', id)
+  if size == 0 or #text > most then
+    evicted(hm, id)
+    return
+  end
+  local h = B .. ':h:' .. g
+  redis.call('XADD', h, id .. '-0', 's', sender, 't', text, 'ts', ts, 'tu', tu)
+  local bytes = redis.call('HINCRBY', hm, 'bytes', #text)
+  local kept = redis.call('XLEN', h)
+  local gone, gone_bytes = 0, 0
+  while kept > size or bytes > most do
+    local oldest = redis.call('XRANGE', h, '-', '+', 'COUNT', 1)[1]
+    if not oldest then break end
+    local len = #oldest[2][4]
+    redis.call('XDEL', h, oldest[1])
+    bytes = redis.call('HINCRBY', hm, 'bytes', -len)
+    kept = kept - 1
+    gone, gone_bytes = gone + 1, gone_bytes + len
+    evicted(hm, string.match(oldest[1], '^(%d+)'))
+  end
+  redis.call('HINCRBY', B .. ':hist', 'messages', 1 - gone)
+  redis.call('HINCRBY', B .. ':hist', 'bytes', #text - gone_bytes)
 end
 local function add_member(g, name, n, conn)
   redis.call('HSET', B .. ':g:' .. g, name, n)
@@ -87,11 +138,13 @@ return {'OK', e}
 "#;
 
 /// ARGV: node, ttl ms, epoch. Renews the lease: `EPOCH` when Redis lost its
-/// data, `EXPIRED` when the lease is gone.
+/// data, `EXPIRED` when the lease is gone; else `OK` with the messages and
+/// bytes of text kept in every group's history (for the node's gauges).
 pub const RENEW: &str = r#"
 if redis.call('GET', B .. ':epoch') ~= ARGV[3] then return {'EPOCH'} end
 if not redis.call('SET', node_key(ARGV[1]), ARGV[3], 'XX', 'PX', ARGV[2]) then return {'EXPIRED'} end
-return {'OK'}
+local kept = redis.call('HMGET', B .. ':hist', 'messages', 'bytes')
+return {'OK', tonumber(kept[1] or '0'), tonumber(kept[2] or '0')}
 "#;
 
 /// ARGV: node. The registered nodes whose lease has expired.
@@ -123,22 +176,38 @@ end
 return {'MORE', #users}
 "#;
 
-/// ARGV: node, name, connection. Claims the name for a connection on this
-/// node.
+/// ARGV: node, name, connection, resume token (empty: none asked). Claims
+/// the name for a connection on this node, and ends what the name's last
+/// session left for a resume: `OK 1 dropped messages` when the token
+/// matches it, else `OK 0`.
 pub const CONNECT: &str = r#"
 if not live(ARGV[1]) then return {'FENCED'} end
 if redis.call('HSETNX', NAMES, ARGV[2], 'u ' .. ARGV[1] .. ' ' .. ARGV[3]) == 0 then
   return {'TAKEN'}
 end
 redis.call('SADD', node_key(ARGV[1]) .. ':users', ARGV[2])
-return {'OK'}
+local parked = B .. ':r:' .. ARGV[2]
+local kept = redis.call('HMGET', parked, 't', 'd', 'm')
+redis.call('DEL', parked)
+if ARGV[4] ~= '' and kept[1] and kept[1] == ARGV[4] then
+  return {'OK', 1, kept[2], kept[3]}
+end
+return {'OK', 0}
 "#;
 
-/// ARGV: node, name, the connection's node, connection. Frees the name if
-/// that connection still holds it, leaving every group. Answers `OK
-/// groups_left deleted...` or `GONE`.
+/// ARGV: node, name, the connection's node, connection, resume token,
+/// resume window ms, newest dropped id, recent messages. Frees the name if
+/// that connection still holds it, leaving every group, and keeps its
+/// recent messages for a resume (when the window and token are set).
+/// Answers `OK groups_left deleted...` or `GONE`.
 pub const DISCONNECT: &str = r#"
 if redis.call('HGET', NAMES, ARGV[2]) ~= 'u ' .. ARGV[3] .. ' ' .. ARGV[4] then return {'GONE'} end
+if ARGV[5] ~= '' and tonumber(ARGV[6]) > 0 then
+  local parked = B .. ':r:' .. ARGV[2]
+  redis.call('DEL', parked)
+  redis.call('HSET', parked, 't', ARGV[5], 'd', ARGV[7], 'm', ARGV[8])
+  redis.call('PEXPIRE', parked, ARGV[6])
+end
 local left, deleted = drop_user(ARGV[2], ARGV[3])
 local answer = {'OK', left}
 for _, g in ipairs(deleted) do table.insert(answer, g) end
@@ -163,7 +232,8 @@ add_member(ARGV[3], ARGV[2], n, conn)
 return {'OK'}
 "#;
 
-/// ARGV: node, caller, group, most groups per user.
+/// ARGV: node, caller, group, most groups per user. Answers `OK position`:
+/// the id of the group's newest message at the join (0: none).
 pub const JOIN_GROUP: &str = r#"
 local n, conn = caller()
 if not n then return conn end
@@ -171,7 +241,7 @@ if redis.call('HGET', NAMES, ARGV[3]) ~= 'g' then return {'NOGROUP'} end
 if redis.call('HEXISTS', B .. ':g:' .. ARGV[3], ARGV[2]) == 1 then return {'MEMBER'} end
 if redis.call('SCARD', B .. ':u:' .. ARGV[2]) >= tonumber(ARGV[4]) then return {'TOOMANYGROUPS'} end
 add_member(ARGV[3], ARGV[2], n, conn)
-return {'OK'}
+return {'OK', tonumber(redis.call('HGET', B .. ':hm:' .. ARGV[3], 'last') or '0')}
 "#;
 
 /// ARGV: node, caller, group. Answers `OK 1` when the group was deleted.
@@ -186,10 +256,11 @@ if remove_member(ARGV[3], ARGV[2], n) then return {'OK', 1} end
 return {'OK', 0}
 "#;
 
-/// ARGV: node, caller, recipient, text. Takes the next message id and the
-/// server's time, and appends the message to the inbox of the recipient's
-/// node, or of every node holding a member of the group. Answers `OK id
-/// seconds microseconds recipients kind` (kind `d` direct, `g` group).
+/// ARGV: node, caller, recipient, text, history size, history bytes. Takes
+/// the next message id and the server's time, and appends the message to
+/// the inbox of the recipient's node, or of every node holding a member of
+/// the group and to the group's history. Answers `OK id seconds
+/// microseconds recipients kind` (kind `d` direct, `g` group).
 pub const SEND: &str = r#"
 local n, conn = caller()
 if not n then return conn end
@@ -210,6 +281,7 @@ local t = redis.call('TIME')
 for _, to in ipairs(redis.call('HKEYS', B .. ':gn:' .. ARGV[3])) do
   push(to, 'k', 'g', 'id', id, 's', ARGV[2], 'r', ARGV[3], 't', ARGV[4], 'ts', t[1], 'tu', t[2])
 end
+keep_history(ARGV[3], id, ARGV[2], ARGV[4], t[1], t[2], tonumber(ARGV[5]), tonumber(ARGV[6]))
 return {'OK', id, t[1], t[2], redis.call('HLEN', B .. ':g:' .. ARGV[3]), 'g'}
 "#;
 
@@ -235,8 +307,41 @@ end
 return answer
 "#;
 
+/// ARGV: node, caller, group, after id, before id (0: none), count. Reads
+/// up to `count` kept messages of the group strictly between the bounds:
+/// the oldest when `after` > 0, else the newest (newest first). Answers
+/// `OK oldest_evicted newest_evicted` then `id sender text seconds
+/// microseconds` per message.
+pub const HISTORY: &str = r#"
+local n, conn = caller()
+if not n then return conn end
+local g = ARGV[3]
+if redis.call('HGET', NAMES, g) ~= 'g' then return {'NOGROUP'} end
+if redis.call('HEXISTS', B .. ':g:' .. g, ARGV[2]) == 0 then return {'NOTMEMBER'} end
+local span = redis.call('HMGET', B .. ':hm:' .. g, 'old', 'new')
+local answer = {'OK', tonumber(span[1] or '0'), tonumber(span[2] or '0')}
+local h = B .. ':h:' .. g
+local upper = '+'
+if ARGV[5] ~= '0' then upper = '(' .. ARGV[5] .. '-0' end
+local found
+if ARGV[4] ~= '0' then
+  found = redis.call('XRANGE', h, '(' .. ARGV[4] .. '-0', upper, 'COUNT', ARGV[6])
+else
+  found = redis.call('XREVRANGE', h, upper, '-', 'COUNT', ARGV[6])
+end
+for _, entry in ipairs(found) do
+  local f = entry[2]
+  table.insert(answer, string.match(entry[1], '^(%d+)'))
+  table.insert(answer, f[2])
+  table.insert(answer, f[4])
+  table.insert(answer, f[6])
+  table.insert(answer, f[8])
+end
+return answer
+"#;
+
 /// Every script, by name, each with the prelude in front.
-pub fn all() -> [(&'static str, String); 12] {
+pub fn all() -> [(&'static str, String); 13] {
     [
         ("register", REGISTER),
         ("renew", RENEW),
@@ -250,6 +355,7 @@ pub fn all() -> [(&'static str, String); 12] {
         ("leave_group", LEAVE_GROUP),
         ("send", SEND),
         ("list_channels", LIST_CHANNELS),
+        ("history", HISTORY),
     ]
     .map(|(name, body)| (name, format!("{PRELUDE}{body}")))
 }

@@ -113,6 +113,8 @@ pub enum Script {
     Send,
     /// See [`scripts::LIST_CHANNELS`].
     ListChannels,
+    /// See [`scripts::HISTORY`].
+    History,
 }
 
 /// One script call: the script and its `ARGV` (the node first).
@@ -240,6 +242,7 @@ impl Store {
             Script::LeaveGroup,
             Script::Send,
             Script::ListChannels,
+            Script::History,
         ];
         let scripts = order
             .into_iter()

@@ -125,7 +125,7 @@ impl Limits {
     /// Whether a resume replay of `replay` fits in a fresh mailbox under
     /// these limits (it always does when the resume flags are within the
     /// queue's, which the configuration checks).
-    fn fits_in_queue(&self, replay: &[Arc<Message>]) -> bool {
+    pub fn fits_in_queue(&self, replay: &[Arc<Message>]) -> bool {
         replay.len() <= self.queue_depth
             && replay.iter().map(|m| m.queued_bytes()).sum::<usize>() <= self.queue_bytes
     }
