@@ -39,14 +39,18 @@ ours="$cache/release/chat-server"
 bench="$cache/release/chat-bench"
 
 # The yardstick: its sources copied out of the read-only shared folder, built
-# as its own workspace with its own target directory.
+# as its own workspace with its own target directory, from the contract it
+# implements (bench/yardstick-proto/chat.proto: chat.v1 as it was before
+# GetHistory and resume were added; its struct literals do not know the new
+# fields). On the wire the two contracts are compatible both ways: the new
+# fields are skipped by a client that does not know them.
 yardstick_build="$cache/yardstick"
 mkdir -p "$yardstick_build/src"
 rm -rf "$yardstick_build/src/tonic-chat"
 cp -r "$yardstick_src" "$yardstick_build/src/tonic-chat"
 (
   cd "$yardstick_build/src/tonic-chat"
-  CHAT_PROTO_DIR="$root/proto/chat/v1" CARGO_TARGET_DIR="$yardstick_build/target" \
+  CHAT_PROTO_DIR="$root/bench/yardstick-proto" CARGO_TARGET_DIR="$yardstick_build/target" \
     cargo build --quiet --release --locked
 )
 tonic="$yardstick_build/target/release/tonic-chat"
