@@ -12,6 +12,7 @@ use slog::Level;
 use structopt::StructOpt;
 
 use crate::auth::{self, TokenConfig};
+use crate::cluster::ClusterConfig;
 use crate::domain::{HistoryLimits, Limits, ResumeLimits};
 use crate::logging::LogFormat;
 use crate::metrics::http::HttpLimits;
@@ -185,17 +186,6 @@ pub struct Opt {
     /// CA (PEM)
     #[structopt(long, parse(from_os_str))]
     pub tls_client_ca: Option<PathBuf>,
-}
-
-/// How a node joins a cluster (`--redis` and its companions).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterConfig {
-    /// The Redis URL, `redis://HOST:PORT[/DB]`.
-    pub url: String,
-    /// The name every key lives under.
-    pub prefix: String,
-    /// How long a lease lasts without renewal.
-    pub lease: Duration,
 }
 
 /// The validated configuration the server runs with.

@@ -26,7 +26,6 @@ use futures::channel::oneshot;
 use futures::FutureExt;
 use slog::{info, warn, Logger};
 
-use crate::config::ClusterConfig;
 use crate::domain::resume::new_token;
 use crate::domain::{
     check_group_name, check_message, check_name, mailbox::resumable_mailbox, ChannelInfo,
@@ -39,6 +38,18 @@ use store::{Answer, Call, Lanes, Script, Store, Unreachable};
 /// Users freed per reap step: a dead node's users are removed in batches so
 /// no one script holds Redis for long.
 const REAP_BATCH: usize = 200;
+
+/// How a node joins a cluster (`--redis` and its companions), owned here
+/// so the engine needs nothing from the bootstrap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// The Redis URL, `redis://HOST:PORT[/DB]`.
+    pub url: String,
+    /// The name every key lives under.
+    pub prefix: String,
+    /// How long a lease lasts without renewal.
+    pub lease: Duration,
+}
 
 /// Tells the bootstrap whether the node can serve (reaches Redis and holds
 /// its lease); the health service reports it.

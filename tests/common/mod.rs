@@ -18,7 +18,8 @@ use chat_proto::chat::{
     ChannelType, CreateGroupChatRequest, JoinGroupChatRequest, LeaveGroupChatRequest,
     ListChannelsRequest, Message, SendMessageRequest, SendMessageResponse,
 };
-use chat_server::config::{ClusterConfig, Config};
+use chat_server::cluster::ClusterConfig;
+use chat_server::config::Config;
 use chat_server::logging;
 use chat_server::server::{start, RunningServer};
 use grpcio::{RpcStatus, RpcStatusCode};
