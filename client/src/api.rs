@@ -30,6 +30,11 @@ pub struct Api {
     pub client: ChatServiceClient,
     address: String,
     credentials: Credentials,
+    /// The completion queue the channel runs on, shared by the fresh
+    /// channels [`Api::reconnect`] opens (one thread, however many).
+    env: Arc<Environment>,
+    /// How the channel was secured, so a fresh one is secured the same way.
+    tls: Option<TlsOptions>,
 }
 
 /// Mints a user's token (a stand-in for the backend that holds the secret).
@@ -121,6 +126,33 @@ impl Api {
         timeout: Duration,
         tls: Option<&TlsOptions>,
     ) -> Result<Api, String> {
+        Api::open(Arc::new(Environment::new(1)), address, timeout, tls)
+    }
+
+    /// A fresh connection to the same server, secured and identified the
+    /// same way, on the same completion queue. A reconnecting client uses
+    /// it rather than the old channel, whose own reconnect backoff (up to
+    /// two minutes in gRPC C-core) would otherwise decide when it comes
+    /// back.
+    ///
+    /// # Errors
+    /// As [`Api::connect_with`].
+    pub fn reconnect(&self, timeout: Duration) -> Result<Api, String> {
+        Api::open(
+            Arc::clone(&self.env),
+            &self.address,
+            timeout,
+            self.tls.as_ref(),
+        )
+        .map(|api| api.with_credentials(self.credentials.clone()))
+    }
+
+    fn open(
+        env: Arc<Environment>,
+        address: &str,
+        timeout: Duration,
+        tls: Option<&TlsOptions>,
+    ) -> Result<Api, String> {
         let socket = resolve(address)?;
         TcpStream::connect_timeout(&socket, timeout).map_err(|error| {
             format!(
@@ -128,8 +160,7 @@ impl Api {
                 connect_failure(&error, timeout)
             )
         })?;
-        let env = Arc::new(Environment::new(1));
-        let builder = ChannelBuilder::new(env);
+        let builder = ChannelBuilder::new(Arc::clone(&env));
         let channel = match tls {
             None => builder.connect(address),
             Some(tls) => secure_channel(builder, tls, address)?,
@@ -151,6 +182,8 @@ impl Api {
             client: ChatServiceClient::new(channel),
             address: address.to_owned(),
             credentials: Credentials::Names,
+            env,
+            tls: tls.cloned(),
         })
     }
 
@@ -293,14 +326,36 @@ pub fn open_unread(
     api: &Api,
     username: &str,
 ) -> Result<ClientSStreamReceiver<ConnectResponse>, RpcStatus> {
+    open_unread_session(api, username, None).map(|(stream, _)| stream)
+}
+
+/// Like [`open_unread`], asking to resume the session `resume` names when
+/// given; returns the `connected` event beside the stream.
+///
+/// # Errors
+/// The status the server refused the stream with; INTERNAL when its first
+/// event is not `connected`.
+pub fn open_unread_session(
+    api: &Api,
+    username: &str,
+    resume: Option<ResumeRequest>,
+) -> Result<(ClientSStreamReceiver<ConnectResponse>, Connected), RpcStatus> {
     let mut request = ConnectRequest::new();
     request.username = username.to_owned();
+    request.resume = resume.into();
     let mut stream = api
         .client
         .connect_opt(&request, api.connect_options(username))
         .map_err(status_of)?;
     match futures::executor::block_on(stream.next()) {
-        Some(Ok(_connected)) => Ok(stream),
+        Some(Ok(ConnectResponse {
+            event: Some(connect_response::Event::Connected(connected)),
+            ..
+        })) => Ok((stream, connected)),
+        Some(Ok(_)) => Err(RpcStatus::with_message(
+            RpcStatusCode::INTERNAL,
+            "the first event is not `connected`".into(),
+        )),
         Some(Err(error)) => Err(status_of(error)),
         None => Err(RpcStatus::with_message(
             RpcStatusCode::INTERNAL,

@@ -1,24 +1,34 @@
 //! `chat-client demo`: a scripted session of three users that exercises every
-//! RPC and every error case of the contract against a running server. Each
-//! call is logged with its input, outcome and expected outcome, and each
-//! received message as it arrives. Any outcome that differs from the expected
-//! one is marked `MISMATCH`, and the demo exits non-zero: it is also a check.
+//! RPC and every error case of the contract against a running server, then
+//! a group's history on join and the three ways a session resume turns out
+//! (RESUMED with the missed messages replayed, GAP, UNKNOWN). Each call is
+//! logged with its input, outcome and expected outcome, and each received
+//! message as it arrives. Any outcome that differs from the expected one is
+//! marked `MISMATCH`, and the demo exits non-zero: it is also a check.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chat_proto::chat::{
-    CreateGroupChatRequest, JoinGroupChatRequest, LeaveGroupChatRequest, ListChannelsRequest,
-    Message, SendMessageRequest,
+    Connected, CreateGroupChatRequest, GetHistoryRequest, JoinGroupChatRequest,
+    LeaveGroupChatRequest, ListChannelsRequest, Message, ResumeRequest, ResumeStatus,
+    SendMessageRequest,
 };
 use grpcio::{RpcStatus, RpcStatusCode};
 
-use crate::api::{final_status, open_unread, status_of, Api, Inbox, InboxEvent};
+use crate::api::{
+    final_status, open_unread, open_unread_session, status_of, Api, Inbox, InboxEvent,
+};
 use crate::format::{code_name, describe_channel, describe_message};
 
 const WAIT: Duration = Duration::from_secs(5);
 /// Most sends the slow-consumer step makes before giving up.
 const MAX_STALL_SENDS: usize = 50_000;
+/// Messages the GAP step sends to a session that reads none: more than a
+/// default server keeps for a resume (`--resume-size` 300).
+const GAP_SENDS: usize = 310;
+/// How long "nothing more arrives" is watched for.
+const QUIET: Duration = Duration::from_millis(300);
 
 /// What a call is expected to return.
 #[derive(Clone, Copy)]
@@ -195,6 +205,33 @@ impl Demo {
         self.disconnect("alice");
         self.join("carol", "book-club", Expect::Code(C::NOT_FOUND));
         self.list("carol", Expect::Ok);
+
+        self.section("group history: who joins reads what was said before");
+        self.create("bob", "history-club", Expect::Ok);
+        let before = ["first, before carol joined", "second, before carol joined"];
+        for text in before {
+            self.send("bob", "history-club", text, Expect::Ok, &["bob"]);
+        }
+        let position = self.join_at("carol", "history-club");
+        let recent = History::before(position.saturating_add(1));
+        self.history("carol", "history-club", recent, Expect::Ok, &before);
+        let live = "third, now that carol is in";
+        self.send("bob", "history-club", live, Expect::Ok, &["bob", "carol"]);
+        let catch_up = History::after(position);
+        self.history("carol", "history-club", catch_up, Expect::Ok, &[live]);
+        self.history(
+            "carol",
+            "no-such-group",
+            recent,
+            Expect::Code(C::NOT_FOUND),
+            &[],
+        );
+
+        self.section("resume: a session whose stream ended gets what it missed");
+        self.resume_replays("erin", "bob");
+
+        self.section("resume: more missed than the server keeps is a GAP, and nothing is replayed");
+        self.resume_gap("frank", "bob");
     }
 
     fn section(&self, title: &str) {
@@ -253,8 +290,12 @@ impl Demo {
             inbox.close();
             println!("[demo] {user:<14} closed its Connect stream");
         }
-        // The server removes the user as soon as it sees the cancel; wait
-        // for that (bounded) so the next steps see a settled state.
+        self.wait_gone(user);
+    }
+
+    /// The server removes a user as soon as it sees its stream's cancel;
+    /// waits for that (bounded) so the next steps see a settled state.
+    fn wait_gone(&mut self, user: &str) {
         let deadline = Instant::now() + WAIT;
         while Instant::now() < deadline {
             let still_there = self.inboxes.keys().next().is_some_and(|observer| {
@@ -332,6 +373,244 @@ impl Demo {
             Expect::Code(RpcStatusCode::RESOURCE_EXHAUSTED),
         );
         self.list(sender, Expect::Ok);
+    }
+
+    /// `user` opens a session and reads nothing after `connected`;
+    /// `sender` sends it two messages; its stream ends before it read
+    /// them. A direct message while it is away is refused. It resumes with
+    /// its token and after_id 0 (it received nothing): RESUMED, and both
+    /// follow in order. The token is used up: a second resume with it is
+    /// UNKNOWN.
+    fn resume_replays(&mut self, user: &'static str, sender: &str) {
+        let Some((stream, connected)) = self.open_unread(user) else {
+            return;
+        };
+        let missed = ["one for you", "two for you"];
+        for text in missed {
+            self.send(sender, user, text, Expect::Ok, &[]);
+        }
+        drop(stream);
+        println!("[demo] {user:<14} its stream ends before it read them");
+        self.wait_gone(user);
+        self.send(
+            sender,
+            user,
+            "back yet?",
+            Expect::Code(RpcStatusCode::NOT_FOUND),
+            &[],
+        );
+        let token = connected.resume_token;
+        let resumed = ResumeStatus::RESUME_STATUS_RESUMED;
+        let Some(inbox) = self.resume(user, &token, 0, resumed) else {
+            return;
+        };
+        self.expect_messages(user, &inbox, &missed);
+        inbox.close();
+        println!("[demo] {user:<14} closed its Connect stream");
+        self.wait_gone(user);
+        let unknown = ResumeStatus::RESUME_STATUS_UNKNOWN;
+        if let Some(inbox) = self.resume(user, &token, 0, unknown) {
+            self.expect_messages(user, &inbox, &[]);
+            self.inboxes.insert(user, inbox);
+        }
+    }
+
+    /// `user` opens a session and reads nothing; `sender` sends it more
+    /// messages than the server keeps for a resume; its stream ends. The
+    /// resume answers GAP and replays nothing: the client knows it lost
+    /// some.
+    fn resume_gap(&mut self, user: &'static str, sender: &str) {
+        let Some((stream, connected)) = self.open_unread(user) else {
+            return;
+        };
+        let mut request = SendMessageRequest::new();
+        request.recipient = user.to_owned();
+        let mut accepted = 0;
+        let mut last = Ok(format!("{GAP_SENDS} sends, all OK"));
+        for n in 1..=GAP_SENDS {
+            request.text = format!("message {n} of {GAP_SENDS}");
+            match self
+                .api
+                .client
+                .send_message_opt(&request, self.api.call_as(sender))
+            {
+                Ok(_) => accepted += 1,
+                Err(error) => {
+                    last = Err(status_of(error));
+                    break;
+                }
+            }
+        }
+        let call = format!("SendMessage(recipient={user:?}) x {GAP_SENDS}");
+        self.record(sender, call, &last, Expect::Ok);
+        drop(stream);
+        println!("[demo] {user:<14} its stream ends after {accepted} messages it never read");
+        self.wait_gone(user);
+        let gap = ResumeStatus::RESUME_STATUS_GAP;
+        if let Some(inbox) = self.resume(user, &connected.resume_token, 0, gap) {
+            self.expect_messages(user, &inbox, &[]);
+            self.inboxes.insert(user, inbox);
+        }
+    }
+
+    /// Opens `user`'s stream and reads `connected` only.
+    fn open_unread(
+        &mut self,
+        user: &str,
+    ) -> Option<(
+        grpcio::ClientSStreamReceiver<chat_proto::chat::ConnectResponse>,
+        Connected,
+    )> {
+        let call = format!("Connect(username={user:?})");
+        match open_unread_session(&self.api, user, None) {
+            Ok((stream, connected)) => {
+                let shown = Ok(format!(
+                    "connected, resume_token=<{} characters>, then reads nothing more",
+                    connected.resume_token.len()
+                ));
+                self.record(user, call, &shown, Expect::Ok);
+                Some((stream, connected))
+            }
+            Err(status) => {
+                self.record(user, call, &Err(status), Expect::Ok);
+                None
+            }
+        }
+    }
+
+    /// Connects as `user` resuming with `token` after `after_id`; checks
+    /// that the resume status is `expected`.
+    fn resume(
+        &mut self,
+        user: &str,
+        token: &str,
+        after_id: u64,
+        expected: ResumeStatus,
+    ) -> Option<Inbox> {
+        let mut resume = ResumeRequest::new();
+        resume.token = token.to_owned();
+        resume.after_id = after_id;
+        let call = format!(
+            "Connect(username={user:?}, resume={{token=<the old session's>, after_id={after_id}}})"
+        );
+        let result = self.api.open_session(user, Some(resume), WAIT);
+        let shown = result
+            .as_ref()
+            .map(|(_, connected)| {
+                format!(
+                    "connected, resume_status={}",
+                    resume_status_name(connected.resume_status.enum_value())
+                )
+            })
+            .map_err(Clone::clone);
+        if !self.record(user, call, &shown, Expect::Ok) {
+            return None;
+        }
+        let (inbox, connected) = result.ok()?;
+        let got = connected.resume_status.enum_value();
+        if got != Ok(expected) {
+            let (got, expected) = (resume_status_name(got), resume_status_name(Ok(expected)));
+            println!("[demo] {user:<14} MISMATCH: resume_status={got}, expected {expected}");
+            self.failures
+                .push(format!("{user} resumed with {got}, expected {expected}"));
+        }
+        Some(inbox)
+    }
+
+    /// Reads `inbox` until `texts` have arrived, in order, and then checks
+    /// that nothing more does.
+    fn expect_messages(&mut self, user: &str, inbox: &Inbox, texts: &[&str]) {
+        let mut received = Vec::new();
+        let deadline = Instant::now() + WAIT;
+        while received.len() < texts.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match inbox.next_event(left) {
+                Some(InboxEvent::Messages(messages)) => {
+                    for message in messages {
+                        println!("[demo] {user:<14} received {}", describe_message(&message));
+                        received.push(message.text);
+                    }
+                }
+                Some(other) => {
+                    println!("[demo] {user:<14} unexpected event {other:?}");
+                    break;
+                }
+                None => break,
+            }
+        }
+        match inbox.next_event(QUIET) {
+            None => println!("[demo] {user:<14} nothing more arrives"),
+            Some(event) => self
+                .failures
+                .push(format!("{user} got an unexpected event: {event:?}")),
+        }
+        if received != texts {
+            self.failures
+                .push(format!("{user} received {received:?}, expected {texts:?}"));
+        }
+    }
+
+    /// Joins like [`Demo::join`] and shows the position; 0 if it failed.
+    fn join_at(&mut self, user: &str, name: &str) -> u64 {
+        let mut request = JoinGroupChatRequest::new();
+        request.name = name.to_owned();
+        let result = self
+            .api
+            .client
+            .join_group_chat_opt(&request, self.api.call_as(user))
+            .map_err(status_of);
+        let shown = result
+            .as_ref()
+            .map(|reply| format!("position={}", reply.position))
+            .map_err(Clone::clone);
+        let call = format!("JoinGroupChat(name={name:?})");
+        self.record(user, call, &shown, Expect::Ok);
+        result.map_or(0, |reply| reply.position)
+    }
+
+    /// GetHistory; when it succeeds, checks that the page holds exactly
+    /// `texts`, oldest first.
+    fn history(&mut self, user: &str, group: &str, read: History, expect: Expect, texts: &[&str]) {
+        let mut request = GetHistoryRequest::new();
+        request.group = group.to_owned();
+        request.after_id = read.after_id;
+        request.before_id = read.before_id;
+        let result = self
+            .api
+            .client
+            .get_history_opt(&request, self.api.call_as(user))
+            .map_err(status_of);
+        let shown = result
+            .as_ref()
+            .map(|reply| {
+                let count = reply.messages.len();
+                format!(
+                    "{count} message{}, more={}, truncated={}",
+                    if count == 1 { "" } else { "s" },
+                    reply.more,
+                    reply.truncated
+                )
+            })
+            .map_err(Clone::clone);
+        let range = if read.after_id > 0 {
+            format!("after_id={}", read.after_id)
+        } else {
+            format!("before_id={}", read.before_id)
+        };
+        let call = format!("GetHistory(group={group:?}, {range})");
+        if !self.record(user, call, &shown, expect) {
+            return;
+        }
+        let Ok(reply) = result else { return };
+        for message in &reply.messages {
+            println!("[demo] {user:<14} history  {}", describe_message(message));
+        }
+        let got: Vec<&str> = reply.messages.iter().map(|m| m.text.as_str()).collect();
+        if got != texts {
+            self.failures.push(format!(
+                "{user} read {got:?} in {group}'s history, expected {texts:?}"
+            ));
+        }
     }
 
     fn create(&mut self, user: &str, name: &str, expect: Expect) {
@@ -469,5 +748,41 @@ impl Demo {
                 None
             }
         }
+    }
+}
+
+/// Which part of a group's history to read.
+#[derive(Clone, Copy)]
+struct History {
+    after_id: u64,
+    before_id: u64,
+}
+
+impl History {
+    /// Backward: the newest messages with an id below `before_id`.
+    fn before(before_id: u64) -> History {
+        History {
+            after_id: 0,
+            before_id,
+        }
+    }
+
+    /// Forward: the oldest messages with an id above `after_id`.
+    fn after(after_id: u64) -> History {
+        History {
+            after_id,
+            before_id: 0,
+        }
+    }
+}
+
+/// A resume status's name, as the proto spells it without its prefix.
+fn resume_status_name(status: Result<ResumeStatus, i32>) -> String {
+    match status {
+        Ok(ResumeStatus::RESUME_STATUS_UNSPECIFIED) => "UNSPECIFIED".to_owned(),
+        Ok(ResumeStatus::RESUME_STATUS_RESUMED) => "RESUMED".to_owned(),
+        Ok(ResumeStatus::RESUME_STATUS_GAP) => "GAP".to_owned(),
+        Ok(ResumeStatus::RESUME_STATUS_UNKNOWN) => "UNKNOWN".to_owned(),
+        Err(value) => format!("unknown value {value}"),
     }
 }

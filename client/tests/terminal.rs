@@ -2,14 +2,17 @@
 //! on `127.0.0.1:0`: what a person at a terminal sees and what the other
 //! side receives. The screen is read the way a terminal draws it (vt100);
 //! every wait polls with a deadline, and the client is killed if a test
-//! fails before it exits.
+//! fails before it exits. The restart test runs the server in a process of
+//! its own (this test binary, run again as [`server_process`]) on a fixed
+//! loopback port, kills it and starts it again underneath the client.
 
 use std::io::{Read, Write};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chat_client::api::{Api, Inbox, InboxEvent};
-use chat_proto::chat::SendMessageRequest;
+use chat_proto::chat::{JoinGroupChatRequest, SendMessageRequest};
 use chat_server::config::Config;
 use chat_server::logging;
 use chat_server::server::{start, RunningServer};
@@ -177,6 +180,82 @@ impl Drop for Terminal {
     }
 }
 
+/// The environment variable that makes [`server_process`] serve, on the
+/// address it holds.
+const SERVE_ON: &str = "CHAT_CLIENT_TEST_SERVE_ON";
+
+/// A chat server in a child process: this test binary running
+/// [`server_process`]. Killed (SIGKILL, this PID only) when dropped.
+struct ServerProcess {
+    child: std::process::Child,
+}
+
+impl ServerProcess {
+    /// Starts serving on `address` and waits until it answers.
+    fn start(address: &str) -> ServerProcess {
+        let exe = std::env::current_exe().expect("the test's own path");
+        let child = Command::new(exe)
+            .args(["server_process", "--exact", "--ignored", "--nocapture"])
+            .env(SERVE_ON, address)
+            // Its stdin closing tells it the test is gone.
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the server process starts");
+        let server = ServerProcess { child };
+        let deadline = Instant::now() + WAIT;
+        while Api::connect(address, Duration::from_secs(1)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the server process did not answer on {address} within {WAIT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// Kills it the way a crash would, and waits for it to be gone.
+    fn kill(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Not a test: the server process of the restart test, which runs this
+/// binary again with [`SERVE_ON`] set. Without it, returns at once.
+#[test]
+#[ignore = "the restart test's server process, started by that test"]
+fn server_process() {
+    let Ok(listen) = std::env::var(SERVE_ON) else {
+        return;
+    };
+    let server = start(&Config::with_listen(&listen), &logging::discard()).expect("server starts");
+    // Serves until killed, or until the test that started it is gone.
+    let _ = std::io::stdin().read(&mut [0u8; 1]);
+    server.stop();
+}
+
+/// A loopback port free right now (bound and released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
 fn start_server() -> RunningServer {
     start(&Config::with_listen("127.0.0.1:0"), &logging::discard()).expect("server starts")
 }
@@ -286,17 +365,117 @@ fn a_group_conversation_shows_each_line_once_and_counts_unread() {
     server.stop();
 }
 
+fn join(api: &Api, user: &str, group: &str) {
+    let mut request = JoinGroupChatRequest::new();
+    request.name = group.to_owned();
+    api.client
+        .join_group_chat_opt(&request, Api::as_user(user))
+        .expect("join");
+}
+
 #[test]
-fn a_lost_server_shows_in_the_status_line_and_the_terminal_is_restored_on_exit() {
+fn join_shows_the_groups_recent_history_above_the_live_messages() {
+    let server = start_server();
+    let address = format!("127.0.0.1:{}", server.port());
+    let api = Api::connect(&address, WAIT).unwrap();
+    let _bob = api.open_inbox("bob", WAIT).unwrap();
+    let mut create = chat_proto::chat::CreateGroupChatRequest::new();
+    create.name = "news".into();
+    api.client
+        .create_group_chat_opt(&create, Api::as_user("bob"))
+        .unwrap();
+    send(&api, "bob", "news", "said before alice came");
+    send(&api, "bob", "news", "and this too");
+
+    let mut alice = Terminal::start(&address, "alice");
+    alice.wait_for_row("the status line", |row| row.contains("│ connected"));
+    alice.type_keys("/join news\r");
+    alice.wait_for_row("the history's summary", |row| {
+        row.contains("above: 2 messages of #news from before you joined")
+    });
+    send(&api, "bob", "news", "said live");
+    alice.wait_for_row("the live message", |row| {
+        row.contains("[#news] bob: said live")
+    });
+    let rows = alice.rows();
+    let at = |text: &str| rows.iter().position(|row| row.contains(text));
+    let order = [
+        at("bob: said before alice came"),
+        at("bob: and this too"),
+        at("above: 2 messages"),
+        at("bob: said live"),
+    ];
+    assert!(
+        order.iter().all(Option::is_some) && order.windows(2).all(|w| w[0] < w[1]),
+        "history, then live:\n{}",
+        rows.join("\n")
+    );
+    alice.type_keys("/quit\r");
+    assert_eq!(alice.wait_exit(), 0);
+    server.stop();
+}
+
+#[test]
+fn a_restarted_server_is_reconnected_to_with_the_typed_line_intact_and_losses_shown() {
+    let address = format!("127.0.0.1:{}", free_port());
+    let first = ServerProcess::start(&address);
+    let mut alice = Terminal::start(&address, "alice");
+    alice.wait_for_row("the status line", |row| row.contains("│ connected"));
+    alice.type_keys("/create team\r");
+    alice.wait_for_row("the new group", |row| row.contains("to #team │ connected"));
+    alice.type_keys("before the restart\r");
+    alice.wait_for_row("the group line", |row| {
+        row.contains("[#team] alice: before the restart")
+    });
+    alice.type_keys("typed while");
+
+    first.kill();
+    alice.wait_for_row("reconnecting", |row| {
+        row.contains("to #team │ reconnecting")
+    });
+    alice.type_keys(" away");
+    alice.wait_for_row("the line, still being typed", |row| {
+        row == "> typed while away"
+    });
+
+    let _second = ServerProcess::start(&address);
+    alice.wait_for_row("connected again", |row| {
+        row.contains("to #team │ connected")
+    });
+    // A restarted server has a new epoch: nothing to resume.
+    alice.wait_for_row("the may-be-missing line", |row| {
+        row.contains("some messages may be missing: the session could not be resumed (UNKNOWN")
+    });
+    alice.wait_for_row("the group, created again", |row| {
+        row.contains("#team no longer existed; created it again")
+    });
+    assert_eq!(alice.input_row(), "> typed while away");
+    alice.type_keys("\r");
+    alice.wait_for_row("the line, sent on the new connection", |row| {
+        row.contains("[#team] alice: typed while away")
+    });
+
+    // The stream is live: another user's message reaches alice.
+    let api = Api::connect(&address, WAIT).unwrap();
+    let _bob = api.open_inbox("bob", WAIT).unwrap();
+    join(&api, "bob", "team");
+    send(&api, "bob", "team", "welcome back");
+    alice.wait_for_row("bob's message", |row| {
+        row.contains("[#team] bob: welcome back")
+    });
+    alice.type_keys("/quit\r");
+    assert_eq!(alice.wait_exit(), 0);
+    assert!(alice.cooked(), "the terminal is left in raw mode");
+}
+
+#[test]
+fn a_lost_server_shows_reconnecting_in_the_status_line_and_the_terminal_is_restored_on_exit() {
     let server = start_server();
     let address = format!("127.0.0.1:{}", server.port());
     let mut alice = Terminal::start(&address, "alice");
     alice.wait_for_row("the status line", |row| row.contains("│ connected"));
     server.stop();
-    alice.wait_for_row("the lost connection", |row| row.contains("│ disconnected"));
-    alice.wait_for_row("why, in the notice line", |row| {
-        row.starts_with(" error: disconnected: the server ended the session: UNAVAILABLE")
-    });
+    alice.wait_for_row("the lost connection", |row| row.contains("│ reconnecting"));
     alice.type_keys("\x03");
     assert_eq!(alice.wait_exit(), 1);
     assert!(alice.cooked(), "the terminal is left in raw mode");

@@ -1,12 +1,14 @@
 //! The interactive chat's state, with no terminal and no network in it: the
 //! conversations (users and groups) with their unread counts, the messages
 //! shown in each, the input line, the status line's notice and the
-//! connection state. Keys and received messages go in; [`Effect`]s (the
-//! calls to make on the server) come out, and their [`Outcome`]s go back
-//! in. `tui` and `lines` drive it, `view` draws it, `session` makes the
-//! calls; its unit tests below need none of them.
+//! connection state, and what a reconnect needs to catch up (the groups
+//! joined, the newest message seen from each). Keys and received messages
+//! go in; [`Effect`]s (the calls to make on the server) come out, and their
+//! [`Outcome`]s go back in. `tui` and `lines` drive it, `view` draws it,
+//! `session` makes the calls, `link` keeps the stream open; its unit tests
+//! below need none of them.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::NaiveTime;
 
@@ -18,6 +20,11 @@ use crate::format::{describe_group, visible};
 const SCROLLBACK_LIMIT: usize = 10_000;
 /// Rows one PageUp/PageDown scrolls.
 const PAGE_ROWS: usize = 10;
+/// Most pages of history one group's catch-up reads after a reconnect
+/// (500 messages each); past it the rest shows as missing.
+pub const MAX_CATCH_UP_PAGES: usize = 4;
+/// The line a conversation shows where messages may have been lost.
+pub const MISSING: &str = "some messages may be missing";
 
 /// A key, as the chat understands it (the terminal's keys are mapped to
 /// these in `tui`).
@@ -136,8 +143,35 @@ pub struct Notice {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Connection {
     Connected,
-    /// The stream ended: why.
+    /// The stream ended and the client is connecting again: why it ended.
+    Reconnecting(String),
+    /// The stream ended for good: why.
     Lost(String),
+}
+
+/// What became of the resume a reconnect asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// Every message missed follows on the new stream.
+    Resumed,
+    /// The server no longer kept all of them, and replays none (GAP).
+    Gap,
+    /// Nothing to resume: the token was unknown, used, expired, or of
+    /// another epoch (the server restarted) (UNKNOWN).
+    Unknown,
+    /// No resume could be asked: the server offered no token.
+    NotOffered,
+}
+
+/// Which part of a group's history to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryRead {
+    /// After `/join`: the newest messages with an id below `before_id` (the
+    /// join's position + 1), shown above the live ones.
+    Recent { before_id: u64 },
+    /// After a reconnect: the oldest messages with an id above `after_id`
+    /// (the newest seen from the group); `page` counts the pages read, from 1.
+    After { after_id: u64, page: usize },
 }
 
 /// What to do once a name has been looked up.
@@ -165,6 +199,14 @@ pub enum Effect {
     Create(String),
     Join(String),
     Leave(String),
+    /// After a reconnect: join a group this user was in again (creating it
+    /// again if it is gone).
+    Rejoin(String),
+    /// GetHistory of a group.
+    History {
+        group: String,
+        read: HistoryRead,
+    },
 }
 
 /// A user or group as ListChannels reports it.
@@ -192,7 +234,34 @@ pub enum Outcome {
     },
     Listed(Vec<ChannelInfo>),
     Created(String),
-    Joined(String),
+    /// Joined `name`; `position` is the id of its newest message then.
+    Joined {
+        name: String,
+        position: u64,
+    },
+    /// A group is joined again after a reconnect; `position` as for
+    /// `Joined` (`None` when the server said this user was still in it),
+    /// `recreated` when it was gone and this client created it again.
+    Rejoined {
+        name: String,
+        position: Option<u64>,
+        recreated: bool,
+    },
+    /// A group could not be joined again: the status (code and message).
+    NotRejoined {
+        name: String,
+        error: String,
+    },
+    /// A page of a group's history, oldest first.
+    History {
+        group: String,
+        read: HistoryRead,
+        messages: Vec<Incoming>,
+        /// The range holds more messages than were returned.
+        more: bool,
+        /// Messages of the range are no longer kept.
+        truncated: bool,
+    },
     Left(String),
     /// The call failed: `action` says what was tried ("send to bob"),
     /// `error` the status (code and message).
@@ -212,8 +281,19 @@ pub struct App {
     current: usize,
     entries: Vec<Entry>,
     /// Ids of the messages shown, so a group message that comes back to
-    /// its sender (it reaches every member) is not shown a second time.
+    /// its sender (it reaches every member), or that both the history and
+    /// the stream bring, is not shown a second time. Ids mean something
+    /// within one server epoch only: cleared when it changes.
     seen: HashSet<u64>,
+    /// The groups this user is in, to join again after a reconnect (the
+    /// server drops every membership when a stream ends).
+    joined: BTreeSet<String>,
+    /// The newest message id seen from each group (on the stream, in its
+    /// history, or sent by this client): where its catch-up starts.
+    group_last: HashMap<String, u64>,
+    /// Conversations that already show a "may be missing" line for the
+    /// current reconnect, so one reconnect adds at most one to each.
+    marked: HashSet<usize>,
     input: InputLine,
     notice: Option<Notice>,
     connection: Connection,
@@ -249,6 +329,9 @@ impl App {
             current: 0,
             entries: Vec::new(),
             seen: HashSet::new(),
+            joined: BTreeSet::new(),
+            group_last: HashMap::new(),
+            marked: HashSet::new(),
             input: InputLine::default(),
             notice: None,
             connection: Connection::Connected,
@@ -330,6 +413,14 @@ impl App {
         match key {
             Key::Char(c) => input.insert(c),
             Key::Enter => {
+                // A line that needs the server stays in the input while the
+                // client is not connected: nothing typed is lost.
+                if self.connection != Connection::Connected
+                    && command::parse(&self.input.text()).needs_server()
+                {
+                    self.refuse_offline();
+                    return None;
+                }
                 let line = self.input.submit();
                 return self.submit(&line);
             }
@@ -359,13 +450,8 @@ impl App {
     /// Handles one submitted line; returns the call to make, if any.
     pub fn submit(&mut self, line: &str) -> Option<Effect> {
         let command = command::parse(line);
-        let needs_server = !matches!(
-            command,
-            Command::Help | Command::Quit | Command::Nothing | Command::Invalid(_)
-        );
-        if let (true, Connection::Lost(reason)) = (needs_server, &self.connection) {
-            let reason = reason.clone();
-            self.error(format!("not connected: {reason}"));
+        if command.needs_server() && self.connection != Connection::Connected {
+            self.refuse_offline();
             return None;
         }
         match command {
@@ -411,6 +497,9 @@ impl App {
     pub fn outcome(&mut self, outcome: Outcome) -> Option<Effect> {
         match outcome {
             Outcome::Sent { to, text, id, time } => {
+                if self.joined.contains(&to) {
+                    self.saw_from_group(&to, id);
+                }
                 let index = self.open(&to, Kind::User);
                 let label = self.conversations[index].label();
                 let me = self.me.clone();
@@ -462,9 +551,46 @@ impl App {
                     self.info(line);
                 }
             }
-            Outcome::Created(name) => self.entered(&name, "created"),
-            Outcome::Joined(name) => self.entered(&name, "joined"),
-            Outcome::Left(name) => self.note(format!("left #{name}")),
+            Outcome::Created(name) => {
+                self.joined.insert(name.clone());
+                self.entered(&name, "created");
+            }
+            Outcome::Joined { name, position } => {
+                self.joined.insert(name.clone());
+                self.entered(&name, "joined");
+                // What was said before, above what comes live.
+                if position > 0 {
+                    return Some(Effect::History {
+                        group: name,
+                        read: HistoryRead::Recent {
+                            before_id: position.saturating_add(1),
+                        },
+                    });
+                }
+            }
+            Outcome::Rejoined {
+                name,
+                position,
+                recreated,
+            } => return self.rejoined(name, position, recreated),
+            Outcome::NotRejoined { name, error } => {
+                self.joined.remove(&name);
+                let index = self.open(&name, Kind::Group);
+                let text = format!("could not join #{name} again: {error}");
+                self.push(index, Body::Info(text.clone()));
+                self.error(text);
+            }
+            Outcome::History {
+                group,
+                read,
+                messages,
+                more,
+                truncated,
+            } => return self.history(group, read, messages, more, truncated),
+            Outcome::Left(name) => {
+                self.joined.remove(&name);
+                self.note(format!("left #{name}"));
+            }
             Outcome::Failed { action, error } => self.error(format!("cannot {action}: {error}")),
         }
         None
@@ -473,36 +599,212 @@ impl App {
     /// Takes in messages received on the inbox stream.
     pub fn incoming(&mut self, messages: Vec<Incoming>) {
         for message in messages {
-            let (name, kind) = if message.group {
-                (message.recipient.as_str(), Kind::Group)
-            } else if message.sender == self.me {
-                (message.recipient.as_str(), Kind::User)
-            } else {
-                (message.sender.as_str(), Kind::User)
-            };
-            let index = self.open(name, kind);
-            if self.seen.contains(&message.id) {
-                continue;
-            }
-            if index != self.current {
-                self.conversations[index].unread += 1;
-            }
-            let label = self.conversations[index].label();
-            self.show_message(
-                index,
-                message.id,
-                message.time,
-                message.sender,
-                label,
-                &message.text,
-            );
+            self.receive(message);
         }
     }
 
-    /// The inbox stream ended.
+    /// The inbox stream ended for good.
     pub fn disconnected(&mut self, reason: String) {
         self.error(format!("disconnected: {reason}"));
         self.connection = Connection::Lost(reason);
+    }
+
+    /// The inbox stream ended and the client connects again.
+    pub fn reconnecting(&mut self, reason: String) {
+        self.error(format!("connection lost: {reason}; reconnecting"));
+        self.connection = Connection::Reconnecting(reason);
+    }
+
+    /// A reconnect attempt failed (`why`); the next is in `next`. Shown in
+    /// the notice only: the line mode does not print every attempt.
+    pub fn retrying(&mut self, why: &str, next: std::time::Duration) {
+        let seconds = next.as_secs_f64().ceil();
+        self.notice = Some(Notice {
+            text: format!("reconnecting: {why}; next try in {seconds}s"),
+            error: true,
+        });
+    }
+
+    /// The stream is open again. `resume` is what became of the resume it
+    /// asked for; `new_epoch` says the server lost its state meanwhile (its
+    /// ids mean something else now). Returns the calls that catch up: one
+    /// rejoin per group this user was in.
+    pub fn reconnected(&mut self, resume: Resume, new_epoch: bool) -> Vec<Effect> {
+        self.connection = Connection::Connected;
+        self.marked.clear();
+        if new_epoch {
+            self.seen.clear();
+            self.group_last.clear();
+        }
+        let why = match resume {
+            Resume::Resumed => None,
+            Resume::Gap => Some("the server no longer kept all of them (GAP)"),
+            Resume::Unknown => {
+                Some("the session could not be resumed (UNKNOWN: the server may have restarted)")
+            }
+            Resume::NotOffered => Some("the server offers no resume"),
+        };
+        match why {
+            None => self.note("reconnected; nothing was lost".to_owned()),
+            Some(why) => {
+                // Direct messages cannot be fetched again: every
+                // conversation may lack some.
+                let line = format!("{MISSING}: {why}");
+                if let Some(printed) = &mut self.printed {
+                    printed.push(Printed::Out(line.clone()));
+                }
+                for index in 0..self.conversations.len() {
+                    self.marked.insert(index);
+                    self.push(index, Body::Info(line.clone()));
+                }
+                self.note(format!("reconnected; {MISSING}"));
+            }
+        }
+        self.joined
+            .iter()
+            .map(|group| Effect::Rejoin(group.clone()))
+            .collect()
+    }
+
+    /// Refuses a line that needs the server while not connected.
+    fn refuse_offline(&mut self) {
+        match self.connection.clone() {
+            Connection::Connected => {}
+            Connection::Reconnecting(_) => self.error(
+                "not connected yet (reconnecting): the line is kept; Enter sends it once connected",
+            ),
+            Connection::Lost(reason) => self.error(format!("not connected: {reason}")),
+        }
+    }
+
+    /// One received message (on the stream or from a history) into its
+    /// conversation, once.
+    fn receive(&mut self, message: Incoming) {
+        let (name, kind) = if message.group {
+            (message.recipient.as_str(), Kind::Group)
+        } else if message.sender == self.me {
+            (message.recipient.as_str(), Kind::User)
+        } else {
+            (message.sender.as_str(), Kind::User)
+        };
+        let index = self.open(name, kind);
+        if message.group {
+            self.saw_from_group(&message.recipient, message.id);
+        }
+        if self.seen.contains(&message.id) {
+            return;
+        }
+        if index != self.current {
+            self.conversations[index].unread += 1;
+        }
+        let label = self.conversations[index].label();
+        self.show_message(
+            index,
+            message.id,
+            message.time,
+            message.sender,
+            label,
+            &message.text,
+        );
+    }
+
+    fn saw_from_group(&mut self, group: &str, id: u64) {
+        let last = self.group_last.entry(group.to_owned()).or_default();
+        *last = (*last).max(id);
+    }
+
+    /// A group joined again: reads what it said meanwhile.
+    fn rejoined(&mut self, name: String, position: Option<u64>, recreated: bool) -> Option<Effect> {
+        self.joined.insert(name.clone());
+        let index = self.open(&name, Kind::Group);
+        if recreated {
+            self.info_in(
+                index,
+                format!("#{name} no longer existed; created it again"),
+            );
+            // Its history went with it: what was said since cannot be read.
+            self.missing(index, "what it said while you were away is gone with it");
+            return None;
+        }
+        let after_id = self.group_last.get(&name).copied().unwrap_or(0);
+        let read = match position {
+            _ if after_id > 0 => HistoryRead::After { after_id, page: 1 },
+            Some(position) if position > 0 => HistoryRead::Recent {
+                before_id: position.saturating_add(1),
+            },
+            _ => return None,
+        };
+        Some(Effect::History { group: name, read })
+    }
+
+    /// A page of `group`'s history: shown, and the next page asked for
+    /// while a catch-up has more (within [`MAX_CATCH_UP_PAGES`]).
+    fn history(
+        &mut self,
+        group: String,
+        read: HistoryRead,
+        messages: Vec<Incoming>,
+        more: bool,
+        truncated: bool,
+    ) -> Option<Effect> {
+        let index = self.open(&group, Kind::Group);
+        let newest = messages.last().map(|message| message.id);
+        let count = messages.len();
+        match read {
+            HistoryRead::Recent { .. } => {
+                self.incoming(messages);
+                if count > 0 {
+                    let shown = if more || truncated { "the last " } else { "" };
+                    let plural = if count == 1 { "" } else { "s" };
+                    self.info_in(
+                        index,
+                        format!(
+                            "above: {shown}{count} message{plural} of #{group} from before you joined"
+                        ),
+                    );
+                }
+                None
+            }
+            HistoryRead::After { page, .. } => {
+                if truncated {
+                    self.missing(
+                        index,
+                        &format!("part of what #{group} said meanwhile is no longer kept"),
+                    );
+                }
+                self.incoming(messages);
+                match newest {
+                    Some(after_id) if more && page < MAX_CATCH_UP_PAGES => Some(Effect::History {
+                        group,
+                        read: HistoryRead::After {
+                            after_id,
+                            page: page + 1,
+                        },
+                    }),
+                    _ if more => {
+                        self.missing(index, &format!("#{group} said too much to fetch it all"));
+                        None
+                    }
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    /// A "may be missing" line in one conversation, unless the current
+    /// reconnect already put one there.
+    fn missing(&mut self, conversation: usize, why: &str) {
+        if self.marked.insert(conversation) {
+            self.info_in(conversation, format!("{MISSING}: {why}"));
+        }
+    }
+
+    /// A line in one conversation's scrollback (printed in line mode).
+    fn info_in(&mut self, conversation: usize, text: String) {
+        if let Some(printed) = &mut self.printed {
+            printed.push(Printed::Out(text.clone()));
+        }
+        self.push(conversation, Body::Info(text));
     }
 
     /// The conversation named `name`, added to the list if it is new.
@@ -872,7 +1174,10 @@ mod tests {
         );
         app.outcome(Outcome::Created("team".into()));
         assert_eq!(app.current_conversation().label(), "#team");
-        app.outcome(Outcome::Joined("other".into()));
+        app.outcome(Outcome::Joined {
+            name: "other".into(),
+            position: 0,
+        });
         assert_eq!(app.current_conversation().label(), "#other");
         app.outcome(Outcome::Failed {
             action: "join nope".into(),
@@ -928,6 +1233,243 @@ mod tests {
             Some("not connected: UNAVAILABLE server shutting down")
         );
         assert!(matches!(app.connection(), Connection::Lost(_)));
+    }
+
+    #[test]
+    fn while_reconnecting_a_line_for_the_server_stays_in_the_input() {
+        let mut app = talking_to("bob", false);
+        app.reconnecting("UNAVAILABLE gone".into());
+        assert_eq!(
+            app.connection(),
+            &Connection::Reconnecting("UNAVAILABLE gone".into())
+        );
+        assert_eq!(type_line(&mut app, "still typing"), None);
+        assert_eq!(app.input().text(), "still typing");
+        assert!(app
+            .notice()
+            .is_some_and(|n| n.error && n.text.contains("the line is kept")));
+        // Commands that need no server still work.
+        app.key(Key::KillToStart);
+        assert_eq!(type_line(&mut app, "/help"), None);
+        assert_eq!(app.input().text(), "");
+        assert!(app.reconnected(Resume::Resumed, false).is_empty());
+        assert_eq!(app.connection(), &Connection::Connected);
+        assert_eq!(
+            type_line(&mut app, "now"),
+            Some(Effect::Send {
+                to: "bob".into(),
+                text: "now".into()
+            })
+        );
+    }
+
+    /// Every Info line of conversation `index`.
+    fn infos(app: &App, index: usize) -> Vec<String> {
+        app.entries
+            .iter()
+            .filter(|e| e.conversation == index)
+            .filter_map(|e| match &e.body {
+                Body::Info(text) => Some(text.clone()),
+                Body::Message { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_reconnect_rejoins_every_group_and_catches_up_after_the_last_seen_id() {
+        let mut app = App::new("alice", "srv", false);
+        app.outcome(Outcome::Created("team".into()));
+        app.outcome(Outcome::Joined {
+            name: "news".into(),
+            position: 0,
+        });
+        app.outcome(Outcome::Created("gone".into()));
+        app.outcome(Outcome::Left("gone".into()));
+        app.incoming(vec![message(5, "bob", "team", true, "five")]);
+        app.reconnecting("UNAVAILABLE".into());
+        let effects = app.reconnected(Resume::Resumed, false);
+        assert_eq!(
+            effects,
+            [Effect::Rejoin("news".into()), Effect::Rejoin("team".into())]
+        );
+        // A group seen before catches up after its last id; one never
+        // heard from reads its recent history from its position.
+        assert_eq!(
+            app.outcome(Outcome::Rejoined {
+                name: "team".into(),
+                position: Some(9),
+                recreated: false
+            }),
+            Some(Effect::History {
+                group: "team".into(),
+                read: HistoryRead::After {
+                    after_id: 5,
+                    page: 1
+                }
+            })
+        );
+        assert_eq!(
+            app.outcome(Outcome::Rejoined {
+                name: "news".into(),
+                position: Some(7),
+                recreated: false
+            }),
+            Some(Effect::History {
+                group: "news".into(),
+                read: HistoryRead::Recent { before_id: 8 }
+            })
+        );
+        // Pages follow one another while there is more.
+        let next = app.outcome(Outcome::History {
+            group: "team".into(),
+            read: HistoryRead::After {
+                after_id: 5,
+                page: 1,
+            },
+            messages: vec![
+                message(5, "bob", "team", true, "five"),
+                message(6, "bob", "team", true, "six"),
+            ],
+            more: true,
+            truncated: false,
+        });
+        assert_eq!(
+            next,
+            Some(Effect::History {
+                group: "team".into(),
+                read: HistoryRead::After {
+                    after_id: 6,
+                    page: 2
+                }
+            })
+        );
+        let done = app.outcome(Outcome::History {
+            group: "team".into(),
+            read: HistoryRead::After {
+                after_id: 6,
+                page: 2,
+            },
+            messages: vec![message(8, "carol", "team", true, "eight")],
+            more: false,
+            truncated: false,
+        });
+        assert_eq!(done, None);
+        let team = app.conversations().iter().position(|c| c.name == "team");
+        app.switch_to(team.unwrap_or(0));
+        assert_eq!(texts(&app), ["bob: five", "bob: six", "carol: eight"]);
+        assert!(infos(&app, app.current())
+            .iter()
+            .all(|l| !l.contains(MISSING)));
+    }
+
+    #[test]
+    fn a_gap_or_an_unknown_resume_marks_every_conversation_and_a_new_epoch_forgets_ids() {
+        let mut app = talking_to("bob", false);
+        app.outcome(Outcome::Created("team".into()));
+        app.incoming(vec![message(3, "bob", "team", true, "three")]);
+        app.reconnecting("UNAVAILABLE".into());
+        let effects = app.reconnected(Resume::Unknown, true);
+        assert_eq!(effects, [Effect::Rejoin("team".into())]);
+        for index in 0..app.conversations().len() {
+            let lines = infos(&app, index);
+            assert_eq!(
+                lines.iter().filter(|l| l.starts_with(MISSING)).count(),
+                1,
+                "conversation {index}: {lines:?}"
+            );
+        }
+        // The server restarted: the group is gone and created again; the
+        // conversation is marked once only.
+        let index = app.conversations().iter().position(|c| c.name == "team");
+        let index = index.unwrap_or(0);
+        assert_eq!(
+            app.outcome(Outcome::Rejoined {
+                name: "team".into(),
+                position: Some(0),
+                recreated: true
+            }),
+            None
+        );
+        let lines = infos(&app, index);
+        assert_eq!(lines.iter().filter(|l| l.starts_with(MISSING)).count(), 1);
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some("#team no longer existed; created it again")
+        );
+        // Ids start again in the new epoch: message 3 is a new one.
+        app.incoming(vec![message(3, "bob", "team", true, "new three")]);
+        app.switch_to(index);
+        assert_eq!(texts(&app), ["bob: three", "bob: new three"]);
+
+        let mut app = talking_to("bob", false);
+        app.reconnecting("RESOURCE_EXHAUSTED".into());
+        app.reconnected(Resume::Gap, false);
+        assert!(infos(&app, app.current())
+            .iter()
+            .any(|l| l.starts_with(MISSING) && l.contains("GAP")));
+    }
+
+    #[test]
+    fn a_truncated_catch_up_marks_that_group_only() {
+        let mut app = App::new("alice", "srv", false);
+        app.outcome(Outcome::Created("team".into()));
+        app.outcome(Outcome::Created("other".into()));
+        app.incoming(vec![message(2, "bob", "team", true, "two")]);
+        app.reconnecting("UNAVAILABLE".into());
+        app.reconnected(Resume::Resumed, false);
+        app.outcome(Outcome::History {
+            group: "team".into(),
+            read: HistoryRead::After {
+                after_id: 2,
+                page: 1,
+            },
+            messages: vec![message(40, "bob", "team", true, "forty")],
+            more: false,
+            truncated: true,
+        });
+        let marked: Vec<String> = app
+            .conversations()
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| infos(&app, *index).iter().any(|l| l.starts_with(MISSING)))
+            .map(|(_, c)| c.label())
+            .collect();
+        assert_eq!(marked, ["#team"]);
+    }
+
+    #[test]
+    fn join_shows_the_groups_recent_history_above_the_live_messages() {
+        let mut app = App::new("alice", "srv", true);
+        app.take_printed();
+        let history = app.outcome(Outcome::Joined {
+            name: "news".into(),
+            position: 12,
+        });
+        assert_eq!(
+            history,
+            Some(Effect::History {
+                group: "news".into(),
+                read: HistoryRead::Recent { before_id: 13 }
+            })
+        );
+        app.outcome(Outcome::History {
+            group: "news".into(),
+            read: HistoryRead::Recent { before_id: 13 },
+            messages: vec![
+                message(10, "bob", "news", true, "ten"),
+                message(12, "carol", "news", true, "twelve"),
+            ],
+            more: false,
+            truncated: false,
+        });
+        app.incoming(vec![message(13, "bob", "news", true, "live")]);
+        assert_eq!(texts(&app), ["bob: ten", "carol: twelve", "bob: live"]);
+        let printed = app.take_printed();
+        assert_eq!(
+            printed[3],
+            Printed::Out("above: 2 messages of #news from before you joined".into())
+        );
+        assert_eq!(printed.len(), 5);
     }
 
     #[test]

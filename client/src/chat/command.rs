@@ -69,6 +69,17 @@ pub enum Command {
     Invalid(String),
 }
 
+impl Command {
+    /// Whether carrying it out takes a call to the server (so it must wait
+    /// while the client is not connected).
+    pub fn needs_server(&self) -> bool {
+        !matches!(
+            self,
+            Command::Help | Command::Quit | Command::Nothing | Command::Invalid(_)
+        )
+    }
+}
+
 /// Parses one line. A line starting with `//` sends the rest with one `/`
 /// (to say something that starts with a slash).
 pub fn parse(line: &str) -> Command {
@@ -155,6 +166,16 @@ mod tests {
             Command::Say("/not a command".into())
         );
         assert_eq!(parse("   "), Command::Nothing);
+    }
+
+    #[test]
+    fn only_calls_need_the_server() {
+        assert!(parse("hi").needs_server());
+        assert!(parse("/join g").needs_server());
+        assert!(!parse("/help").needs_server());
+        assert!(!parse("/quit").needs_server());
+        assert!(!parse("/nope").needs_server());
+        assert!(!parse("").needs_server());
     }
 
     #[test]

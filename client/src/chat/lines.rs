@@ -4,20 +4,23 @@
 //! errors as `error: ...` on standard error. No prompt, no cursor control;
 //! the same [`App`] decides what lines mean and what is shown.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, Write};
 
-use crossbeam_channel::{never, select};
+use crossbeam_channel::never;
 
 use super::app::{App, Connection, Printed};
-use super::session::{take_inbox_event, Session};
+use super::command;
+use super::link::Link;
 use super::tui::run_effects;
-use crate::api::Inbox;
 
-/// Runs until end of input or `/quit`.
+/// Runs until end of input or `/quit`. While the client reconnects, lines
+/// that need the server wait, in order, and run once it is back; end of
+/// input then still runs them first.
 ///
 /// # Errors
 /// A one-line message when the connection was lost before the end.
-pub fn run(mut app: App, session: &Session, inbox: &Inbox) -> Result<(), String> {
+pub fn run(mut app: App, link: &mut Link) -> Result<(), String> {
     let (lines_tx, lines) = crossbeam_channel::unbounded();
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
@@ -27,30 +30,42 @@ pub fn run(mut app: App, session: &Session, inbox: &Inbox) -> Result<(), String>
             }
         }
     });
-    let mut events = inbox.events().clone();
+    let mut waiting: VecDeque<String> = VecDeque::new();
+    let mut ended = false;
     print(&mut app);
     while !app.quitting() {
-        select! {
-            recv(lines) -> line => match line {
-                Ok(line) => {
-                    let effect = app.submit(&line);
-                    run_effects(&mut app, session, effect);
-                }
-                Err(_) => break,
-            },
-            recv(events) -> event => {
-                if !take_inbox_event(&mut app, event) {
-                    events = never();
-                }
+        let reconnecting = matches!(app.connection(), Connection::Reconnecting(_));
+        if !reconnecting {
+            if let Some(line) = waiting.pop_front() {
+                submit(&mut app, link, &line);
+                print(&mut app);
+                continue;
             }
+        }
+        if ended && (waiting.is_empty() || !reconnecting) {
+            break;
+        }
+        let source = if ended { never() } else { lines.clone() };
+        match link.next(&mut app, &source) {
+            Some(Ok(line)) if reconnecting && command::parse(&line).needs_server() => {
+                waiting.push_back(line);
+            }
+            Some(Ok(line)) => submit(&mut app, link, &line),
+            Some(Err(_)) => ended = true,
+            None => {}
         }
         print(&mut app);
     }
     match app.connection() {
         Connection::Connected => Ok(()),
         // Already printed as an error line.
-        Connection::Lost(_) => Err(String::new()),
+        Connection::Reconnecting(_) | Connection::Lost(_) => Err(String::new()),
     }
+}
+
+fn submit(app: &mut App, link: &Link, line: &str) {
+    let effect = app.submit(line);
+    run_effects(app, link.session(), effect);
 }
 
 fn print(app: &mut App) {

@@ -2,12 +2,15 @@
 //! is a full-screen client ([`tui`]); when standard input or output is not
 //! a terminal it reads and prints plain lines ([`lines`]) so scripts and
 //! pipes work. Both run the same [`app`] state, which knows neither the
-//! terminal nor the network; [`session`] makes the calls, [`view`] draws.
+//! terminal nor the network; [`session`] makes the calls, [`link`] keeps
+//! the stream open (reconnecting and resuming when it ends), [`view`]
+//! draws.
 
 pub mod app;
 pub mod command;
 pub mod input;
 pub mod lines;
+pub mod link;
 pub mod session;
 pub mod tui;
 pub mod view;
@@ -19,7 +22,8 @@ use grpcio::RpcStatusCode;
 
 use crate::api::Api;
 use app::App;
-use session::{describe_status, Session};
+use link::Link;
+use session::describe_status;
 
 /// How the chat talks to the person using it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,8 +51,8 @@ impl Mode {
 /// A one-line message when it cannot connect, or when the connection was
 /// lost (empty if that was already printed).
 pub fn run(api: Api, user: &str, mode: Mode) -> Result<(), String> {
-    let inbox = api
-        .open_inbox(user, Duration::from_secs(10))
+    let (inbox, connected) = api
+        .open_session(user, None, Duration::from_secs(10))
         .map_err(|status| match status.code() {
             RpcStatusCode::ALREADY_EXISTS => format!("the name {user:?} is taken"),
             RpcStatusCode::INVALID_ARGUMENT => {
@@ -57,11 +61,10 @@ pub fn run(api: Api, user: &str, mode: Mode) -> Result<(), String> {
             _ => format!("cannot connect as {user:?}: {}", describe_status(&status)),
         })?;
     let address = api.address().to_owned();
-    let session = Session::new(api, user);
-    let result = match mode {
-        Mode::Screen => tui::run(App::new(user, &address, false), &session, &inbox),
-        Mode::Lines => lines::run(App::new(user, &address, true), &session, &inbox),
-    };
-    inbox.close();
-    result
+    let mut link = Link::new(api, user, inbox, connected);
+    match mode {
+        Mode::Screen => tui::run(App::new(user, &address, false), &mut link),
+        Mode::Lines => lines::run(App::new(user, &address, true), &mut link),
+    }
+    // Dropping the link closes the stream.
 }

@@ -1,24 +1,28 @@
-//! The chat's side of the network: makes the calls that `app` asks for (as
+//! The chat's side of the calls: makes the calls that `app` asks for (as
 //! [`Effect`]s) on the server and turns their replies, and the messages of
-//! the inbox stream, into the app's plain types. The only part of the chat
-//! that knows the generated protocol types.
+//! the inbox stream, into the app's plain types. With `link`, the only part
+//! of the chat that knows the generated protocol types.
 
 use std::time::{Duration, UNIX_EPOCH};
 
 use chat_proto::chat::{
-    ChannelType, CreateGroupChatRequest, JoinGroupChatRequest, LeaveGroupChatRequest,
-    ListChannelsRequest, Message, SendMessageRequest,
+    ChannelType, CreateGroupChatRequest, GetHistoryRequest, JoinGroupChatRequest,
+    LeaveGroupChatRequest, ListChannelsRequest, Message, SendMessageRequest,
 };
 use chrono::{DateTime, Local, NaiveTime};
-use grpcio::{CallOption, RpcStatus};
+use grpcio::{CallOption, RpcStatus, RpcStatusCode};
 use protobuf::well_known_types::timestamp::Timestamp;
 
-use super::app::{App, ChannelInfo, Effect, Incoming, Outcome};
-use crate::api::{status_of, Api, InboxEvent};
+use super::app::{ChannelInfo, Effect, HistoryRead, Incoming, Outcome};
+use crate::api::{status_of, Api};
 use crate::format::code_name;
 
 /// How long one call may take before it is given up.
 const CALL_DEADLINE: Duration = Duration::from_secs(5);
+/// Messages one page of history asks for: `/join` shows a screenful,
+/// a catch-up reads as much as the server gives at once.
+const RECENT_LIMIT: u32 = 50;
+const CATCH_UP_LIMIT: u32 = 500;
 
 /// Makes calls as one user.
 pub struct Session {
@@ -32,6 +36,11 @@ impl Session {
             api,
             user: user.to_owned(),
         }
+    }
+
+    /// The connection the calls go out on.
+    pub fn api(&self) -> &Api {
+        &self.api
     }
 
     /// Makes the call `effect` stands for and waits for its reply (at most
@@ -80,13 +89,37 @@ impl Session {
                     .map(|_| Outcome::Created(name.clone()))
                     .map_err(failed(format!("create {name}")))
             }
-            Effect::Join(name) => {
-                let mut request = JoinGroupChatRequest::new();
-                request.name = name.clone();
+            Effect::Join(name) => self
+                .join(&name)
+                .map(|position| Outcome::Joined {
+                    name: name.clone(),
+                    position,
+                })
+                .map_err(failed(format!("join {name}"))),
+            Effect::Rejoin(name) => Ok(self.rejoin(name)),
+            Effect::History { group, read } => {
+                let mut request = GetHistoryRequest::new();
+                request.group = group.clone();
+                match read {
+                    HistoryRead::Recent { before_id } => {
+                        request.before_id = before_id;
+                        request.limit = RECENT_LIMIT;
+                    }
+                    HistoryRead::After { after_id, .. } => {
+                        request.after_id = after_id;
+                        request.limit = CATCH_UP_LIMIT;
+                    }
+                }
                 client
-                    .join_group_chat_opt(&request, opts())
-                    .map(|_| Outcome::Joined(name.clone()))
-                    .map_err(failed(format!("join {name}")))
+                    .get_history_opt(&request, opts())
+                    .map(|reply| Outcome::History {
+                        group: group.clone(),
+                        read,
+                        messages: reply.messages.into_iter().map(incoming).collect(),
+                        more: reply.more,
+                        truncated: reply.truncated,
+                    })
+                    .map_err(failed(format!("read the history of #{group}")))
             }
             Effect::Leave(name) => {
                 let mut request = LeaveGroupChatRequest::new();
@@ -98,6 +131,58 @@ impl Session {
             }
         };
         result.unwrap_or_else(|failure| failure)
+    }
+
+    /// JoinGroupChat; the group's position.
+    fn join(&self, name: &str) -> Result<u64, grpcio::Error> {
+        let mut request = JoinGroupChatRequest::new();
+        request.name = name.to_owned();
+        let opts = self.api.call_as(&self.user).timeout(CALL_DEADLINE);
+        Ok(self
+            .api
+            .client
+            .join_group_chat_opt(&request, opts)?
+            .position)
+    }
+
+    /// Joins `name` again after a reconnect. A group that is gone (its
+    /// members all left, or the server restarted) is created again, so
+    /// the conversation goes on where the others come back to it; if
+    /// someone else created it first, it is joined.
+    fn rejoin(&self, name: String) -> Outcome {
+        let code = |error: &grpcio::Error| match error {
+            grpcio::Error::RpcFailure(status) => status.code(),
+            _ => RpcStatusCode::UNAVAILABLE,
+        };
+        let rejoined = |position, recreated| Outcome::Rejoined {
+            name: name.clone(),
+            position,
+            recreated,
+        };
+        let result = match self.join(&name) {
+            Ok(position) => Ok(rejoined(Some(position), false)),
+            // Still a member: nothing was dropped.
+            Err(error) if code(&error) == RpcStatusCode::ALREADY_EXISTS => {
+                Ok(rejoined(None, false))
+            }
+            Err(error) if code(&error) == RpcStatusCode::NOT_FOUND => {
+                let mut request = CreateGroupChatRequest::new();
+                request.name = name.clone();
+                let opts = self.api.call_as(&self.user).timeout(CALL_DEADLINE);
+                match self.api.client.create_group_chat_opt(&request, opts) {
+                    Ok(_) => Ok(rejoined(Some(0), true)),
+                    Err(error) if code(&error) == RpcStatusCode::ALREADY_EXISTS => self
+                        .join(&name)
+                        .map(|position| rejoined(Some(position), false)),
+                    Err(error) => Err(error),
+                }
+            }
+            Err(error) => Err(error),
+        };
+        result.unwrap_or_else(|error| Outcome::NotRejoined {
+            name: name.clone(),
+            error: describe_status(&status_of(error)),
+        })
     }
 
     fn channels(&self, opts: CallOption) -> Result<Vec<ChannelInfo>, grpcio::Error> {
@@ -115,33 +200,6 @@ impl Session {
                 joined: channel.joined,
             })
             .collect())
-    }
-}
-
-/// Takes one event of the inbox stream (or the news that its channel
-/// closed) into `app`; false once the stream has ended, when the caller
-/// should stop waiting on it.
-pub fn take_inbox_event(
-    app: &mut App,
-    event: Result<InboxEvent, crossbeam_channel::RecvError>,
-) -> bool {
-    match event {
-        Ok(InboxEvent::Messages(messages)) => {
-            app.incoming(messages.into_iter().map(incoming).collect());
-            true
-        }
-        Ok(InboxEvent::Connected(_)) => true,
-        Ok(InboxEvent::Ended(status)) => {
-            app.disconnected(format!(
-                "the server ended the session: {}",
-                describe_status(&status)
-            ));
-            false
-        }
-        Err(_) => {
-            app.disconnected("the connection to the server was lost".to_owned());
-            false
-        }
     }
 }
 

@@ -1,12 +1,13 @@
 //! The full-screen chat's terminal side: raw mode and the alternate screen
 //! (restored on every way out, a panic included), the terminal's keys
 //! mapped to the app's [`Key`]s, and the loop that waits on keys and on the
-//! inbox stream at once, so a message that arrives while a line is half
-//! typed only redraws the screen around it.
+//! link (the inbox stream, and reconnecting) at once, so a message that
+//! arrives, or a reconnect, while a line is half typed only redraws the
+//! screen around it.
 
 use std::io::{self, Stdout};
 
-use crossbeam_channel::{never, select, Receiver};
+use crossbeam_channel::Receiver;
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::{
     self, DisableBracketedPaste, EnableBracketedPaste, Event, KeyCode, KeyEvent, KeyEventKind,
@@ -19,22 +20,21 @@ use ratatui::crossterm::terminal::{
 use ratatui::Terminal;
 
 use super::app::{App, Connection, Effect, Key};
-use super::session::{take_inbox_event, Session};
+use super::link::Link;
+use super::session::Session;
 use super::view;
-use crate::api::Inbox;
 
 /// Runs the full-screen chat until the user quits.
 ///
 /// # Errors
 /// A one-line message when the terminal cannot be set up or drawn on, or
-/// when the connection had been lost by the time the user quit.
-pub fn run(mut app: App, session: &Session, inbox: &Inbox) -> Result<(), String> {
+/// when the client was not connected by the time the user quit.
+pub fn run(mut app: App, link: &mut Link) -> Result<(), String> {
     let terminal_error = |error: io::Error| format!("terminal: {error}");
     let guard = TerminalGuard::enter().map_err(terminal_error)?;
     let mut terminal =
         Terminal::new(CrosstermBackend::new(io::stdout())).map_err(terminal_error)?;
     let keys = spawn_key_reader();
-    let mut events = inbox.events().clone();
     loop {
         terminal
             .draw(|frame| view::draw(frame, &app))
@@ -42,24 +42,20 @@ pub fn run(mut app: App, session: &Session, inbox: &Inbox) -> Result<(), String>
         if app.quitting() {
             break;
         }
-        select! {
-            recv(keys) -> event => match event {
-                Ok(event) => handle_terminal_event(&mut app, session, event),
-                // The terminal is gone: nothing more can be typed.
-                Err(_) => break,
-            },
-            recv(events) -> event => {
-                if !take_inbox_event(&mut app, event) {
-                    events = never();
-                }
-            }
+        match link.next(&mut app, &keys) {
+            Some(Ok(event)) => handle_terminal_event(&mut app, link.session(), event),
+            // The terminal is gone: nothing more can be typed.
+            Some(Err(_)) => break,
+            None => {}
         }
     }
     drop(terminal);
     drop(guard);
     match app.connection() {
         Connection::Connected => Ok(()),
-        Connection::Lost(reason) => Err(format!("disconnected: {reason}")),
+        Connection::Reconnecting(reason) | Connection::Lost(reason) => {
+            Err(format!("disconnected: {reason}"))
+        }
     }
 }
 

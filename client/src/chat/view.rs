@@ -162,6 +162,7 @@ fn colour_of(name: &str) -> Color {
 fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
     let (state, state_style) = match app.connection() {
         Connection::Connected => ("connected", Style::new().fg(Color::Green)),
+        Connection::Reconnecting(_) => ("reconnecting", Style::new().fg(Color::Yellow)),
         Connection::Lost(_) => ("disconnected", Style::new().fg(Color::Red)),
     };
     let line = Line::from(vec![
@@ -381,6 +382,25 @@ mod tests {
         let x = rows[5].find("disconnected").unwrap();
         let x = rows[5][..x].chars().count() as u16;
         assert_eq!(buffer[(x, 5)].fg, Color::Red);
+    }
+
+    #[test]
+    fn reconnecting_shows_in_the_status_line_and_the_typed_line_stays() {
+        let mut app = App::new("alice", "srv", false);
+        "not lost".chars().for_each(|c| {
+            app.key(Key::Char(c));
+        });
+        app.reconnecting("UNAVAILABLE gone".into());
+        let (rows, buffer, _) = screen(&app, 60, 8);
+        assert_eq!(rows[5], " alice on srv │ to (home) │ reconnecting");
+        assert_eq!(
+            rows[6],
+            " error: connection lost: UNAVAILABLE gone; reconnecting"
+        );
+        assert_eq!(rows[7], "> not lost");
+        let x = rows[5].find("reconnecting").unwrap();
+        let x = rows[5][..x].chars().count() as u16;
+        assert_eq!(buffer[(x, 5)].fg, Color::Yellow);
     }
 
     #[test]
