@@ -128,7 +128,8 @@ fn reflection_v1_lists_services_and_serves_descriptors() {
             "JoinGroupChat",
             "LeaveGroupChat",
             "SendMessage",
-            "ListChannels"
+            "ListChannels",
+            "GetHistory"
         ]
     );
     assert_eq!(
