@@ -2,9 +2,10 @@
 //! on `127.0.0.1:0`: what a person at a terminal sees and what the other
 //! side receives. The screen is read the way a terminal draws it (vt100);
 //! every wait polls with a deadline, and the client is killed if a test
-//! fails before it exits. The restart test runs the server in a process of
+//! fails before it exits. The restart tests run the server in a process of
 //! its own (this test binary, run again as [`server_process`]) on a fixed
-//! loopback port, kills it and starts it again underneath the client.
+//! loopback port, kill it and start it again underneath the client: in the
+//! pseudo-terminal, and once in the plain line mode (pipes, no terminal).
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -483,4 +484,100 @@ fn a_lost_server_shows_reconnecting_in_the_status_line_and_the_terminal_is_resto
     alice.wait_for_row("the exit message", |row| {
         row.starts_with("chat-client: disconnected: the server ended the session")
     });
+}
+
+/// A stream of the plain line mode's output, collected by a thread.
+fn collect(mut from: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let into = text.clone();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = from.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            into.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+    });
+    text
+}
+
+/// Waits until `text` holds `wanted`.
+#[track_caller]
+fn wait_for_text(what: &str, text: &Mutex<String>, wanted: &str) {
+    let deadline = Instant::now() + WAIT;
+    while !text.lock().unwrap().contains(wanted) {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {wanted:?} not written within {WAIT:?}:\n{}",
+            text.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn the_line_mode_reconnects_too_and_runs_the_lines_that_waited() {
+    let address = format!("127.0.0.1:{}", free_port());
+    let first = ServerProcess::start(&address);
+    let mut client = Command::new(env!("CARGO_BIN_EXE_chat-client"))
+        .args(["--server", &address, "chat", "--user", "alice"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the client starts");
+    let mut stdin = client.stdin.take().expect("piped stdin");
+    let stdout = collect(client.stdout.take().expect("piped stdout"));
+    let stderr = collect(client.stderr.take().expect("piped stderr"));
+    // Killed if the test fails before it exits.
+    struct Reaper(std::process::Child);
+    impl Drop for Reaper {
+        fn drop(&mut self) {
+            if let Ok(None) = self.0.try_wait() {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+    }
+    let mut client = Reaper(client);
+
+    writeln!(stdin, "/create team").unwrap();
+    wait_for_text("the group", &stdout, "created #team");
+    first.kill();
+    wait_for_text("the loss", &stderr, "error: connection lost: ");
+    wait_for_text("the loss", &stderr, "; reconnecting");
+    // Needs the server: waits for it.
+    writeln!(stdin, "said while away").unwrap();
+    let _second = ServerProcess::start(&address);
+    wait_for_text(
+        "the may-be-missing line",
+        &stdout,
+        "some messages may be missing: the session could not be resumed (UNKNOWN",
+    );
+    wait_for_text(
+        "the group, created again",
+        &stdout,
+        "#team no longer existed; created it again",
+    );
+    wait_for_text(
+        "the line that waited",
+        &stdout,
+        "[#team] alice: said while away",
+    );
+    drop(stdin);
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = client.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the client did not exit at end of input"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status:?}");
 }
