@@ -14,6 +14,9 @@
 #                  carries, so messages/s achieved is each server's capacity
 #                  (at mixed's own rate both carry it all)
 #   SATURATED_RATE the offered rate of mixed-saturated (default 30000 msgs/s)
+#   AGAINST        the baseline: tonic (default, the yardstick) or ours-off
+#                  (this server with --history-size 0 --resume-window 0, to
+#                  see what history and resume cost at their defaults)
 #   YARDSTICK_DIR  the yardstick's sources (default ../shared/yardstick/tonic-chat)
 #   BENCH_OUT      where the per-run JSON lines go (default target/bench/compare.jsonl)
 # The yardstick is built outside this workspace, from a copy of its sources,
@@ -28,11 +31,16 @@ out=${BENCH_OUT:-$cache/bench/compare.jsonl}
 rounds=${ROUNDS:-3}
 read -r -a scenarios <<<"${SCENARIOS:-direct fanout connections connections-shared mixed mixed-saturated pingpong}"
 saturated_rate=${SATURATED_RATE:-30000}
+against=${AGAINST:-tonic}
+case "$against" in
+  tonic | ours-off) ;;
+  *) echo "bench-compare: AGAINST must be tonic or ours-off, got $against" >&2; exit 2 ;;
+esac
 mkdir -p "$(dirname "$out")"
 : >"$out"
 
 "$root/scripts/install-deps.sh" cmake protoc
-[ -d "$yardstick_src" ] || { echo "bench-compare: no yardstick at $yardstick_src" >&2; exit 1; }
+[ "$against" != tonic ] || [ -d "$yardstick_src" ] || { echo "bench-compare: no yardstick at $yardstick_src" >&2; exit 1; }
 cargo build --quiet --release --bin chat-server
 cargo build --quiet --release -p chat-bench
 ours="$cache/release/chat-server"
@@ -45,15 +53,17 @@ bench="$cache/release/chat-bench"
 # fields). On the wire the two contracts are compatible both ways: the new
 # fields are skipped by a client that does not know them.
 yardstick_build="$cache/yardstick"
-mkdir -p "$yardstick_build/src"
-rm -rf "$yardstick_build/src/tonic-chat"
-cp -r "$yardstick_src" "$yardstick_build/src/tonic-chat"
-(
-  cd "$yardstick_build/src/tonic-chat"
-  CHAT_PROTO_DIR="$root/bench/yardstick-proto" CARGO_TARGET_DIR="$yardstick_build/target" \
-    cargo build --quiet --release --locked
-)
 tonic="$yardstick_build/target/release/tonic-chat"
+if [ "$against" = tonic ]; then
+  mkdir -p "$yardstick_build/src"
+  rm -rf "$yardstick_build/src/tonic-chat"
+  cp -r "$yardstick_src" "$yardstick_build/src/tonic-chat"
+  (
+    cd "$yardstick_build/src/tonic-chat"
+    CHAT_PROTO_DIR="$root/bench/yardstick-proto" CARGO_TARGET_DIR="$yardstick_build/target" \
+      cargo build --quiet --release --locked
+  )
+fi
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -74,6 +84,7 @@ start_server() {
   case "$1" in
     ours) "$ours" --listen "127.0.0.1:$port" 2>"$log" & ;;
     tonic) "$tonic" --listen "127.0.0.1:$port" 2>"$log" & ;;
+    ours-off) "$ours" --listen "127.0.0.1:$port" --history-size 0 --resume-window 0 2>"$log" & ;;
   esac
   server_pid=$!
   for _ in $(seq 200); do
@@ -99,8 +110,8 @@ status=0
 for round in $(seq "$rounds"); do
   for scenario in "${scenarios[@]}"; do
     # A B in odd rounds, B A in even ones, so neither always goes first.
-    order=(ours tonic)
-    [ $((round % 2)) -eq 0 ] && order=(tonic ours)
+    order=(ours "$against")
+    [ $((round % 2)) -eq 0 ] && order=("$against" ours)
     for server in "${order[@]}"; do
       start_server "$server"
       run_out=$(mktemp)
@@ -129,5 +140,5 @@ for line in open(sys.argv[3]):
     done
   done
 done
-python3 "$root/scripts/bench_compare_report.py" "$out"
+python3 "$root/scripts/bench_compare_report.py" "$out" "$against"
 exit "$status"

@@ -2,9 +2,11 @@
 with "server": "ours" or "tonic"), and prints per figure the median of
 each server's runs and the ratio ours / tonic, first as a table, then as
 one JSON line per figure. Lower is better for every figure but throughput,
-where the ratio says how much more we achieved.
+where the ratio says how much more we achieved. A second argument names
+the baseline when it is not the tonic yardstick (bench-compare's
+AGAINST=ours-off: this server with history and resume off).
 
-    python3 scripts/bench_compare_report.py target/bench/compare.jsonl
+    python3 scripts/bench_compare_report.py target/bench/compare.jsonl [BASELINE]
 """
 
 import json
@@ -31,19 +33,19 @@ FIGURES = [
 ]
 
 
-def main(path: str) -> int:
+def main(path: str, baseline: str = "tonic") -> int:
     runs = [json.loads(line) for line in open(path) if line.strip()]
     rows = []
     for scenario, label, read, unit in FIGURES:
         values = {}
-        for server in ("ours", "tonic"):
+        for server in ("ours", baseline):
             got = [read(r) for r in runs if r.get("scenario") == scenario and r.get("server") == server]
             got = [v for v in got if isinstance(v, (int, float))]
             values[server] = got
-        if not values["ours"] or not values["tonic"]:
+        if not values["ours"] or not values[baseline]:
             continue
         ours = statistics.median(values["ours"])
-        tonic = statistics.median(values["tonic"])
+        tonic = statistics.median(values[baseline])
         ratio = ours / tonic if tonic else None
         rows.append({
             "scenario": scenario,
@@ -53,11 +55,11 @@ def main(path: str) -> int:
             "tonic": round(tonic, 3),
             "ratio": None if ratio is None else round(ratio, 3),
             "ours_runs": values["ours"],
-            "tonic_runs": values["tonic"],
+            "tonic_runs": values[baseline],
         })
     clean = all(r.get("ok", False) for r in runs)
     print()
-    print(f"| scenario | figure | ours | tonic | ratio (ours / tonic) | runs |")
+    print(f"| scenario | figure | ours | {baseline} | ratio (ours / {baseline}) | runs |")
     print(f"| --- | --- | --- | --- | --- | --- |")
     for row in rows:
         ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}"
@@ -71,4 +73,4 @@ def main(path: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(*sys.argv[1:3]))
