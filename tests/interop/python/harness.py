@@ -368,10 +368,20 @@ class StreamReader:
 class Inbox(StreamReader):
     """One Connect stream (see StreamReader), with helpers for its events."""
 
-    def __init__(self, channel: grpc.Channel, username: str, pause_after_first: bool = False):
+    def __init__(
+        self,
+        channel: grpc.Channel,
+        username: str,
+        pause_after_first: bool = False,
+        resume: Optional[chat_pb2.ResumeRequest] = None,
+    ):
         self.username = username
         stub = chat_pb2_grpc.ChatServiceStub(channel)
-        call = stub.Connect(chat_pb2.ConnectRequest(username=username))
+        # Without `resume` the request is the old one: the field is unset.
+        request = chat_pb2.ConnectRequest(username=username)
+        if resume is not None:
+            request.resume.CopyFrom(resume)
+        call = stub.Connect(request)
         super().__init__(call, username, pause_after_first)
 
     def connected(self, timeout: float = WAIT) -> chat_pb2.Connected:
@@ -449,6 +459,16 @@ class Client:
             self.stub.SendMessage, chat_pb2.SendMessageRequest(recipient=recipient, text=text)
         )
 
+    def history(
+        self, group: str, after_id: int = 0, before_id: int = 0, limit: int = 0
+    ) -> chat_pb2.GetHistoryResponse:
+        return self._call(
+            self.stub.GetHistory,
+            chat_pb2.GetHistoryRequest(
+                group=group, after_id=after_id, before_id=before_id, limit=limit
+            ),
+        )
+
     def channels(self) -> list:
         """ListChannels: the Channel messages."""
         return list(self._call(self.stub.ListChannels, chat_pb2.ListChannelsRequest()).channels)
@@ -462,13 +482,21 @@ class Client:
 
 
 class User(Client):
-    """A connected user: its Connect stream plus a client that calls as it."""
+    """A connected user: its Connect stream plus a client that calls as it.
+    `connected` is the stream's first event (resume token, epoch, resume
+    status)."""
 
-    def __init__(self, channel: grpc.Channel, inbox: Inbox):
+    def __init__(self, channel: grpc.Channel, inbox: Inbox, connected: chat_pb2.Connected):
         super().__init__(channel, inbox.username)
         self.channel = channel
         self.name = inbox.username
         self.inbox = inbox
+        self.connected = connected
+
+    def resume_request(self, after_id: int) -> chat_pb2.ResumeRequest:
+        """A request to resume this user's session, having received every
+        message up to `after_id`."""
+        return chat_pb2.ResumeRequest(token=self.connected.resume_token, after_id=after_id)
 
     def receive(self, count: int, timeout: float = WAIT) -> list:
         return self.inbox.receive(count, timeout)
@@ -512,26 +540,77 @@ class Chat:
     def _next_shared(self) -> grpc.Channel:
         return self._shared[self._next()]
 
+    def node_channel(self, node: int) -> grpc.Channel:
+        """The shared channel to node `node` of a cluster (modulo the number
+        of nodes: on one server, always its channel)."""
+        return self._shared[node % len(self._shared)]
+
     def open(
-        self, username: str, channel: Optional[grpc.Channel] = None, pause_after_first: bool = False
+        self,
+        username: str,
+        channel: Optional[grpc.Channel] = None,
+        pause_after_first: bool = False,
+        resume: Optional[chat_pb2.ResumeRequest] = None,
     ) -> Inbox:
         """Opens a Connect stream without waiting for anything."""
-        inbox = Inbox(channel or self._next_shared(), username, pause_after_first)
+        inbox = Inbox(channel or self._next_shared(), username, pause_after_first, resume)
         self._streams.append(inbox)
         return inbox
 
     def connect(
-        self, username: str, own_channel: bool = False, pause_after_first: bool = False
+        self,
+        username: str,
+        own_channel: bool = False,
+        pause_after_first: bool = False,
+        resume: Optional[chat_pb2.ResumeRequest] = None,
+        node: Optional[int] = None,
     ) -> User:
-        """Connects `username` and waits for `connected`."""
-        channel = self.new_channel() if own_channel else self._next_shared()
-        inbox = self.open(username, channel, pause_after_first)
-        assert inbox.connected().username == username
-        return User(channel, inbox)
+        """Connects `username` and waits for `connected` (through cluster
+        node `node` when given)."""
+        if own_channel:
+            channel = self.new_channel()
+        elif node is not None:
+            channel = self.node_channel(node)
+        else:
+            channel = self._next_shared()
+        inbox = self.open(username, channel, pause_after_first, resume)
+        connected = inbox.connected()
+        assert connected.username == username
+        if resume is None:
+            # An old client's request: nothing asked, nothing resumed.
+            assert connected.resume_status == chat_pb2.RESUME_STATUS_UNSPECIFIED, connected
+        return User(channel, inbox, connected)
 
-    def refused(self, username: str) -> End:
+    def reconnect(
+        self,
+        username: str,
+        resume: Optional[chat_pb2.ResumeRequest] = None,
+        node: Optional[int] = None,
+        timeout: float = WAIT,
+    ) -> User:
+        """Connects `username` again once the server has seen its last
+        stream end: a Connect refused with ALREADY_EXISTS (the old stream
+        not ended yet) changes nothing, so it is tried again until
+        `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            channel = self.node_channel(node) if node is not None else self._next_shared()
+            inbox = self.open(username, channel, resume=resume)
+            event = inbox.next_event(timeout)
+            if isinstance(event, End):
+                if event.code == Code.ALREADY_EXISTS and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                    continue
+                raise AssertionError(
+                    f"Connect {username!r} ended: {event.code.name} {event.details}"
+                )
+            assert event.WhichOneof("event") == "connected", f"first event: {event}"
+            assert event.connected.username == username
+            return User(channel, inbox, event.connected)
+
+    def refused(self, username: str, resume: Optional[chat_pb2.ResumeRequest] = None) -> End:
         """The status a Connect for `username` is refused with."""
-        inbox = self.open(username)
+        inbox = self.open(username, resume=resume)
         return inbox.refused()
 
     def stream(self, call: Any, name: str) -> StreamReader:

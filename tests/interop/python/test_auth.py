@@ -13,6 +13,7 @@ CALLS = {
     "LeaveGroupChat": lambda client: client.leave("room"),
     "SendMessage": lambda client: client.send("bob", "hello"),
     "ListChannels": lambda client: client.channels(),
+    "GetHistory": lambda client: client.history("room"),
 }
 
 # Header values that name no connected user (None: no header at all).
@@ -74,5 +75,6 @@ def test_every_rpc_accepts_the_bearer_form(chat):
         ("bob", USER, 0, False),
         ("room", GROUP, 2, True),
     ]
+    assert [m.id for m in as_bob.history("room").messages] == [sent.message_id]
     as_bob.leave("room")
     assert as_alice.rows()[2] == ("room", GROUP, 1, True)

@@ -13,6 +13,8 @@ OVERSIZE = "x" * (65 * 1024)
 QUEUE_DEPTH = 16
 BIG_TEXT = "x" * 4000
 MAX_SENDS = 20_000
+# A queue of QUEUE_DEPTH messages; a resume keeps at most a queue's worth.
+SMALL_QUEUE = ("--queue-depth", str(QUEUE_DEPTH), "--resume-size", str(QUEUE_DEPTH))
 
 
 def test_a_connect_past_max_connections_is_refused(start_server, chat_on):
@@ -80,7 +82,7 @@ def test_the_request_limit_is_not_the_text_limit(chat):
 
 
 def test_a_direct_recipient_that_stops_reading_is_disconnected(start_server, chat_on):
-    chat = chat_on(start_server("--queue-depth", str(QUEUE_DEPTH)))
+    chat = chat_on(start_server(*SMALL_QUEUE))
     alice = chat.connect("alice")
     slow = chat.connect("slow", own_channel=True, pause_after_first=True)
     slow.create("slow-group")
@@ -114,7 +116,7 @@ def test_a_direct_recipient_that_stops_reading_is_disconnected(start_server, cha
 def test_a_group_member_that_stops_reading_is_dropped_and_the_rest_lose_nothing(
     start_server, chat_on
 ):
-    chat = chat_on(start_server("--queue-depth", str(QUEUE_DEPTH)))
+    chat = chat_on(start_server(*SMALL_QUEUE))
     alice = chat.connect("alice")
     bob = chat.connect("bob")
     slow = chat.connect("slow", own_channel=True, pause_after_first=True)

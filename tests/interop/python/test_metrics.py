@@ -52,6 +52,9 @@ def test_a_scrape_parses_with_prometheus_clients_parser(monitored):
         "chat_group_memberships": "gauge",
         "chat_queued_messages": "gauge",
         "chat_queued_bytes": "gauge",
+        "chat_history_messages": "gauge",
+        "chat_history_bytes": "gauge",
+        "chat_resume_attempts": "counter",
         "chat_connections": "counter",
         "chat_disconnects": "counter",
         "chat_messages": "counter",
@@ -88,7 +91,8 @@ def test_a_scrape_parses_with_prometheus_clients_parser(monitored):
     assert send_handled("OK") == 1
     assert send_handled("NotFound") == 1
     assert send_handled("Unauthenticated") == 0
-    assert len(families["grpc_server_handled"].samples) == 6 * 17
+    # Seven methods (GetHistory included) by seventeen codes.
+    assert len(families["grpc_server_handled"].samples) == 7 * 17
     assert value("chat_connected_users") == 2
     assert value("chat_connections_total") == 2
     assert value("chat_messages_total", kind="direct") == 1
@@ -96,6 +100,11 @@ def test_a_scrape_parses_with_prometheus_clients_parser(monitored):
     assert value("chat_deliveries_total") == 1
     assert value("chat_delivery_writes_total") == 1
     assert value("chat_refusals_total", code="NotFound") == 1
+    # No group yet, and no Connect asked to resume.
+    assert value("chat_history_messages") == 0
+    assert value("chat_history_bytes") == 0
+    for status in ("resumed", "gap", "unknown"):
+        assert value("chat_resume_attempts_total", status=status) == 0
     count = value(
         "grpc_server_handling_seconds_count",
         grpc_type="unary",

@@ -20,6 +20,7 @@ CHAT_METHODS = {
     "LeaveGroupChat",
     "SendMessage",
     "ListChannels",
+    "GetHistory",
 }
 
 

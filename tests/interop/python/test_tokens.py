@@ -132,6 +132,52 @@ def test_connect_with_another_users_token_is_permission_denied(secure_server, ce
         channel.close()
 
 
+def test_a_resume_in_token_mode_needs_the_users_token_too(secure_server, certs):
+    channel, stub = _stub(secure_server, certs)
+    as_alice = [("authorization", f"Bearer {mint_token(SECRET, 'alice')}")]
+    as_bob = [("authorization", f"Bearer {mint_token(SECRET, 'bob')}")]
+
+    def connect(metadata, resume=None):
+        request = chat_pb2.ConnectRequest(username="alice", resume=resume)
+        call = stub.Connect(request, metadata=metadata, timeout=10)
+        return call, next(call).connected
+
+    try:
+        call, first = connect(as_alice)
+        sent = stub.SendMessage(
+            chat_pb2.SendMessageRequest(recipient="alice", text="to myself"),
+            metadata=as_alice,
+            timeout=5,
+        )
+        call.cancel()
+        resume = chat_pb2.ResumeRequest(token=first.resume_token, after_id=0)
+
+        # The resume token is no credential: bob's JWT is refused, which
+        # leaves alice's session resumable.
+        with pytest.raises(grpc.RpcError) as error:
+            connect(as_bob, resume)
+        assert error.value.code() == Code.PERMISSION_DENIED
+        with pytest.raises(grpc.RpcError) as error:
+            connect([], resume)
+        assert error.value.code() == Code.UNAUTHENTICATED
+
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                call, resumed = connect(as_alice, resume)
+                break
+            except grpc.RpcError as error:
+                # The server has not seen the first stream end yet.
+                if error.code() != Code.ALREADY_EXISTS or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+        assert resumed.resume_status == chat_pb2.RESUME_STATUS_RESUMED
+        assert [m.id for m in next(call).delivery.messages] == [sent.message_id]
+        call.cancel()
+    finally:
+        channel.close()
+
+
 def _plain_list_status(server, certs, client_cert):
     """The status of a ListChannels without a token over TLS."""
     channel, stub = _stub(server, certs, client_cert)

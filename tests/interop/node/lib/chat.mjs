@@ -223,12 +223,24 @@ export class Session {
   }
 }
 
+/** What `ConnectResponse.connected.resume_status` may be. */
+export const RESUME_STATUSES = [
+  'RESUME_STATUS_UNSPECIFIED',
+  'RESUME_STATUS_RESUMED',
+  'RESUME_STATUS_GAP',
+  'RESUME_STATUS_UNKNOWN',
+];
+
 /**
- * Opens a Connect stream as `username` and waits for its `connected` event.
- * Rejects with the stream's status error when the server refuses it.
+ * Opens a Connect stream as `username` and waits for its `connected` event,
+ * kept as `session.connected`. With `resume` ({ token, after_id }) the
+ * request asks to resume that session; without it the request has no
+ * `resume` field at all, as before the field existed. Rejects with the
+ * stream's status error when the server refuses it.
  */
-export async function connect(client, username, timeoutMs = WAIT_TIMEOUT_MS) {
-  const session = new Session(client.Connect({ username }), username);
+export async function connect(client, username, timeoutMs = WAIT_TIMEOUT_MS, resume = undefined) {
+  const request = resume === undefined ? { username } : { username, resume };
+  const session = new Session(client.Connect(request), username);
   let first;
   try {
     first = await session.nextEvent(timeoutMs);
@@ -237,7 +249,16 @@ export async function connect(client, username, timeoutMs = WAIT_TIMEOUT_MS) {
     throw error;
   }
   assert.equal(first.event, 'connected', 'the first event is `connected`');
-  assert.deepEqual(first.connected, { username });
+  const { connected } = first;
+  assert.deepEqual(Object.keys(connected).sort(), ['epoch', 'resume_status', 'resume_token', 'username']);
+  assert.equal(connected.username, username);
+  assert.ok(connected.resume_token.length >= 16, `a resume token: ${JSON.stringify(connected)}`);
+  assert.ok(connected.epoch.length > 0, `an epoch: ${JSON.stringify(connected)}`);
+  assert.ok(RESUME_STATUSES.includes(connected.resume_status), `a resume status: ${connected.resume_status}`);
+  if (resume === undefined) {
+    assert.equal(connected.resume_status, 'RESUME_STATUS_UNSPECIFIED', 'no resume was asked');
+  }
+  session.connected = connected;
   return session;
 }
 
@@ -269,6 +290,11 @@ export class User {
     const { channels } = await unary(this.client, 'ListChannels', {}, this.authorization);
     return channels;
   }
+
+  /** GetHistory of `group`, with `after_id`, `before_id` and `limit` from `range`. */
+  history(group, range = {}) {
+    return unary(this.client, 'GetHistory', { group, ...range }, this.authorization);
+  }
 }
 
 let nameSerial = 0;
@@ -290,9 +316,10 @@ export class Harness {
     return `${base}-${nameSerial}`;
   }
 
-  /** Connects `username` and returns its session and its `User`. */
-  async connect(username) {
-    const session = await connect(this.client, username);
+  /** Connects `username` (resuming `resume` when given) and returns its
+   * session and its `User`. */
+  async connect(username, resume = undefined) {
+    const session = await connect(this.client, username, WAIT_TIMEOUT_MS, resume);
     this.sessions.push(session);
     return { session, user: new User(this.client, username) };
   }

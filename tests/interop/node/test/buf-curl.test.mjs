@@ -66,7 +66,7 @@ describe('buf curl', () => {
     const result = await run(withPort(LIST_METHODS, server.port));
     assertSucceeded(result);
     const methods = result.stdout.split('\n').filter(Boolean);
-    for (const rpc of ['Connect', 'CreateGroupChat', 'JoinGroupChat', 'LeaveGroupChat', 'SendMessage', 'ListChannels']) {
+    for (const rpc of ['Connect', 'CreateGroupChat', 'JoinGroupChat', 'LeaveGroupChat', 'SendMessage', 'ListChannels', 'GetHistory']) {
       assert.ok(methods.includes(`chat.v1.ChatService/${rpc}`), `${rpc} missing from:\n${result.stdout}`);
     }
   });

@@ -28,7 +28,8 @@ describe('Connect', () => {
   test('the first event is `connected` with the username, and RPCs work after it', TEST, async (t) => {
     const h = harness(t, server);
     const name = h.name('alice');
-    // connect() asserts the first event is exactly { connected: { username } }.
+    // connect() asserts the first event is `connected` with exactly the username,
+    // a resume token, the epoch and RESUME_STATUS_UNSPECIFIED.
     const { session, user } = await h.connect(name);
     assert.equal(session.events.length, 0, 'nothing but `connected` arrives unasked');
     const channels = await user.list();
