@@ -2,10 +2,10 @@
 //! on `127.0.0.1:0`: what a person at a terminal sees and what the other
 //! side receives. The screen is read the way a terminal draws it (vt100);
 //! every wait polls with a deadline, and the client is killed if a test
-//! fails before it exits. The restart tests run the server in a process of
-//! its own (this test binary, run again as [`server_process`]) on a fixed
-//! loopback port, kill it and start it again underneath the client: in the
-//! pseudo-terminal, and once in the plain line mode (pipes, no terminal).
+//! fails before it exits. The restart tests run the server in this process
+//! on a fixed loopback port, stop it completely and start a new one on the
+//! same port underneath the client: in the pseudo-terminal, and once in the
+//! plain line mode (pipes, no terminal).
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -181,72 +181,21 @@ impl Drop for Terminal {
     }
 }
 
-/// The environment variable that makes [`server_process`] serve, on the
-/// address it holds.
-const SERVE_ON: &str = "CHAT_CLIENT_TEST_SERVE_ON";
-
-/// A chat server in a child process: this test binary running
-/// [`server_process`]. Killed (SIGKILL, this PID only) when dropped.
-struct ServerProcess {
-    child: std::process::Child,
-}
-
-impl ServerProcess {
-    /// Starts serving on `address` and waits until it answers.
-    fn start(address: &str) -> ServerProcess {
-        let exe = std::env::current_exe().expect("the test's own path");
-        let child = Command::new(exe)
-            .args(["server_process", "--exact", "--ignored", "--nocapture"])
-            .env(SERVE_ON, address)
-            // Its stdin closing tells it the test is gone.
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the server process starts");
-        let server = ServerProcess { child };
-        let deadline = Instant::now() + WAIT;
-        while Api::connect(address, Duration::from_secs(1)).is_err() {
-            assert!(
+/// Starts a server on `address` (a fixed port, so a restarted server is
+/// found where the client left the first). Retries for up to [`WAIT`] while
+/// the port cannot be bound yet, as just after a server on it has stopped.
+fn start_server_on(address: &str) -> RunningServer {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match start(&Config::with_listen(address), &logging::discard()) {
+            Ok(server) => return server,
+            Err(error) => assert!(
                 Instant::now() < deadline,
-                "the server process did not answer on {address} within {WAIT:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
+                "no server on {address} within {WAIT:?}: {error}"
+            ),
         }
-        server
+        std::thread::sleep(Duration::from_millis(50));
     }
-
-    /// Kills it the way a crash would, and waits for it to be gone.
-    fn kill(mut self) {
-        self.stop();
-    }
-
-    fn stop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Not a test: the server process of the restart test, which runs this
-/// binary again with [`SERVE_ON`] set. Without it, returns at once.
-#[test]
-#[ignore = "the restart test's server process, started by that test"]
-fn server_process() {
-    let Ok(listen) = std::env::var(SERVE_ON) else {
-        return;
-    };
-    let server = start(&Config::with_listen(&listen), &logging::discard()).expect("server starts");
-    // Serves until killed, or until the test that started it is gone.
-    let _ = std::io::stdin().read(&mut [0u8; 1]);
-    server.stop();
 }
 
 /// A loopback port free right now (bound and released).
@@ -419,7 +368,7 @@ fn join_shows_the_groups_recent_history_above_the_live_messages() {
 #[test]
 fn a_restarted_server_is_reconnected_to_with_the_typed_line_intact_and_losses_shown() {
     let address = format!("127.0.0.1:{}", free_port());
-    let first = ServerProcess::start(&address);
+    let first = start_server_on(&address);
     let mut alice = Terminal::start(&address, "alice");
     alice.wait_for_row("the status line", |row| row.contains("│ connected"));
     alice.type_keys("/create team\r");
@@ -430,7 +379,7 @@ fn a_restarted_server_is_reconnected_to_with_the_typed_line_intact_and_losses_sh
     });
     alice.type_keys("typed while");
 
-    first.kill();
+    first.stop();
     alice.wait_for_row("reconnecting", |row| {
         row.contains("to #team │ reconnecting")
     });
@@ -439,7 +388,7 @@ fn a_restarted_server_is_reconnected_to_with_the_typed_line_intact_and_losses_sh
         row == "> typed while away"
     });
 
-    let _second = ServerProcess::start(&address);
+    let second = start_server_on(&address);
     alice.wait_for_row("connected again", |row| {
         row.contains("to #team │ connected")
     });
@@ -467,6 +416,7 @@ fn a_restarted_server_is_reconnected_to_with_the_typed_line_intact_and_losses_sh
     alice.type_keys("/quit\r");
     assert_eq!(alice.wait_exit(), 0);
     assert!(alice.cooked(), "the terminal is left in raw mode");
+    second.stop();
 }
 
 #[test]
@@ -521,7 +471,7 @@ fn wait_for_text(what: &str, text: &Mutex<String>, wanted: &str) {
 #[test]
 fn the_line_mode_reconnects_too_and_runs_the_lines_that_waited() {
     let address = format!("127.0.0.1:{}", free_port());
-    let first = ServerProcess::start(&address);
+    let first = start_server_on(&address);
     let mut client = Command::new(env!("CARGO_BIN_EXE_chat-client"))
         .args(["--server", &address, "chat", "--user", "alice"])
         .stdin(Stdio::piped())
@@ -546,12 +496,12 @@ fn the_line_mode_reconnects_too_and_runs_the_lines_that_waited() {
 
     writeln!(stdin, "/create team").unwrap();
     wait_for_text("the group", &stdout, "created #team");
-    first.kill();
+    first.stop();
     wait_for_text("the loss", &stderr, "error: connection lost: ");
     wait_for_text("the loss", &stderr, "; reconnecting");
     // Needs the server: waits for it.
     writeln!(stdin, "said while away").unwrap();
-    let _second = ServerProcess::start(&address);
+    let second = start_server_on(&address);
     wait_for_text(
         "the may-be-missing line",
         &stdout,
@@ -580,4 +530,5 @@ fn the_line_mode_reconnects_too_and_runs_the_lines_that_waited() {
         std::thread::sleep(Duration::from_millis(10));
     };
     assert!(status.success(), "{status:?}");
+    second.stop();
 }
