@@ -123,6 +123,9 @@ fn apply(node: &Node, entries: &[Entry], mut last: u64) -> Result<u64, String> {
     let mut newest_message = None;
     {
         let mut local = lock(&node.local);
+        if local.applied.0 != node.identity().id {
+            local.applied = (node.identity().id, 0);
+        }
         for (seq, fields) in entries {
             if *seq != last + 1 {
                 return Err(format!(
@@ -131,6 +134,7 @@ fn apply(node: &Node, entries: &[Entry], mut last: u64) -> Result<u64, String> {
                 ));
             }
             last = *seq;
+            local.applied.1 = last;
             if let Some(sent_at) = apply_one(&mut local, fields, &mut wake, &mut evicted) {
                 newest_message = Some(sent_at);
             }

@@ -111,6 +111,10 @@ struct LocalConnection {
 struct Local {
     connections: HashMap<SessionId, LocalConnection>,
     groups: HashMap<Name, HashSet<SessionId>>,
+    /// The node id whose inbox the reader reads, and the last entry of it
+    /// applied: a connection that ends now has had every entry up to here,
+    /// and none after (the reader skips a connection it no longer holds).
+    applied: (Arc<str>, u64),
 }
 
 /// A disconnect that could not reach Redis; retried by the lease thread.
@@ -119,9 +123,21 @@ struct PendingDisconnect {
     name: Name,
     node: Arc<str>,
     id: SessionId,
-    /// What to keep for a resume: the token, the newest dropped id and the
-    /// encoded recent messages (`None`: nothing, resume off).
-    parked: Option<(String, u64, String)>,
+    /// What to keep for a resume (`None`: nothing, resume off).
+    parked: Option<Parking>,
+}
+
+/// An ended session's recent messages, on their way to Redis for a resume.
+#[derive(Debug, Clone)]
+struct Parking {
+    token: String,
+    /// The newest id its ring dropped.
+    dropped: u64,
+    /// Its ring, encoded ([`parked::encode`]).
+    stored: String,
+    /// The last entry of the connection's node inbox applied when it
+    /// ended: the messages for it in later entries are added in Redis.
+    applied: u64,
 }
 
 /// Everything a node shares between the adapter's calls, the lanes'
@@ -505,9 +521,10 @@ impl Node {
         let kept = match (answer.int(1), answer.int(2), answer.text(3)) {
             (Some(1), Some(dropped), Some(stored)) => {
                 let dropped = u64::try_from(dropped).unwrap_or(u64::MAX);
-                // A record that does not read back answers GAP.
+                // A record that does not read back answers GAP. What Redis
+                // added to the ring is kept within the same bounds.
                 Some(match parked::decode(stored) {
-                    Some(messages) => Recent::from_parts(messages, dropped),
+                    Some(messages) => Recent::refilled(messages, dropped, &self.limits.resume),
                     None => Recent::from_parts(Vec::new(), u64::MAX),
                 })
             }
@@ -546,10 +563,16 @@ impl Node {
         status
     }
 
-    /// Drops a local connection's entry.
-    fn forget(&self, id: SessionId) -> Option<LocalConnection> {
+    /// Drops a local connection's entry; also answers the last entry of
+    /// its node's inbox applied to it.
+    fn forget(&self, id: SessionId) -> Option<(LocalConnection, u64)> {
         let mut local = lock(&self.local);
         let connection = local.connections.remove(&id)?;
+        let applied = if local.applied.0 == connection.node {
+            local.applied.1
+        } else {
+            0
+        };
         for group in &connection.groups {
             if let Some(members) = local.groups.get_mut(group) {
                 members.remove(&id);
@@ -558,7 +581,7 @@ impl Node {
                 }
             }
         }
-        Some(connection)
+        Some((connection, applied))
     }
 
     /// Frees `pending`'s name in Redis, keeping it for a retry when Redis
@@ -567,11 +590,14 @@ impl Node {
         let me = Arc::clone(self);
         let connection = pending.id.to_string();
         let window = self.limits.resume.window.as_millis().to_string();
-        let (token, dropped, stored) = match &pending.parked {
-            Some((token, dropped, stored)) => {
-                (token.as_str(), dropped.to_string(), stored.as_str())
-            }
-            None => ("", String::new(), ""),
+        let (token, dropped, stored, applied) = match &pending.parked {
+            Some(parking) => (
+                parking.token.as_str(),
+                parking.dropped.to_string(),
+                parking.stored.as_str(),
+                parking.applied.to_string(),
+            ),
+            None => ("", String::new(), "", String::new()),
         };
         let call = Call::new(
             Script::Disconnect,
@@ -584,6 +610,7 @@ impl Node {
                 window.as_bytes(),
                 dropped.as_bytes(),
                 stored.as_bytes(),
+                applied.as_bytes(),
             ],
         );
         let name = Arc::clone(&pending.name);
@@ -619,13 +646,12 @@ impl Node {
 
 impl Disconnect for Node {
     fn disconnect(&self, name: &Name, id: SessionId) -> Option<Departure> {
-        let connection = self.forget(id)?;
-        let parked = connection.outbox.take_recent().map(|recent| {
-            (
-                connection.resume_token,
-                recent.dropped_through(),
-                parked::encode(&recent),
-            )
+        let (connection, applied) = self.forget(id)?;
+        let parked = connection.outbox.take_recent().map(|recent| Parking {
+            token: connection.resume_token,
+            dropped: recent.dropped_through(),
+            stored: parked::encode(&recent),
+            applied,
         });
         let pending = PendingDisconnect {
             name: Arc::clone(name),

@@ -1,8 +1,10 @@
 //! How a node writes an ended session's recent messages into Redis for a
 //! resume on any node, and reads them back. The form is text-safe (the
 //! scripts and the store's answers carry it as a string): per message a
-//! header `id,micros,kind,sender_len,recipient_len,text_len;` followed by the
-//! sender, recipient and text bytes. Lengths are in bytes, and each string
+//! header `id,seconds,microseconds,kind,sender_len,recipient_len,text_len;`
+//! followed by the sender, recipient and text bytes. The disconnect script
+//! writes the same form for the messages still on their way to the node
+//! when the session ended (`scripts::DISCONNECT`). Lengths are in bytes, and each string
 //! is whole UTF-8, so slicing at them never splits a character. A record
 //! that does not parse is treated as absent (the resume answers GAP).
 
@@ -21,11 +23,13 @@ pub fn encode(recent: &Recent) -> String {
             ChannelKind::User => 'd',
             ChannelKind::Group => 'g',
         };
+        let micros = micros_since_epoch(message.sent_at);
         let _ = write!(
             out,
-            "{},{},{},{},{},{};",
+            "{},{},{},{},{},{},{};",
             message.id,
-            micros_since_epoch(message.sent_at),
+            micros / 1_000_000,
+            micros % 1_000_000,
             kind,
             message.sender.len(),
             message.recipient.len(),
@@ -46,6 +50,7 @@ pub fn decode(mut stored: &str) -> Option<Vec<Arc<Message>>> {
         let (header, rest) = stored.split_once(';')?;
         let mut fields = header.split(',');
         let id: u64 = fields.next()?.parse().ok()?;
+        let seconds: u64 = fields.next()?.parse().ok()?;
         let micros: u64 = fields.next()?.parse().ok()?;
         let kind = match fields.next()? {
             "d" => ChannelKind::User,
@@ -66,7 +71,7 @@ pub fn decode(mut stored: &str) -> Option<Vec<Arc<Message>>> {
             Arc::from(recipient),
             kind,
             Arc::from(text),
-            SystemTime::UNIX_EPOCH + Duration::from_micros(micros),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(seconds) + Duration::from_micros(micros),
         )));
     }
     Some(messages)
@@ -106,7 +111,12 @@ mod tests {
 
     #[test]
     fn a_malformed_record_is_none() {
-        for bad in ["x", "1,2,d,5,1,1;ab", "1,2,q,1,1,1;abc", "1,2,d,1,1;abc"] {
+        for bad in [
+            "x",
+            "1,2,3,d,5,1,1;ab",
+            "1,2,3,q,1,1,1;abc",
+            "1,2,3,d,1,1;abc",
+        ] {
             assert_eq!(decode(bad), None, "{bad:?}");
         }
     }

@@ -116,6 +116,37 @@ local function drop_user(name, n)
   redis.call('SREM', node_key(n) .. ':users', name)
   return #groups, deleted
 end
+-- The messages for connection `conn` of user `name` in node n's inbox
+-- after entry `after` (which the node had not applied when the connection
+-- ended), in the form the node stores a ring in: direct messages to the
+-- connection, and messages to the groups it was in at each point.
+local function missed(name, n, conn, after)
+  local entries = redis.call('XRANGE', node_key(n) .. ':inbox', '(' .. after .. '-0', '+')
+  local fields = {}
+  for i, entry in ipairs(entries) do
+    local f = {}
+    for j = 1, #entry[2], 2 do f[entry[2][j]] = entry[2][j + 1] end
+    fields[i] = f
+  end
+  local member = {}
+  for _, g in ipairs(redis.call('SMEMBERS', B .. ':u:' .. name)) do member[g] = true end
+  -- Membership as it was after entry `after`: undo the later joins and leaves.
+  for i = #fields, 1, -1 do
+    local f = fields[i]
+    if f.c == conn and f.k == 'j' then member[f.g] = nil end
+    if f.c == conn and f.k == 'l' then member[f.g] = true end
+  end
+  local out = {}
+  for _, f in ipairs(fields) do
+    if f.c == conn and f.k == 'j' then member[f.g] = true end
+    if f.c == conn and f.k == 'l' then member[f.g] = nil end
+    if (f.k == 'd' and f.c == conn) or (f.k == 'g' and member[f.r]) then
+      table.insert(out, f.id .. ',' .. f.ts .. ',' .. f.tu .. ',' .. f.k .. ',' .. #f.s .. ','
+        .. #f.r .. ',' .. #f.t .. ';' .. f.s .. f.r .. f.t)
+    end
+  end
+  return table.concat(out)
+end
 local function caller()
   if not live(ARGV[1]) then return nil, {'FENCED'} end
   local n, conn = user_of(ARGV[2])
@@ -196,16 +227,20 @@ return {'OK', 0}
 "#;
 
 /// ARGV: node, name, the connection's node, connection, resume token,
-/// resume window ms, newest dropped id, recent messages. Frees the name if
-/// that connection still holds it, leaving every group, and keeps its
-/// recent messages for a resume (when the window and token are set).
+/// resume window ms, newest dropped id, recent messages, the last entry of
+/// the node's inbox applied to the connection. Frees the name if that
+/// connection still holds it, leaving every group, and keeps its recent
+/// messages for a resume (when the window and token are set), with those
+/// still in the inbox after that entry: every message accepted for the
+/// connection before this step is kept.
 /// Answers `OK groups_left deleted...` or `GONE`.
 pub const DISCONNECT: &str = r#"
 if redis.call('HGET', NAMES, ARGV[2]) ~= 'u ' .. ARGV[3] .. ' ' .. ARGV[4] then return {'GONE'} end
 if ARGV[5] ~= '' and tonumber(ARGV[6]) > 0 then
   local parked = B .. ':r:' .. ARGV[2]
   redis.call('DEL', parked)
-  redis.call('HSET', parked, 't', ARGV[5], 'd', ARGV[7], 'm', ARGV[8])
+  local ring = ARGV[8] .. missed(ARGV[2], ARGV[3], ARGV[4], ARGV[9])
+  redis.call('HSET', parked, 't', ARGV[5], 'd', ARGV[7], 'm', ring)
   redis.call('PEXPIRE', parked, ARGV[6])
 end
 local left, deleted = drop_user(ARGV[2], ARGV[3])

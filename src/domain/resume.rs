@@ -115,6 +115,23 @@ impl Recent {
         }
     }
 
+    /// A ring refilled with `messages` (oldest first) within `limits`,
+    /// after a ring that had dropped up to `dropped_through`.
+    pub fn refilled(
+        messages: Vec<Arc<Message>>,
+        dropped_through: u64,
+        limits: &ResumeLimits,
+    ) -> Recent {
+        let mut recent = Recent {
+            dropped_through,
+            ..Recent::default()
+        };
+        for message in messages {
+            recent.push(message, limits);
+        }
+        recent
+    }
+
     /// The kept messages, oldest first.
     pub fn messages(&self) -> impl Iterator<Item = &Arc<Message>> {
         self.messages.iter()
