@@ -10,6 +10,14 @@ from test_connect import INVALID_NAMES
 
 
 @pytest.fixture
+def chat(chat_on, server):
+    """Streams and clients on every node of a cluster in turn (on one
+    server, that server), so history is read through other nodes than the
+    sender's."""
+    return chat_on(server)
+
+
+@pytest.fixture
 def alice(chat):
     return chat.connect("alice")
 

@@ -21,6 +21,13 @@ GAP = chat_pb2.RESUME_STATUS_GAP
 UNKNOWN = chat_pb2.RESUME_STATUS_UNKNOWN
 
 
+@pytest.fixture
+def chat(chat_on, server):
+    """Streams and clients on every node of a cluster in turn (on one
+    server, that server), so that `node=1` is another node than `node=0`."""
+    return chat_on(server)
+
+
 def status_name(status: int) -> str:
     return chat_pb2.ResumeStatus.Name(status)
 
@@ -90,6 +97,28 @@ def test_a_resume_after_a_cancel_replays_exactly_what_was_not_read(chat):
     later = bob.send("alice", "after the resume").message_id
     assert [m.id for m in resumed.receive(1)] == [later]
     assert_nothing_pending(resumed)
+
+
+def test_a_message_sent_just_before_the_stream_ends_is_replayed(chat):
+    # The sends are answered OK while alice is connected; her stream ends at
+    # once, before she could read them: whatever the server had done with
+    # them by then, the resume replays them. Many rounds, each resuming the
+    # last, through alternate nodes of a cluster.
+    alice = chat.connect("alice", node=0)
+    bob = chat.connect("bob")
+    last = 0
+    for turn in range(30):
+        sent = [bob.send("alice", f"round {turn}: {i}").message_id for i in range(5)]
+        alice.disconnect()
+        alice = chat.reconnect("alice", alice.resume_request(last), node=turn + 1)
+        assert_status(alice, RESUMED)
+        try:
+            replay = [m.id for m in alice.receive(len(sent))]
+        except AssertionError as error:
+            raise AssertionError(f"round {turn}: {sent} not all replayed: {error}") from None
+        assert replay == sent, f"round {turn}"
+        last = sent[-1]
+    assert_nothing_pending(alice)
 
 
 def test_the_replay_keeps_every_field_and_group_messages_too(chat):
