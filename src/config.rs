@@ -94,6 +94,12 @@ pub struct Opt {
     #[structopt(long, default_value = "262144")]
     pub resume_bytes: usize,
 
+    /// Most members a group may have, before or after a join or leave, for
+    /// the change to send membership events (larger groups send none:
+    /// clients list their members instead)
+    #[structopt(long, default_value = "1000")]
+    pub membership_events_max_members: usize,
+
     /// Seconds of idleness after which the server pings a connection
     #[structopt(long, default_value = "30")]
     pub keepalive_secs: u64,
@@ -331,6 +337,7 @@ impl Config {
                 max_groups_per_user,
                 history,
                 resume,
+                membership_events_max_members: opt.membership_events_max_members,
             },
             log_level,
             log_format: opt.log_format,
@@ -363,6 +370,7 @@ impl Config {
                 max_groups_per_user: 100,
                 history: HistoryLimits::DEFAULT,
                 resume: ResumeLimits::DEFAULT,
+                membership_events_max_members: 1000,
             },
             log_level: Level::Info,
             log_format: LogFormat::Term,

@@ -37,6 +37,10 @@ pub struct ConnectRequest {
     ///  became of it.
     // @@protoc_insertion_point(field:chat.v1.ConnectRequest.resume)
     pub resume: ::protobuf::MessageField<ResumeRequest>,
+    ///  The extra events this stream wants; none by default, so a client that
+    ///  asks for nothing sees only `connected` and `delivery` events.
+    // @@protoc_insertion_point(field:chat.v1.ConnectRequest.events)
+    pub events: ::std::vec::Vec<::protobuf::EnumOrUnknown<EventType>>,
     // special fields
     // @@protoc_insertion_point(special_field:chat.v1.ConnectRequest.special_fields)
     pub special_fields: ::protobuf::SpecialFields,
@@ -54,7 +58,7 @@ impl ConnectRequest {
     }
 
     fn generated_message_descriptor_data() -> ::protobuf::reflect::GeneratedMessageDescriptorData {
-        let mut fields = ::std::vec::Vec::with_capacity(2);
+        let mut fields = ::std::vec::Vec::with_capacity(3);
         let mut oneofs = ::std::vec::Vec::with_capacity(0);
         fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
             "username",
@@ -65,6 +69,11 @@ impl ConnectRequest {
             "resume",
             |m: &ConnectRequest| { &m.resume },
             |m: &mut ConnectRequest| { &mut m.resume },
+        ));
+        fields.push(::protobuf::reflect::rt::v2::make_vec_simpler_accessor::<_, _>(
+            "events",
+            |m: &ConnectRequest| { &m.events },
+            |m: &mut ConnectRequest| { &mut m.events },
         ));
         ::protobuf::reflect::GeneratedMessageDescriptorData::new_2::<ConnectRequest>(
             "ConnectRequest",
@@ -90,6 +99,12 @@ impl ::protobuf::Message for ConnectRequest {
                 18 => {
                     ::protobuf::rt::read_singular_message_into_field(is, &mut self.resume)?;
                 },
+                24 => {
+                    self.events.push(is.read_enum_or_unknown()?);
+                },
+                26 => {
+                    ::protobuf::rt::read_repeated_packed_enum_or_unknown_into(is, &mut self.events)?
+                },
                 tag => {
                     ::protobuf::rt::read_unknown_or_skip_group(tag, is, self.special_fields.mut_unknown_fields())?;
                 },
@@ -109,6 +124,7 @@ impl ::protobuf::Message for ConnectRequest {
             let len = v.compute_size();
             my_size += 1 + ::protobuf::rt::compute_raw_varint64_size(len) + len;
         }
+        my_size += ::protobuf::rt::vec_packed_enum_or_unknown_size(3, &self.events);
         my_size += ::protobuf::rt::unknown_fields_size(self.special_fields.unknown_fields());
         self.special_fields.cached_size().set(my_size as u32);
         my_size
@@ -121,6 +137,7 @@ impl ::protobuf::Message for ConnectRequest {
         if let Some(v) = self.resume.as_ref() {
             ::protobuf::rt::write_message_field_with_cached_size(2, v, os)?;
         }
+        os.write_repeated_packed_enum_or_unknown(3, &self.events)?;
         os.write_unknown_fields(self.special_fields.unknown_fields())?;
         ::std::result::Result::Ok(())
     }
@@ -140,6 +157,7 @@ impl ::protobuf::Message for ConnectRequest {
     fn clear(&mut self) {
         self.username.clear();
         self.resume.clear();
+        self.events.clear();
         self.special_fields.clear();
     }
 
@@ -147,6 +165,7 @@ impl ::protobuf::Message for ConnectRequest {
         static instance: ConnectRequest = ConnectRequest {
             username: ::std::string::String::new(),
             resume: ::protobuf::MessageField::none(),
+            events: ::std::vec::Vec::new(),
             special_fields: ::protobuf::SpecialFields::new(),
         };
         &instance
@@ -433,8 +452,106 @@ impl ConnectResponse {
         }
     }
 
+    // .chat.v1.MembershipChange membership = 3;
+
+    pub fn membership(&self) -> &MembershipChange {
+        match self.event {
+            ::std::option::Option::Some(connect_response::Event::Membership(ref v)) => v,
+            _ => <MembershipChange as ::protobuf::Message>::default_instance(),
+        }
+    }
+
+    pub fn clear_membership(&mut self) {
+        self.event = ::std::option::Option::None;
+    }
+
+    pub fn has_membership(&self) -> bool {
+        match self.event {
+            ::std::option::Option::Some(connect_response::Event::Membership(..)) => true,
+            _ => false,
+        }
+    }
+
+    // Param is passed by value, moved
+    pub fn set_membership(&mut self, v: MembershipChange) {
+        self.event = ::std::option::Option::Some(connect_response::Event::Membership(v))
+    }
+
+    // Mutable pointer to the field.
+    pub fn mut_membership(&mut self) -> &mut MembershipChange {
+        if let ::std::option::Option::Some(connect_response::Event::Membership(_)) = self.event {
+        } else {
+            self.event = ::std::option::Option::Some(connect_response::Event::Membership(MembershipChange::new()));
+        }
+        match self.event {
+            ::std::option::Option::Some(connect_response::Event::Membership(ref mut v)) => v,
+            _ => panic!(),
+        }
+    }
+
+    // Take field
+    pub fn take_membership(&mut self) -> MembershipChange {
+        if self.has_membership() {
+            match self.event.take() {
+                ::std::option::Option::Some(connect_response::Event::Membership(v)) => v,
+                _ => panic!(),
+            }
+        } else {
+            MembershipChange::new()
+        }
+    }
+
+    // .chat.v1.TypingStarted typing = 4;
+
+    pub fn typing(&self) -> &TypingStarted {
+        match self.event {
+            ::std::option::Option::Some(connect_response::Event::Typing(ref v)) => v,
+            _ => <TypingStarted as ::protobuf::Message>::default_instance(),
+        }
+    }
+
+    pub fn clear_typing(&mut self) {
+        self.event = ::std::option::Option::None;
+    }
+
+    pub fn has_typing(&self) -> bool {
+        match self.event {
+            ::std::option::Option::Some(connect_response::Event::Typing(..)) => true,
+            _ => false,
+        }
+    }
+
+    // Param is passed by value, moved
+    pub fn set_typing(&mut self, v: TypingStarted) {
+        self.event = ::std::option::Option::Some(connect_response::Event::Typing(v))
+    }
+
+    // Mutable pointer to the field.
+    pub fn mut_typing(&mut self) -> &mut TypingStarted {
+        if let ::std::option::Option::Some(connect_response::Event::Typing(_)) = self.event {
+        } else {
+            self.event = ::std::option::Option::Some(connect_response::Event::Typing(TypingStarted::new()));
+        }
+        match self.event {
+            ::std::option::Option::Some(connect_response::Event::Typing(ref mut v)) => v,
+            _ => panic!(),
+        }
+    }
+
+    // Take field
+    pub fn take_typing(&mut self) -> TypingStarted {
+        if self.has_typing() {
+            match self.event.take() {
+                ::std::option::Option::Some(connect_response::Event::Typing(v)) => v,
+                _ => panic!(),
+            }
+        } else {
+            TypingStarted::new()
+        }
+    }
+
     fn generated_message_descriptor_data() -> ::protobuf::reflect::GeneratedMessageDescriptorData {
-        let mut fields = ::std::vec::Vec::with_capacity(2);
+        let mut fields = ::std::vec::Vec::with_capacity(4);
         let mut oneofs = ::std::vec::Vec::with_capacity(1);
         fields.push(::protobuf::reflect::rt::v2::make_oneof_message_has_get_mut_set_accessor::<_, Connected>(
             "connected",
@@ -449,6 +566,20 @@ impl ConnectResponse {
             ConnectResponse::delivery,
             ConnectResponse::mut_delivery,
             ConnectResponse::set_delivery,
+        ));
+        fields.push(::protobuf::reflect::rt::v2::make_oneof_message_has_get_mut_set_accessor::<_, MembershipChange>(
+            "membership",
+            ConnectResponse::has_membership,
+            ConnectResponse::membership,
+            ConnectResponse::mut_membership,
+            ConnectResponse::set_membership,
+        ));
+        fields.push(::protobuf::reflect::rt::v2::make_oneof_message_has_get_mut_set_accessor::<_, TypingStarted>(
+            "typing",
+            ConnectResponse::has_typing,
+            ConnectResponse::typing,
+            ConnectResponse::mut_typing,
+            ConnectResponse::set_typing,
         ));
         oneofs.push(connect_response::Event::generated_oneof_descriptor_data());
         ::protobuf::reflect::GeneratedMessageDescriptorData::new_2::<ConnectResponse>(
@@ -475,6 +606,12 @@ impl ::protobuf::Message for ConnectResponse {
                 18 => {
                     self.event = ::std::option::Option::Some(connect_response::Event::Delivery(is.read_message()?));
                 },
+                26 => {
+                    self.event = ::std::option::Option::Some(connect_response::Event::Membership(is.read_message()?));
+                },
+                34 => {
+                    self.event = ::std::option::Option::Some(connect_response::Event::Typing(is.read_message()?));
+                },
                 tag => {
                     ::protobuf::rt::read_unknown_or_skip_group(tag, is, self.special_fields.mut_unknown_fields())?;
                 },
@@ -497,6 +634,14 @@ impl ::protobuf::Message for ConnectResponse {
                     let len = v.compute_size();
                     my_size += 1 + ::protobuf::rt::compute_raw_varint64_size(len) + len;
                 },
+                &connect_response::Event::Membership(ref v) => {
+                    let len = v.compute_size();
+                    my_size += 1 + ::protobuf::rt::compute_raw_varint64_size(len) + len;
+                },
+                &connect_response::Event::Typing(ref v) => {
+                    let len = v.compute_size();
+                    my_size += 1 + ::protobuf::rt::compute_raw_varint64_size(len) + len;
+                },
             };
         }
         my_size += ::protobuf::rt::unknown_fields_size(self.special_fields.unknown_fields());
@@ -512,6 +657,12 @@ impl ::protobuf::Message for ConnectResponse {
                 },
                 &connect_response::Event::Delivery(ref v) => {
                     ::protobuf::rt::write_message_field_with_cached_size(2, v, os)?;
+                },
+                &connect_response::Event::Membership(ref v) => {
+                    ::protobuf::rt::write_message_field_with_cached_size(3, v, os)?;
+                },
+                &connect_response::Event::Typing(ref v) => {
+                    ::protobuf::rt::write_message_field_with_cached_size(4, v, os)?;
                 },
             };
         }
@@ -532,6 +683,8 @@ impl ::protobuf::Message for ConnectResponse {
     }
 
     fn clear(&mut self) {
+        self.event = ::std::option::Option::None;
+        self.event = ::std::option::Option::None;
         self.event = ::std::option::Option::None;
         self.event = ::std::option::Option::None;
         self.special_fields.clear();
@@ -574,6 +727,10 @@ pub mod connect_response {
         Connected(super::Connected),
         // @@protoc_insertion_point(oneof_field:chat.v1.ConnectResponse.delivery)
         Delivery(super::Delivery),
+        // @@protoc_insertion_point(oneof_field:chat.v1.ConnectResponse.membership)
+        Membership(super::MembershipChange),
+        // @@protoc_insertion_point(oneof_field:chat.v1.ConnectResponse.typing)
+        Typing(super::TypingStarted),
     }
 
     impl ::protobuf::Oneof for Event {
@@ -591,6 +748,393 @@ pub mod connect_response {
             ::protobuf::reflect::GeneratedOneofDescriptorData::new::<Event>("event")
         }
     }
+}
+
+///  A change in a group's membership. It has its place in the group's order:
+///  a member sees a user's JOINED before that user's first message to the
+///  group, and LEFT or DISCONNECTED after the last. No event is sent when a
+///  group with more than the server's --membership-events-max-members
+///  members (before or after the change) changes, or when a group is deleted
+///  by its last member leaving.
+// @@protoc_insertion_point(message:chat.v1.MembershipChange)
+#[derive(PartialEq,Clone,Default,Debug)]
+pub struct MembershipChange {
+    // message fields
+    ///  The group.
+    // @@protoc_insertion_point(field:chat.v1.MembershipChange.group)
+    pub group: ::std::string::String,
+    ///  The user who joined, left, disconnected or was removed.
+    // @@protoc_insertion_point(field:chat.v1.MembershipChange.user)
+    pub user: ::std::string::String,
+    ///  What happened.
+    // @@protoc_insertion_point(field:chat.v1.MembershipChange.kind)
+    pub kind: ::protobuf::EnumOrUnknown<MembershipChangeKind>,
+    ///  How many members the group has after the change.
+    // @@protoc_insertion_point(field:chat.v1.MembershipChange.member_count)
+    pub member_count: u32,
+    ///  The id of the group's newest message at the change (0: none).
+    // @@protoc_insertion_point(field:chat.v1.MembershipChange.position)
+    pub position: u64,
+    ///  When the server made the change.
+    // @@protoc_insertion_point(field:chat.v1.MembershipChange.at)
+    pub at: ::protobuf::MessageField<::protobuf::well_known_types::timestamp::Timestamp>,
+    // special fields
+    // @@protoc_insertion_point(special_field:chat.v1.MembershipChange.special_fields)
+    pub special_fields: ::protobuf::SpecialFields,
+}
+
+impl<'a> ::std::default::Default for &'a MembershipChange {
+    fn default() -> &'a MembershipChange {
+        <MembershipChange as ::protobuf::Message>::default_instance()
+    }
+}
+
+impl MembershipChange {
+    pub fn new() -> MembershipChange {
+        ::std::default::Default::default()
+    }
+
+    fn generated_message_descriptor_data() -> ::protobuf::reflect::GeneratedMessageDescriptorData {
+        let mut fields = ::std::vec::Vec::with_capacity(6);
+        let mut oneofs = ::std::vec::Vec::with_capacity(0);
+        fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
+            "group",
+            |m: &MembershipChange| { &m.group },
+            |m: &mut MembershipChange| { &mut m.group },
+        ));
+        fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
+            "user",
+            |m: &MembershipChange| { &m.user },
+            |m: &mut MembershipChange| { &mut m.user },
+        ));
+        fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
+            "kind",
+            |m: &MembershipChange| { &m.kind },
+            |m: &mut MembershipChange| { &mut m.kind },
+        ));
+        fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
+            "member_count",
+            |m: &MembershipChange| { &m.member_count },
+            |m: &mut MembershipChange| { &mut m.member_count },
+        ));
+        fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
+            "position",
+            |m: &MembershipChange| { &m.position },
+            |m: &mut MembershipChange| { &mut m.position },
+        ));
+        fields.push(::protobuf::reflect::rt::v2::make_message_field_accessor::<_, ::protobuf::well_known_types::timestamp::Timestamp>(
+            "at",
+            |m: &MembershipChange| { &m.at },
+            |m: &mut MembershipChange| { &mut m.at },
+        ));
+        ::protobuf::reflect::GeneratedMessageDescriptorData::new_2::<MembershipChange>(
+            "MembershipChange",
+            fields,
+            oneofs,
+        )
+    }
+}
+
+impl ::protobuf::Message for MembershipChange {
+    const NAME: &'static str = "MembershipChange";
+
+    fn is_initialized(&self) -> bool {
+        true
+    }
+
+    fn merge_from(&mut self, is: &mut ::protobuf::CodedInputStream<'_>) -> ::protobuf::Result<()> {
+        while let Some(tag) = is.read_raw_tag_or_eof()? {
+            match tag {
+                10 => {
+                    self.group = is.read_string()?;
+                },
+                18 => {
+                    self.user = is.read_string()?;
+                },
+                24 => {
+                    self.kind = is.read_enum_or_unknown()?;
+                },
+                32 => {
+                    self.member_count = is.read_uint32()?;
+                },
+                40 => {
+                    self.position = is.read_uint64()?;
+                },
+                50 => {
+                    ::protobuf::rt::read_singular_message_into_field(is, &mut self.at)?;
+                },
+                tag => {
+                    ::protobuf::rt::read_unknown_or_skip_group(tag, is, self.special_fields.mut_unknown_fields())?;
+                },
+            };
+        }
+        ::std::result::Result::Ok(())
+    }
+
+    // Compute sizes of nested messages
+    #[allow(unused_variables)]
+    fn compute_size(&self) -> u64 {
+        let mut my_size = 0;
+        if !self.group.is_empty() {
+            my_size += ::protobuf::rt::string_size(1, &self.group);
+        }
+        if !self.user.is_empty() {
+            my_size += ::protobuf::rt::string_size(2, &self.user);
+        }
+        if self.kind != ::protobuf::EnumOrUnknown::new(MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_UNSPECIFIED) {
+            my_size += ::protobuf::rt::int32_size(3, self.kind.value());
+        }
+        if self.member_count != 0 {
+            my_size += ::protobuf::rt::uint32_size(4, self.member_count);
+        }
+        if self.position != 0 {
+            my_size += ::protobuf::rt::uint64_size(5, self.position);
+        }
+        if let Some(v) = self.at.as_ref() {
+            let len = v.compute_size();
+            my_size += 1 + ::protobuf::rt::compute_raw_varint64_size(len) + len;
+        }
+        my_size += ::protobuf::rt::unknown_fields_size(self.special_fields.unknown_fields());
+        self.special_fields.cached_size().set(my_size as u32);
+        my_size
+    }
+
+    fn write_to_with_cached_sizes(&self, os: &mut ::protobuf::CodedOutputStream<'_>) -> ::protobuf::Result<()> {
+        if !self.group.is_empty() {
+            os.write_string(1, &self.group)?;
+        }
+        if !self.user.is_empty() {
+            os.write_string(2, &self.user)?;
+        }
+        if self.kind != ::protobuf::EnumOrUnknown::new(MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_UNSPECIFIED) {
+            os.write_enum(3, ::protobuf::EnumOrUnknown::value(&self.kind))?;
+        }
+        if self.member_count != 0 {
+            os.write_uint32(4, self.member_count)?;
+        }
+        if self.position != 0 {
+            os.write_uint64(5, self.position)?;
+        }
+        if let Some(v) = self.at.as_ref() {
+            ::protobuf::rt::write_message_field_with_cached_size(6, v, os)?;
+        }
+        os.write_unknown_fields(self.special_fields.unknown_fields())?;
+        ::std::result::Result::Ok(())
+    }
+
+    fn special_fields(&self) -> &::protobuf::SpecialFields {
+        &self.special_fields
+    }
+
+    fn mut_special_fields(&mut self) -> &mut ::protobuf::SpecialFields {
+        &mut self.special_fields
+    }
+
+    fn new() -> MembershipChange {
+        MembershipChange::new()
+    }
+
+    fn clear(&mut self) {
+        self.group.clear();
+        self.user.clear();
+        self.kind = ::protobuf::EnumOrUnknown::new(MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_UNSPECIFIED);
+        self.member_count = 0;
+        self.position = 0;
+        self.at.clear();
+        self.special_fields.clear();
+    }
+
+    fn default_instance() -> &'static MembershipChange {
+        static instance: MembershipChange = MembershipChange {
+            group: ::std::string::String::new(),
+            user: ::std::string::String::new(),
+            kind: ::protobuf::EnumOrUnknown::from_i32(0),
+            member_count: 0,
+            position: 0,
+            at: ::protobuf::MessageField::none(),
+            special_fields: ::protobuf::SpecialFields::new(),
+        };
+        &instance
+    }
+}
+
+impl ::protobuf::MessageFull for MembershipChange {
+    fn descriptor() -> ::protobuf::reflect::MessageDescriptor {
+        static descriptor: ::protobuf::rt::Lazy<::protobuf::reflect::MessageDescriptor> = ::protobuf::rt::Lazy::new();
+        descriptor.get(|| file_descriptor().message_by_package_relative_name("MembershipChange").unwrap()).clone()
+    }
+}
+
+impl ::std::fmt::Display for MembershipChange {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        ::protobuf::text_format::fmt(self, f)
+    }
+}
+
+impl ::protobuf::reflect::ProtobufValue for MembershipChange {
+    type RuntimeType = ::protobuf::reflect::rt::RuntimeTypeMessage<Self>;
+}
+
+///  Someone started typing.
+// @@protoc_insertion_point(message:chat.v1.TypingStarted)
+#[derive(PartialEq,Clone,Default,Debug)]
+pub struct TypingStarted {
+    // message fields
+    ///  The group, or for a direct conversation the typing user.
+    // @@protoc_insertion_point(field:chat.v1.TypingStarted.conversation)
+    pub conversation: ::std::string::String,
+    ///  Whether `conversation` is a group or a user.
+    // @@protoc_insertion_point(field:chat.v1.TypingStarted.conversation_type)
+    pub conversation_type: ::protobuf::EnumOrUnknown<ChannelType>,
+    ///  The user who is typing.
+    // @@protoc_insertion_point(field:chat.v1.TypingStarted.user)
+    pub user: ::std::string::String,
+    // special fields
+    // @@protoc_insertion_point(special_field:chat.v1.TypingStarted.special_fields)
+    pub special_fields: ::protobuf::SpecialFields,
+}
+
+impl<'a> ::std::default::Default for &'a TypingStarted {
+    fn default() -> &'a TypingStarted {
+        <TypingStarted as ::protobuf::Message>::default_instance()
+    }
+}
+
+impl TypingStarted {
+    pub fn new() -> TypingStarted {
+        ::std::default::Default::default()
+    }
+
+    fn generated_message_descriptor_data() -> ::protobuf::reflect::GeneratedMessageDescriptorData {
+        let mut fields = ::std::vec::Vec::with_capacity(3);
+        let mut oneofs = ::std::vec::Vec::with_capacity(0);
+        fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
+            "conversation",
+            |m: &TypingStarted| { &m.conversation },
+            |m: &mut TypingStarted| { &mut m.conversation },
+        ));
+        fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
+            "conversation_type",
+            |m: &TypingStarted| { &m.conversation_type },
+            |m: &mut TypingStarted| { &mut m.conversation_type },
+        ));
+        fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
+            "user",
+            |m: &TypingStarted| { &m.user },
+            |m: &mut TypingStarted| { &mut m.user },
+        ));
+        ::protobuf::reflect::GeneratedMessageDescriptorData::new_2::<TypingStarted>(
+            "TypingStarted",
+            fields,
+            oneofs,
+        )
+    }
+}
+
+impl ::protobuf::Message for TypingStarted {
+    const NAME: &'static str = "TypingStarted";
+
+    fn is_initialized(&self) -> bool {
+        true
+    }
+
+    fn merge_from(&mut self, is: &mut ::protobuf::CodedInputStream<'_>) -> ::protobuf::Result<()> {
+        while let Some(tag) = is.read_raw_tag_or_eof()? {
+            match tag {
+                10 => {
+                    self.conversation = is.read_string()?;
+                },
+                16 => {
+                    self.conversation_type = is.read_enum_or_unknown()?;
+                },
+                26 => {
+                    self.user = is.read_string()?;
+                },
+                tag => {
+                    ::protobuf::rt::read_unknown_or_skip_group(tag, is, self.special_fields.mut_unknown_fields())?;
+                },
+            };
+        }
+        ::std::result::Result::Ok(())
+    }
+
+    // Compute sizes of nested messages
+    #[allow(unused_variables)]
+    fn compute_size(&self) -> u64 {
+        let mut my_size = 0;
+        if !self.conversation.is_empty() {
+            my_size += ::protobuf::rt::string_size(1, &self.conversation);
+        }
+        if self.conversation_type != ::protobuf::EnumOrUnknown::new(ChannelType::CHANNEL_TYPE_UNSPECIFIED) {
+            my_size += ::protobuf::rt::int32_size(2, self.conversation_type.value());
+        }
+        if !self.user.is_empty() {
+            my_size += ::protobuf::rt::string_size(3, &self.user);
+        }
+        my_size += ::protobuf::rt::unknown_fields_size(self.special_fields.unknown_fields());
+        self.special_fields.cached_size().set(my_size as u32);
+        my_size
+    }
+
+    fn write_to_with_cached_sizes(&self, os: &mut ::protobuf::CodedOutputStream<'_>) -> ::protobuf::Result<()> {
+        if !self.conversation.is_empty() {
+            os.write_string(1, &self.conversation)?;
+        }
+        if self.conversation_type != ::protobuf::EnumOrUnknown::new(ChannelType::CHANNEL_TYPE_UNSPECIFIED) {
+            os.write_enum(2, ::protobuf::EnumOrUnknown::value(&self.conversation_type))?;
+        }
+        if !self.user.is_empty() {
+            os.write_string(3, &self.user)?;
+        }
+        os.write_unknown_fields(self.special_fields.unknown_fields())?;
+        ::std::result::Result::Ok(())
+    }
+
+    fn special_fields(&self) -> &::protobuf::SpecialFields {
+        &self.special_fields
+    }
+
+    fn mut_special_fields(&mut self) -> &mut ::protobuf::SpecialFields {
+        &mut self.special_fields
+    }
+
+    fn new() -> TypingStarted {
+        TypingStarted::new()
+    }
+
+    fn clear(&mut self) {
+        self.conversation.clear();
+        self.conversation_type = ::protobuf::EnumOrUnknown::new(ChannelType::CHANNEL_TYPE_UNSPECIFIED);
+        self.user.clear();
+        self.special_fields.clear();
+    }
+
+    fn default_instance() -> &'static TypingStarted {
+        static instance: TypingStarted = TypingStarted {
+            conversation: ::std::string::String::new(),
+            conversation_type: ::protobuf::EnumOrUnknown::from_i32(0),
+            user: ::std::string::String::new(),
+            special_fields: ::protobuf::SpecialFields::new(),
+        };
+        &instance
+    }
+}
+
+impl ::protobuf::MessageFull for TypingStarted {
+    fn descriptor() -> ::protobuf::reflect::MessageDescriptor {
+        static descriptor: ::protobuf::rt::Lazy<::protobuf::reflect::MessageDescriptor> = ::protobuf::rt::Lazy::new();
+        descriptor.get(|| file_descriptor().message_by_package_relative_name("TypingStarted").unwrap()).clone()
+    }
+}
+
+impl ::std::fmt::Display for TypingStarted {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        ::protobuf::text_format::fmt(self, f)
+    }
+}
+
+impl ::protobuf::reflect::ProtobufValue for TypingStarted {
+    type RuntimeType = ::protobuf::reflect::rt::RuntimeTypeMessage<Self>;
 }
 
 ///  The user is registered: other RPCs may be called now.
@@ -2881,6 +3425,558 @@ impl ::protobuf::reflect::ProtobufValue for GetHistoryResponse {
     type RuntimeType = ::protobuf::reflect::rt::RuntimeTypeMessage<Self>;
 }
 
+///  Lists a group's members.
+// @@protoc_insertion_point(message:chat.v1.ListGroupMembersRequest)
+#[derive(PartialEq,Clone,Default,Debug)]
+pub struct ListGroupMembersRequest {
+    // message fields
+    ///  The group's name.
+    // @@protoc_insertion_point(field:chat.v1.ListGroupMembersRequest.group)
+    pub group: ::std::string::String,
+    ///  Most members returned: 0 means 100; more than 1000 is INVALID_ARGUMENT.
+    // @@protoc_insertion_point(field:chat.v1.ListGroupMembersRequest.limit)
+    pub limit: u32,
+    ///  `next_page_token` of the previous page; empty for the first.
+    // @@protoc_insertion_point(field:chat.v1.ListGroupMembersRequest.page_token)
+    pub page_token: ::std::string::String,
+    // special fields
+    // @@protoc_insertion_point(special_field:chat.v1.ListGroupMembersRequest.special_fields)
+    pub special_fields: ::protobuf::SpecialFields,
+}
+
+impl<'a> ::std::default::Default for &'a ListGroupMembersRequest {
+    fn default() -> &'a ListGroupMembersRequest {
+        <ListGroupMembersRequest as ::protobuf::Message>::default_instance()
+    }
+}
+
+impl ListGroupMembersRequest {
+    pub fn new() -> ListGroupMembersRequest {
+        ::std::default::Default::default()
+    }
+
+    fn generated_message_descriptor_data() -> ::protobuf::reflect::GeneratedMessageDescriptorData {
+        let mut fields = ::std::vec::Vec::with_capacity(3);
+        let mut oneofs = ::std::vec::Vec::with_capacity(0);
+        fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
+            "group",
+            |m: &ListGroupMembersRequest| { &m.group },
+            |m: &mut ListGroupMembersRequest| { &mut m.group },
+        ));
+        fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
+            "limit",
+            |m: &ListGroupMembersRequest| { &m.limit },
+            |m: &mut ListGroupMembersRequest| { &mut m.limit },
+        ));
+        fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
+            "page_token",
+            |m: &ListGroupMembersRequest| { &m.page_token },
+            |m: &mut ListGroupMembersRequest| { &mut m.page_token },
+        ));
+        ::protobuf::reflect::GeneratedMessageDescriptorData::new_2::<ListGroupMembersRequest>(
+            "ListGroupMembersRequest",
+            fields,
+            oneofs,
+        )
+    }
+}
+
+impl ::protobuf::Message for ListGroupMembersRequest {
+    const NAME: &'static str = "ListGroupMembersRequest";
+
+    fn is_initialized(&self) -> bool {
+        true
+    }
+
+    fn merge_from(&mut self, is: &mut ::protobuf::CodedInputStream<'_>) -> ::protobuf::Result<()> {
+        while let Some(tag) = is.read_raw_tag_or_eof()? {
+            match tag {
+                10 => {
+                    self.group = is.read_string()?;
+                },
+                16 => {
+                    self.limit = is.read_uint32()?;
+                },
+                26 => {
+                    self.page_token = is.read_string()?;
+                },
+                tag => {
+                    ::protobuf::rt::read_unknown_or_skip_group(tag, is, self.special_fields.mut_unknown_fields())?;
+                },
+            };
+        }
+        ::std::result::Result::Ok(())
+    }
+
+    // Compute sizes of nested messages
+    #[allow(unused_variables)]
+    fn compute_size(&self) -> u64 {
+        let mut my_size = 0;
+        if !self.group.is_empty() {
+            my_size += ::protobuf::rt::string_size(1, &self.group);
+        }
+        if self.limit != 0 {
+            my_size += ::protobuf::rt::uint32_size(2, self.limit);
+        }
+        if !self.page_token.is_empty() {
+            my_size += ::protobuf::rt::string_size(3, &self.page_token);
+        }
+        my_size += ::protobuf::rt::unknown_fields_size(self.special_fields.unknown_fields());
+        self.special_fields.cached_size().set(my_size as u32);
+        my_size
+    }
+
+    fn write_to_with_cached_sizes(&self, os: &mut ::protobuf::CodedOutputStream<'_>) -> ::protobuf::Result<()> {
+        if !self.group.is_empty() {
+            os.write_string(1, &self.group)?;
+        }
+        if self.limit != 0 {
+            os.write_uint32(2, self.limit)?;
+        }
+        if !self.page_token.is_empty() {
+            os.write_string(3, &self.page_token)?;
+        }
+        os.write_unknown_fields(self.special_fields.unknown_fields())?;
+        ::std::result::Result::Ok(())
+    }
+
+    fn special_fields(&self) -> &::protobuf::SpecialFields {
+        &self.special_fields
+    }
+
+    fn mut_special_fields(&mut self) -> &mut ::protobuf::SpecialFields {
+        &mut self.special_fields
+    }
+
+    fn new() -> ListGroupMembersRequest {
+        ListGroupMembersRequest::new()
+    }
+
+    fn clear(&mut self) {
+        self.group.clear();
+        self.limit = 0;
+        self.page_token.clear();
+        self.special_fields.clear();
+    }
+
+    fn default_instance() -> &'static ListGroupMembersRequest {
+        static instance: ListGroupMembersRequest = ListGroupMembersRequest {
+            group: ::std::string::String::new(),
+            limit: 0,
+            page_token: ::std::string::String::new(),
+            special_fields: ::protobuf::SpecialFields::new(),
+        };
+        &instance
+    }
+}
+
+impl ::protobuf::MessageFull for ListGroupMembersRequest {
+    fn descriptor() -> ::protobuf::reflect::MessageDescriptor {
+        static descriptor: ::protobuf::rt::Lazy<::protobuf::reflect::MessageDescriptor> = ::protobuf::rt::Lazy::new();
+        descriptor.get(|| file_descriptor().message_by_package_relative_name("ListGroupMembersRequest").unwrap()).clone()
+    }
+}
+
+impl ::std::fmt::Display for ListGroupMembersRequest {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        ::protobuf::text_format::fmt(self, f)
+    }
+}
+
+impl ::protobuf::reflect::ProtobufValue for ListGroupMembersRequest {
+    type RuntimeType = ::protobuf::reflect::rt::RuntimeTypeMessage<Self>;
+}
+
+///  A page of a group's members.
+// @@protoc_insertion_point(message:chat.v1.ListGroupMembersResponse)
+#[derive(PartialEq,Clone,Default,Debug)]
+pub struct ListGroupMembersResponse {
+    // message fields
+    ///  Sorted by name.
+    // @@protoc_insertion_point(field:chat.v1.ListGroupMembersResponse.members)
+    pub members: ::std::vec::Vec<::std::string::String>,
+    ///  Empty on the last page.
+    // @@protoc_insertion_point(field:chat.v1.ListGroupMembersResponse.next_page_token)
+    pub next_page_token: ::std::string::String,
+    ///  How many members the group has now.
+    // @@protoc_insertion_point(field:chat.v1.ListGroupMembersResponse.member_count)
+    pub member_count: u32,
+    // special fields
+    // @@protoc_insertion_point(special_field:chat.v1.ListGroupMembersResponse.special_fields)
+    pub special_fields: ::protobuf::SpecialFields,
+}
+
+impl<'a> ::std::default::Default for &'a ListGroupMembersResponse {
+    fn default() -> &'a ListGroupMembersResponse {
+        <ListGroupMembersResponse as ::protobuf::Message>::default_instance()
+    }
+}
+
+impl ListGroupMembersResponse {
+    pub fn new() -> ListGroupMembersResponse {
+        ::std::default::Default::default()
+    }
+
+    fn generated_message_descriptor_data() -> ::protobuf::reflect::GeneratedMessageDescriptorData {
+        let mut fields = ::std::vec::Vec::with_capacity(3);
+        let mut oneofs = ::std::vec::Vec::with_capacity(0);
+        fields.push(::protobuf::reflect::rt::v2::make_vec_simpler_accessor::<_, _>(
+            "members",
+            |m: &ListGroupMembersResponse| { &m.members },
+            |m: &mut ListGroupMembersResponse| { &mut m.members },
+        ));
+        fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
+            "next_page_token",
+            |m: &ListGroupMembersResponse| { &m.next_page_token },
+            |m: &mut ListGroupMembersResponse| { &mut m.next_page_token },
+        ));
+        fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
+            "member_count",
+            |m: &ListGroupMembersResponse| { &m.member_count },
+            |m: &mut ListGroupMembersResponse| { &mut m.member_count },
+        ));
+        ::protobuf::reflect::GeneratedMessageDescriptorData::new_2::<ListGroupMembersResponse>(
+            "ListGroupMembersResponse",
+            fields,
+            oneofs,
+        )
+    }
+}
+
+impl ::protobuf::Message for ListGroupMembersResponse {
+    const NAME: &'static str = "ListGroupMembersResponse";
+
+    fn is_initialized(&self) -> bool {
+        true
+    }
+
+    fn merge_from(&mut self, is: &mut ::protobuf::CodedInputStream<'_>) -> ::protobuf::Result<()> {
+        while let Some(tag) = is.read_raw_tag_or_eof()? {
+            match tag {
+                10 => {
+                    self.members.push(is.read_string()?);
+                },
+                18 => {
+                    self.next_page_token = is.read_string()?;
+                },
+                24 => {
+                    self.member_count = is.read_uint32()?;
+                },
+                tag => {
+                    ::protobuf::rt::read_unknown_or_skip_group(tag, is, self.special_fields.mut_unknown_fields())?;
+                },
+            };
+        }
+        ::std::result::Result::Ok(())
+    }
+
+    // Compute sizes of nested messages
+    #[allow(unused_variables)]
+    fn compute_size(&self) -> u64 {
+        let mut my_size = 0;
+        for value in &self.members {
+            my_size += ::protobuf::rt::string_size(1, &value);
+        };
+        if !self.next_page_token.is_empty() {
+            my_size += ::protobuf::rt::string_size(2, &self.next_page_token);
+        }
+        if self.member_count != 0 {
+            my_size += ::protobuf::rt::uint32_size(3, self.member_count);
+        }
+        my_size += ::protobuf::rt::unknown_fields_size(self.special_fields.unknown_fields());
+        self.special_fields.cached_size().set(my_size as u32);
+        my_size
+    }
+
+    fn write_to_with_cached_sizes(&self, os: &mut ::protobuf::CodedOutputStream<'_>) -> ::protobuf::Result<()> {
+        for v in &self.members {
+            os.write_string(1, &v)?;
+        };
+        if !self.next_page_token.is_empty() {
+            os.write_string(2, &self.next_page_token)?;
+        }
+        if self.member_count != 0 {
+            os.write_uint32(3, self.member_count)?;
+        }
+        os.write_unknown_fields(self.special_fields.unknown_fields())?;
+        ::std::result::Result::Ok(())
+    }
+
+    fn special_fields(&self) -> &::protobuf::SpecialFields {
+        &self.special_fields
+    }
+
+    fn mut_special_fields(&mut self) -> &mut ::protobuf::SpecialFields {
+        &mut self.special_fields
+    }
+
+    fn new() -> ListGroupMembersResponse {
+        ListGroupMembersResponse::new()
+    }
+
+    fn clear(&mut self) {
+        self.members.clear();
+        self.next_page_token.clear();
+        self.member_count = 0;
+        self.special_fields.clear();
+    }
+
+    fn default_instance() -> &'static ListGroupMembersResponse {
+        static instance: ListGroupMembersResponse = ListGroupMembersResponse {
+            members: ::std::vec::Vec::new(),
+            next_page_token: ::std::string::String::new(),
+            member_count: 0,
+            special_fields: ::protobuf::SpecialFields::new(),
+        };
+        &instance
+    }
+}
+
+impl ::protobuf::MessageFull for ListGroupMembersResponse {
+    fn descriptor() -> ::protobuf::reflect::MessageDescriptor {
+        static descriptor: ::protobuf::rt::Lazy<::protobuf::reflect::MessageDescriptor> = ::protobuf::rt::Lazy::new();
+        descriptor.get(|| file_descriptor().message_by_package_relative_name("ListGroupMembersResponse").unwrap()).clone()
+    }
+}
+
+impl ::std::fmt::Display for ListGroupMembersResponse {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        ::protobuf::text_format::fmt(self, f)
+    }
+}
+
+impl ::protobuf::reflect::ProtobufValue for ListGroupMembersResponse {
+    type RuntimeType = ::protobuf::reflect::rt::RuntimeTypeMessage<Self>;
+}
+
+///  Says the caller is typing.
+// @@protoc_insertion_point(message:chat.v1.SendTypingRequest)
+#[derive(PartialEq,Clone,Default,Debug)]
+pub struct SendTypingRequest {
+    // message fields
+    ///  A connected user's name or a group's name.
+    // @@protoc_insertion_point(field:chat.v1.SendTypingRequest.recipient)
+    pub recipient: ::std::string::String,
+    // special fields
+    // @@protoc_insertion_point(special_field:chat.v1.SendTypingRequest.special_fields)
+    pub special_fields: ::protobuf::SpecialFields,
+}
+
+impl<'a> ::std::default::Default for &'a SendTypingRequest {
+    fn default() -> &'a SendTypingRequest {
+        <SendTypingRequest as ::protobuf::Message>::default_instance()
+    }
+}
+
+impl SendTypingRequest {
+    pub fn new() -> SendTypingRequest {
+        ::std::default::Default::default()
+    }
+
+    fn generated_message_descriptor_data() -> ::protobuf::reflect::GeneratedMessageDescriptorData {
+        let mut fields = ::std::vec::Vec::with_capacity(1);
+        let mut oneofs = ::std::vec::Vec::with_capacity(0);
+        fields.push(::protobuf::reflect::rt::v2::make_simpler_field_accessor::<_, _>(
+            "recipient",
+            |m: &SendTypingRequest| { &m.recipient },
+            |m: &mut SendTypingRequest| { &mut m.recipient },
+        ));
+        ::protobuf::reflect::GeneratedMessageDescriptorData::new_2::<SendTypingRequest>(
+            "SendTypingRequest",
+            fields,
+            oneofs,
+        )
+    }
+}
+
+impl ::protobuf::Message for SendTypingRequest {
+    const NAME: &'static str = "SendTypingRequest";
+
+    fn is_initialized(&self) -> bool {
+        true
+    }
+
+    fn merge_from(&mut self, is: &mut ::protobuf::CodedInputStream<'_>) -> ::protobuf::Result<()> {
+        while let Some(tag) = is.read_raw_tag_or_eof()? {
+            match tag {
+                10 => {
+                    self.recipient = is.read_string()?;
+                },
+                tag => {
+                    ::protobuf::rt::read_unknown_or_skip_group(tag, is, self.special_fields.mut_unknown_fields())?;
+                },
+            };
+        }
+        ::std::result::Result::Ok(())
+    }
+
+    // Compute sizes of nested messages
+    #[allow(unused_variables)]
+    fn compute_size(&self) -> u64 {
+        let mut my_size = 0;
+        if !self.recipient.is_empty() {
+            my_size += ::protobuf::rt::string_size(1, &self.recipient);
+        }
+        my_size += ::protobuf::rt::unknown_fields_size(self.special_fields.unknown_fields());
+        self.special_fields.cached_size().set(my_size as u32);
+        my_size
+    }
+
+    fn write_to_with_cached_sizes(&self, os: &mut ::protobuf::CodedOutputStream<'_>) -> ::protobuf::Result<()> {
+        if !self.recipient.is_empty() {
+            os.write_string(1, &self.recipient)?;
+        }
+        os.write_unknown_fields(self.special_fields.unknown_fields())?;
+        ::std::result::Result::Ok(())
+    }
+
+    fn special_fields(&self) -> &::protobuf::SpecialFields {
+        &self.special_fields
+    }
+
+    fn mut_special_fields(&mut self) -> &mut ::protobuf::SpecialFields {
+        &mut self.special_fields
+    }
+
+    fn new() -> SendTypingRequest {
+        SendTypingRequest::new()
+    }
+
+    fn clear(&mut self) {
+        self.recipient.clear();
+        self.special_fields.clear();
+    }
+
+    fn default_instance() -> &'static SendTypingRequest {
+        static instance: SendTypingRequest = SendTypingRequest {
+            recipient: ::std::string::String::new(),
+            special_fields: ::protobuf::SpecialFields::new(),
+        };
+        &instance
+    }
+}
+
+impl ::protobuf::MessageFull for SendTypingRequest {
+    fn descriptor() -> ::protobuf::reflect::MessageDescriptor {
+        static descriptor: ::protobuf::rt::Lazy<::protobuf::reflect::MessageDescriptor> = ::protobuf::rt::Lazy::new();
+        descriptor.get(|| file_descriptor().message_by_package_relative_name("SendTypingRequest").unwrap()).clone()
+    }
+}
+
+impl ::std::fmt::Display for SendTypingRequest {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        ::protobuf::text_format::fmt(self, f)
+    }
+}
+
+impl ::protobuf::reflect::ProtobufValue for SendTypingRequest {
+    type RuntimeType = ::protobuf::reflect::rt::RuntimeTypeMessage<Self>;
+}
+
+///  The typing event is forwarded, or dropped by the throttle.
+// @@protoc_insertion_point(message:chat.v1.SendTypingResponse)
+#[derive(PartialEq,Clone,Default,Debug)]
+pub struct SendTypingResponse {
+    // special fields
+    // @@protoc_insertion_point(special_field:chat.v1.SendTypingResponse.special_fields)
+    pub special_fields: ::protobuf::SpecialFields,
+}
+
+impl<'a> ::std::default::Default for &'a SendTypingResponse {
+    fn default() -> &'a SendTypingResponse {
+        <SendTypingResponse as ::protobuf::Message>::default_instance()
+    }
+}
+
+impl SendTypingResponse {
+    pub fn new() -> SendTypingResponse {
+        ::std::default::Default::default()
+    }
+
+    fn generated_message_descriptor_data() -> ::protobuf::reflect::GeneratedMessageDescriptorData {
+        let mut fields = ::std::vec::Vec::with_capacity(0);
+        let mut oneofs = ::std::vec::Vec::with_capacity(0);
+        ::protobuf::reflect::GeneratedMessageDescriptorData::new_2::<SendTypingResponse>(
+            "SendTypingResponse",
+            fields,
+            oneofs,
+        )
+    }
+}
+
+impl ::protobuf::Message for SendTypingResponse {
+    const NAME: &'static str = "SendTypingResponse";
+
+    fn is_initialized(&self) -> bool {
+        true
+    }
+
+    fn merge_from(&mut self, is: &mut ::protobuf::CodedInputStream<'_>) -> ::protobuf::Result<()> {
+        while let Some(tag) = is.read_raw_tag_or_eof()? {
+            match tag {
+                tag => {
+                    ::protobuf::rt::read_unknown_or_skip_group(tag, is, self.special_fields.mut_unknown_fields())?;
+                },
+            };
+        }
+        ::std::result::Result::Ok(())
+    }
+
+    // Compute sizes of nested messages
+    #[allow(unused_variables)]
+    fn compute_size(&self) -> u64 {
+        let mut my_size = 0;
+        my_size += ::protobuf::rt::unknown_fields_size(self.special_fields.unknown_fields());
+        self.special_fields.cached_size().set(my_size as u32);
+        my_size
+    }
+
+    fn write_to_with_cached_sizes(&self, os: &mut ::protobuf::CodedOutputStream<'_>) -> ::protobuf::Result<()> {
+        os.write_unknown_fields(self.special_fields.unknown_fields())?;
+        ::std::result::Result::Ok(())
+    }
+
+    fn special_fields(&self) -> &::protobuf::SpecialFields {
+        &self.special_fields
+    }
+
+    fn mut_special_fields(&mut self) -> &mut ::protobuf::SpecialFields {
+        &mut self.special_fields
+    }
+
+    fn new() -> SendTypingResponse {
+        SendTypingResponse::new()
+    }
+
+    fn clear(&mut self) {
+        self.special_fields.clear();
+    }
+
+    fn default_instance() -> &'static SendTypingResponse {
+        static instance: SendTypingResponse = SendTypingResponse {
+            special_fields: ::protobuf::SpecialFields::new(),
+        };
+        &instance
+    }
+}
+
+impl ::protobuf::MessageFull for SendTypingResponse {
+    fn descriptor() -> ::protobuf::reflect::MessageDescriptor {
+        static descriptor: ::protobuf::rt::Lazy<::protobuf::reflect::MessageDescriptor> = ::protobuf::rt::Lazy::new();
+        descriptor.get(|| file_descriptor().message_by_package_relative_name("SendTypingResponse").unwrap()).clone()
+    }
+}
+
+impl ::std::fmt::Display for SendTypingResponse {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        ::protobuf::text_format::fmt(self, f)
+    }
+}
+
+impl ::protobuf::reflect::ProtobufValue for SendTypingResponse {
+    type RuntimeType = ::protobuf::reflect::rt::RuntimeTypeMessage<Self>;
+}
+
 ///  What kind of channel a name refers to.
 #[derive(Clone,Copy,PartialEq,Eq,Debug,Hash)]
 // @@protoc_insertion_point(enum:chat.v1.ChannelType)
@@ -2946,6 +4042,74 @@ impl ::std::default::Default for ChannelType {
 impl ChannelType {
     fn generated_enum_descriptor_data() -> ::protobuf::reflect::GeneratedEnumDescriptorData {
         ::protobuf::reflect::GeneratedEnumDescriptorData::new::<ChannelType>("ChannelType")
+    }
+}
+
+///  An extra kind of event a Connect stream may ask for.
+#[derive(Clone,Copy,PartialEq,Eq,Debug,Hash)]
+// @@protoc_insertion_point(enum:chat.v1.EventType)
+pub enum EventType {
+    // @@protoc_insertion_point(enum_value:chat.v1.EventType.EVENT_TYPE_UNSPECIFIED)
+    EVENT_TYPE_UNSPECIFIED = 0,
+    // @@protoc_insertion_point(enum_value:chat.v1.EventType.EVENT_TYPE_MEMBERSHIP)
+    EVENT_TYPE_MEMBERSHIP = 1,
+    // @@protoc_insertion_point(enum_value:chat.v1.EventType.EVENT_TYPE_TYPING)
+    EVENT_TYPE_TYPING = 2,
+}
+
+impl ::protobuf::Enum for EventType {
+    const NAME: &'static str = "EventType";
+
+    fn value(&self) -> i32 {
+        *self as i32
+    }
+
+    fn from_i32(value: i32) -> ::std::option::Option<EventType> {
+        match value {
+            0 => ::std::option::Option::Some(EventType::EVENT_TYPE_UNSPECIFIED),
+            1 => ::std::option::Option::Some(EventType::EVENT_TYPE_MEMBERSHIP),
+            2 => ::std::option::Option::Some(EventType::EVENT_TYPE_TYPING),
+            _ => ::std::option::Option::None
+        }
+    }
+
+    fn from_str(str: &str) -> ::std::option::Option<EventType> {
+        match str {
+            "EVENT_TYPE_UNSPECIFIED" => ::std::option::Option::Some(EventType::EVENT_TYPE_UNSPECIFIED),
+            "EVENT_TYPE_MEMBERSHIP" => ::std::option::Option::Some(EventType::EVENT_TYPE_MEMBERSHIP),
+            "EVENT_TYPE_TYPING" => ::std::option::Option::Some(EventType::EVENT_TYPE_TYPING),
+            _ => ::std::option::Option::None
+        }
+    }
+
+    const VALUES: &'static [EventType] = &[
+        EventType::EVENT_TYPE_UNSPECIFIED,
+        EventType::EVENT_TYPE_MEMBERSHIP,
+        EventType::EVENT_TYPE_TYPING,
+    ];
+}
+
+impl ::protobuf::EnumFull for EventType {
+    fn enum_descriptor() -> ::protobuf::reflect::EnumDescriptor {
+        static descriptor: ::protobuf::rt::Lazy<::protobuf::reflect::EnumDescriptor> = ::protobuf::rt::Lazy::new();
+        descriptor.get(|| file_descriptor().enum_by_package_relative_name("EventType").unwrap()).clone()
+    }
+
+    fn descriptor(&self) -> ::protobuf::reflect::EnumValueDescriptor {
+        let index = *self as usize;
+        Self::enum_descriptor().value_by_index(index)
+    }
+}
+
+impl ::std::default::Default for EventType {
+    fn default() -> Self {
+        EventType::EVENT_TYPE_UNSPECIFIED
+    }
+}
+
+impl EventType {
+    fn generated_enum_descriptor_data() -> ::protobuf::reflect::GeneratedEnumDescriptorData {
+        ::protobuf::reflect::GeneratedEnumDescriptorData::new::<EventType>("EventType")
     }
 }
 
@@ -3022,65 +4186,171 @@ impl ResumeStatus {
     }
 }
 
+///  What changed in a group's membership.
+#[derive(Clone,Copy,PartialEq,Eq,Debug,Hash)]
+// @@protoc_insertion_point(enum:chat.v1.MembershipChangeKind)
+pub enum MembershipChangeKind {
+    // @@protoc_insertion_point(enum_value:chat.v1.MembershipChangeKind.MEMBERSHIP_CHANGE_KIND_UNSPECIFIED)
+    MEMBERSHIP_CHANGE_KIND_UNSPECIFIED = 0,
+    // @@protoc_insertion_point(enum_value:chat.v1.MembershipChangeKind.MEMBERSHIP_CHANGE_KIND_JOINED)
+    MEMBERSHIP_CHANGE_KIND_JOINED = 1,
+    // @@protoc_insertion_point(enum_value:chat.v1.MembershipChangeKind.MEMBERSHIP_CHANGE_KIND_LEFT)
+    MEMBERSHIP_CHANGE_KIND_LEFT = 2,
+    // @@protoc_insertion_point(enum_value:chat.v1.MembershipChangeKind.MEMBERSHIP_CHANGE_KIND_DISCONNECTED)
+    MEMBERSHIP_CHANGE_KIND_DISCONNECTED = 3,
+    // @@protoc_insertion_point(enum_value:chat.v1.MembershipChangeKind.MEMBERSHIP_CHANGE_KIND_REMOVED)
+    MEMBERSHIP_CHANGE_KIND_REMOVED = 4,
+}
+
+impl ::protobuf::Enum for MembershipChangeKind {
+    const NAME: &'static str = "MembershipChangeKind";
+
+    fn value(&self) -> i32 {
+        *self as i32
+    }
+
+    fn from_i32(value: i32) -> ::std::option::Option<MembershipChangeKind> {
+        match value {
+            0 => ::std::option::Option::Some(MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_UNSPECIFIED),
+            1 => ::std::option::Option::Some(MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_JOINED),
+            2 => ::std::option::Option::Some(MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_LEFT),
+            3 => ::std::option::Option::Some(MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_DISCONNECTED),
+            4 => ::std::option::Option::Some(MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_REMOVED),
+            _ => ::std::option::Option::None
+        }
+    }
+
+    fn from_str(str: &str) -> ::std::option::Option<MembershipChangeKind> {
+        match str {
+            "MEMBERSHIP_CHANGE_KIND_UNSPECIFIED" => ::std::option::Option::Some(MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_UNSPECIFIED),
+            "MEMBERSHIP_CHANGE_KIND_JOINED" => ::std::option::Option::Some(MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_JOINED),
+            "MEMBERSHIP_CHANGE_KIND_LEFT" => ::std::option::Option::Some(MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_LEFT),
+            "MEMBERSHIP_CHANGE_KIND_DISCONNECTED" => ::std::option::Option::Some(MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_DISCONNECTED),
+            "MEMBERSHIP_CHANGE_KIND_REMOVED" => ::std::option::Option::Some(MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_REMOVED),
+            _ => ::std::option::Option::None
+        }
+    }
+
+    const VALUES: &'static [MembershipChangeKind] = &[
+        MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_UNSPECIFIED,
+        MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_JOINED,
+        MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_LEFT,
+        MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_DISCONNECTED,
+        MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_REMOVED,
+    ];
+}
+
+impl ::protobuf::EnumFull for MembershipChangeKind {
+    fn enum_descriptor() -> ::protobuf::reflect::EnumDescriptor {
+        static descriptor: ::protobuf::rt::Lazy<::protobuf::reflect::EnumDescriptor> = ::protobuf::rt::Lazy::new();
+        descriptor.get(|| file_descriptor().enum_by_package_relative_name("MembershipChangeKind").unwrap()).clone()
+    }
+
+    fn descriptor(&self) -> ::protobuf::reflect::EnumValueDescriptor {
+        let index = *self as usize;
+        Self::enum_descriptor().value_by_index(index)
+    }
+}
+
+impl ::std::default::Default for MembershipChangeKind {
+    fn default() -> Self {
+        MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_UNSPECIFIED
+    }
+}
+
+impl MembershipChangeKind {
+    fn generated_enum_descriptor_data() -> ::protobuf::reflect::GeneratedEnumDescriptorData {
+        ::protobuf::reflect::GeneratedEnumDescriptorData::new::<MembershipChangeKind>("MembershipChangeKind")
+    }
+}
+
 static file_descriptor_proto_data: &'static [u8] = b"\
     \n\x12chat/v1/chat.proto\x12\x07chat.v1\x1a\x1fgoogle/protobuf/timestamp\
-    .proto\"\\\n\x0eConnectRequest\x12\x1a\n\x08username\x18\x01\x20\x01(\tR\
-    \x08username\x12.\n\x06resume\x18\x02\x20\x01(\x0b2\x16.chat.v1.ResumeRe\
-    questR\x06resume\"@\n\rResumeRequest\x12\x14\n\x05token\x18\x01\x20\x01(\
-    \tR\x05token\x12\x19\n\x08after_id\x18\x02\x20\x01(\x04R\x07afterId\"\
-    \x7f\n\x0fConnectResponse\x122\n\tconnected\x18\x01\x20\x01(\x0b2\x12.ch\
-    at.v1.ConnectedH\0R\tconnected\x12/\n\x08delivery\x18\x02\x20\x01(\x0b2\
-    \x11.chat.v1.DeliveryH\0R\x08deliveryB\x07\n\x05event\"\x9c\x01\n\tConne\
-    cted\x12\x1a\n\x08username\x18\x01\x20\x01(\tR\x08username\x12!\n\x0cres\
-    ume_token\x18\x02\x20\x01(\tR\x0bresumeToken\x12\x14\n\x05epoch\x18\x03\
-    \x20\x01(\tR\x05epoch\x12:\n\rresume_status\x18\x04\x20\x01(\x0e2\x15.ch\
-    at.v1.ResumeStatusR\x0cresumeStatus\"8\n\x08Delivery\x12,\n\x08messages\
-    \x18\x01\x20\x03(\x0b2\x10.chat.v1.MessageR\x08messages\"\xd5\x01\n\x07M\
-    essage\x12\x0e\n\x02id\x18\x01\x20\x01(\x04R\x02id\x12\x16\n\x06sender\
-    \x18\x02\x20\x01(\tR\x06sender\x12\x1c\n\trecipient\x18\x03\x20\x01(\tR\
-    \trecipient\x12;\n\x0erecipient_type\x18\x04\x20\x01(\x0e2\x14.chat.v1.C\
-    hannelTypeR\rrecipientType\x12\x12\n\x04text\x18\x05\x20\x01(\tR\x04text\
-    \x123\n\x07sent_at\x18\x06\x20\x01(\x0b2\x1a.google.protobuf.TimestampR\
-    \x06sentAt\",\n\x16CreateGroupChatRequest\x12\x12\n\x04name\x18\x01\x20\
-    \x01(\tR\x04name\"\x19\n\x17CreateGroupChatResponse\"*\n\x14JoinGroupCha\
-    tRequest\x12\x12\n\x04name\x18\x01\x20\x01(\tR\x04name\"3\n\x15JoinGroup\
-    ChatResponse\x12\x1a\n\x08position\x18\x01\x20\x01(\x04R\x08position\"+\
-    \n\x15LeaveGroupChatRequest\x12\x12\n\x04name\x18\x01\x20\x01(\tR\x04nam\
-    e\"\x18\n\x16LeaveGroupChatResponse\"F\n\x12SendMessageRequest\x12\x1c\n\
-    \trecipient\x18\x01\x20\x01(\tR\trecipient\x12\x12\n\x04text\x18\x02\x20\
-    \x01(\tR\x04text\"i\n\x13SendMessageResponse\x12\x1d\n\nmessage_id\x18\
-    \x01\x20\x01(\x04R\tmessageId\x123\n\x07sent_at\x18\x02\x20\x01(\x0b2\
-    \x1a.google.protobuf.TimestampR\x06sentAt\"\x15\n\x13ListChannelsRequest\
-    \"D\n\x14ListChannelsResponse\x12,\n\x08channels\x18\x01\x20\x03(\x0b2\
-    \x10.chat.v1.ChannelR\x08channels\"\x82\x01\n\x07Channel\x12\x12\n\x04na\
-    me\x18\x01\x20\x01(\tR\x04name\x12(\n\x04type\x18\x02\x20\x01(\x0e2\x14.\
-    chat.v1.ChannelTypeR\x04type\x12!\n\x0cmember_count\x18\x03\x20\x01(\rR\
-    \x0bmemberCount\x12\x16\n\x06joined\x18\x04\x20\x01(\x08R\x06joined\"w\n\
-    \x11GetHistoryRequest\x12\x14\n\x05group\x18\x01\x20\x01(\tR\x05group\
-    \x12\x19\n\x08after_id\x18\x02\x20\x01(\x04R\x07afterId\x12\x1b\n\tbefor\
-    e_id\x18\x03\x20\x01(\x04R\x08beforeId\x12\x14\n\x05limit\x18\x04\x20\
-    \x01(\rR\x05limit\"t\n\x12GetHistoryResponse\x12,\n\x08messages\x18\x01\
-    \x20\x03(\x0b2\x10.chat.v1.MessageR\x08messages\x12\x12\n\x04more\x18\
-    \x02\x20\x01(\x08R\x04more\x12\x1c\n\ttruncated\x18\x03\x20\x01(\x08R\tt\
-    runcated*Z\n\x0bChannelType\x12\x1c\n\x18CHANNEL_TYPE_UNSPECIFIED\x10\0\
-    \x12\x15\n\x11CHANNEL_TYPE_USER\x10\x01\x12\x16\n\x12CHANNEL_TYPE_GROUP\
-    \x10\x02*z\n\x0cResumeStatus\x12\x1d\n\x19RESUME_STATUS_UNSPECIFIED\x10\
-    \0\x12\x19\n\x15RESUME_STATUS_RESUMED\x10\x01\x12\x15\n\x11RESUME_STATUS\
-    _GAP\x10\x02\x12\x19\n\x15RESUME_STATUS_UNKNOWN\x10\x032\xa4\x04\n\x0bCh\
-    atService\x12>\n\x07Connect\x12\x17.chat.v1.ConnectRequest\x1a\x18.chat.\
-    v1.ConnectResponse0\x01\x12T\n\x0fCreateGroupChat\x12\x1f.chat.v1.Create\
-    GroupChatRequest\x1a\x20.chat.v1.CreateGroupChatResponse\x12N\n\rJoinGro\
-    upChat\x12\x1d.chat.v1.JoinGroupChatRequest\x1a\x1e.chat.v1.JoinGroupCha\
-    tResponse\x12Q\n\x0eLeaveGroupChat\x12\x1e.chat.v1.LeaveGroupChatRequest\
-    \x1a\x1f.chat.v1.LeaveGroupChatResponse\x12H\n\x0bSendMessage\x12\x1b.ch\
-    at.v1.SendMessageRequest\x1a\x1c.chat.v1.SendMessageResponse\x12K\n\x0cL\
-    istChannels\x12\x1c.chat.v1.ListChannelsRequest\x1a\x1d.chat.v1.ListChan\
-    nelsResponse\x12E\n\nGetHistory\x12\x1a.chat.v1.GetHistoryRequest\x1a\
-    \x1b.chat.v1.GetHistoryResponseJ\xf4]\n\x07\x12\x05\x0e\0\xa2\x02\x01\n\
-    \x80\x06\n\x01\x0c\x12\x03\x0e\0\x12\x1a\xf5\x05\x20The\x20chat\x20servi\
-    ce's\x20wire\x20contract.\x20Clients\x20in\x20any\x20language\x20are\x20\
-    built\x20from\n\x20this\x20file:\x20names,\x20field\x20numbers\x20and\
-    \x20the\x20status\x20codes\x20documented\x20on\x20each\x20RPC\n\x20are\
+    .proto\"\x88\x01\n\x0eConnectRequest\x12\x1a\n\x08username\x18\x01\x20\
+    \x01(\tR\x08username\x12.\n\x06resume\x18\x02\x20\x01(\x0b2\x16.chat.v1.\
+    ResumeRequestR\x06resume\x12*\n\x06events\x18\x03\x20\x03(\x0e2\x12.chat\
+    .v1.EventTypeR\x06events\"@\n\rResumeRequest\x12\x14\n\x05token\x18\x01\
+    \x20\x01(\tR\x05token\x12\x19\n\x08after_id\x18\x02\x20\x01(\x04R\x07aft\
+    erId\"\xee\x01\n\x0fConnectResponse\x122\n\tconnected\x18\x01\x20\x01(\
+    \x0b2\x12.chat.v1.ConnectedH\0R\tconnected\x12/\n\x08delivery\x18\x02\
+    \x20\x01(\x0b2\x11.chat.v1.DeliveryH\0R\x08delivery\x12;\n\nmembership\
+    \x18\x03\x20\x01(\x0b2\x19.chat.v1.MembershipChangeH\0R\nmembership\x120\
+    \n\x06typing\x18\x04\x20\x01(\x0b2\x16.chat.v1.TypingStartedH\0R\x06typi\
+    ngB\x07\n\x05event\"\xda\x01\n\x10MembershipChange\x12\x14\n\x05group\
+    \x18\x01\x20\x01(\tR\x05group\x12\x12\n\x04user\x18\x02\x20\x01(\tR\x04u\
+    ser\x121\n\x04kind\x18\x03\x20\x01(\x0e2\x1d.chat.v1.MembershipChangeKin\
+    dR\x04kind\x12!\n\x0cmember_count\x18\x04\x20\x01(\rR\x0bmemberCount\x12\
+    \x1a\n\x08position\x18\x05\x20\x01(\x04R\x08position\x12*\n\x02at\x18\
+    \x06\x20\x01(\x0b2\x1a.google.protobuf.TimestampR\x02at\"\x8a\x01\n\rTyp\
+    ingStarted\x12\"\n\x0cconversation\x18\x01\x20\x01(\tR\x0cconversation\
+    \x12A\n\x11conversation_type\x18\x02\x20\x01(\x0e2\x14.chat.v1.ChannelTy\
+    peR\x10conversationType\x12\x12\n\x04user\x18\x03\x20\x01(\tR\x04user\"\
+    \x9c\x01\n\tConnected\x12\x1a\n\x08username\x18\x01\x20\x01(\tR\x08usern\
+    ame\x12!\n\x0cresume_token\x18\x02\x20\x01(\tR\x0bresumeToken\x12\x14\n\
+    \x05epoch\x18\x03\x20\x01(\tR\x05epoch\x12:\n\rresume_status\x18\x04\x20\
+    \x01(\x0e2\x15.chat.v1.ResumeStatusR\x0cresumeStatus\"8\n\x08Delivery\
+    \x12,\n\x08messages\x18\x01\x20\x03(\x0b2\x10.chat.v1.MessageR\x08messag\
+    es\"\xd5\x01\n\x07Message\x12\x0e\n\x02id\x18\x01\x20\x01(\x04R\x02id\
+    \x12\x16\n\x06sender\x18\x02\x20\x01(\tR\x06sender\x12\x1c\n\trecipient\
+    \x18\x03\x20\x01(\tR\trecipient\x12;\n\x0erecipient_type\x18\x04\x20\x01\
+    (\x0e2\x14.chat.v1.ChannelTypeR\rrecipientType\x12\x12\n\x04text\x18\x05\
+    \x20\x01(\tR\x04text\x123\n\x07sent_at\x18\x06\x20\x01(\x0b2\x1a.google.\
+    protobuf.TimestampR\x06sentAt\",\n\x16CreateGroupChatRequest\x12\x12\n\
+    \x04name\x18\x01\x20\x01(\tR\x04name\"\x19\n\x17CreateGroupChatResponse\
+    \"*\n\x14JoinGroupChatRequest\x12\x12\n\x04name\x18\x01\x20\x01(\tR\x04n\
+    ame\"3\n\x15JoinGroupChatResponse\x12\x1a\n\x08position\x18\x01\x20\x01(\
+    \x04R\x08position\"+\n\x15LeaveGroupChatRequest\x12\x12\n\x04name\x18\
+    \x01\x20\x01(\tR\x04name\"\x18\n\x16LeaveGroupChatResponse\"F\n\x12SendM\
+    essageRequest\x12\x1c\n\trecipient\x18\x01\x20\x01(\tR\trecipient\x12\
+    \x12\n\x04text\x18\x02\x20\x01(\tR\x04text\"i\n\x13SendMessageResponse\
+    \x12\x1d\n\nmessage_id\x18\x01\x20\x01(\x04R\tmessageId\x123\n\x07sent_a\
+    t\x18\x02\x20\x01(\x0b2\x1a.google.protobuf.TimestampR\x06sentAt\"\x15\n\
+    \x13ListChannelsRequest\"D\n\x14ListChannelsResponse\x12,\n\x08channels\
+    \x18\x01\x20\x03(\x0b2\x10.chat.v1.ChannelR\x08channels\"\x82\x01\n\x07C\
+    hannel\x12\x12\n\x04name\x18\x01\x20\x01(\tR\x04name\x12(\n\x04type\x18\
+    \x02\x20\x01(\x0e2\x14.chat.v1.ChannelTypeR\x04type\x12!\n\x0cmember_cou\
+    nt\x18\x03\x20\x01(\rR\x0bmemberCount\x12\x16\n\x06joined\x18\x04\x20\
+    \x01(\x08R\x06joined\"w\n\x11GetHistoryRequest\x12\x14\n\x05group\x18\
+    \x01\x20\x01(\tR\x05group\x12\x19\n\x08after_id\x18\x02\x20\x01(\x04R\
+    \x07afterId\x12\x1b\n\tbefore_id\x18\x03\x20\x01(\x04R\x08beforeId\x12\
+    \x14\n\x05limit\x18\x04\x20\x01(\rR\x05limit\"t\n\x12GetHistoryResponse\
+    \x12,\n\x08messages\x18\x01\x20\x03(\x0b2\x10.chat.v1.MessageR\x08messag\
+    es\x12\x12\n\x04more\x18\x02\x20\x01(\x08R\x04more\x12\x1c\n\ttruncated\
+    \x18\x03\x20\x01(\x08R\ttruncated\"d\n\x17ListGroupMembersRequest\x12\
+    \x14\n\x05group\x18\x01\x20\x01(\tR\x05group\x12\x14\n\x05limit\x18\x02\
+    \x20\x01(\rR\x05limit\x12\x1d\n\npage_token\x18\x03\x20\x01(\tR\tpageTok\
+    en\"\x7f\n\x18ListGroupMembersResponse\x12\x18\n\x07members\x18\x01\x20\
+    \x03(\tR\x07members\x12&\n\x0fnext_page_token\x18\x02\x20\x01(\tR\rnextP\
+    ageToken\x12!\n\x0cmember_count\x18\x03\x20\x01(\rR\x0bmemberCount\"1\n\
+    \x11SendTypingRequest\x12\x1c\n\trecipient\x18\x01\x20\x01(\tR\trecipien\
+    t\"\x14\n\x12SendTypingResponse*Z\n\x0bChannelType\x12\x1c\n\x18CHANNEL_\
+    TYPE_UNSPECIFIED\x10\0\x12\x15\n\x11CHANNEL_TYPE_USER\x10\x01\x12\x16\n\
+    \x12CHANNEL_TYPE_GROUP\x10\x02*Y\n\tEventType\x12\x1a\n\x16EVENT_TYPE_UN\
+    SPECIFIED\x10\0\x12\x19\n\x15EVENT_TYPE_MEMBERSHIP\x10\x01\x12\x15\n\x11\
+    EVENT_TYPE_TYPING\x10\x02*z\n\x0cResumeStatus\x12\x1d\n\x19RESUME_STATUS\
+    _UNSPECIFIED\x10\0\x12\x19\n\x15RESUME_STATUS_RESUMED\x10\x01\x12\x15\n\
+    \x11RESUME_STATUS_GAP\x10\x02\x12\x19\n\x15RESUME_STATUS_UNKNOWN\x10\x03\
+    *\xcf\x01\n\x14MembershipChangeKind\x12&\n\"MEMBERSHIP_CHANGE_KIND_UNSPE\
+    CIFIED\x10\0\x12!\n\x1dMEMBERSHIP_CHANGE_KIND_JOINED\x10\x01\x12\x1f\n\
+    \x1bMEMBERSHIP_CHANGE_KIND_LEFT\x10\x02\x12'\n#MEMBERSHIP_CHANGE_KIND_DI\
+    SCONNECTED\x10\x03\x12\"\n\x1eMEMBERSHIP_CHANGE_KIND_REMOVED\x10\x042\
+    \xc4\x05\n\x0bChatService\x12>\n\x07Connect\x12\x17.chat.v1.ConnectReque\
+    st\x1a\x18.chat.v1.ConnectResponse0\x01\x12T\n\x0fCreateGroupChat\x12\
+    \x1f.chat.v1.CreateGroupChatRequest\x1a\x20.chat.v1.CreateGroupChatRespo\
+    nse\x12N\n\rJoinGroupChat\x12\x1d.chat.v1.JoinGroupChatRequest\x1a\x1e.c\
+    hat.v1.JoinGroupChatResponse\x12Q\n\x0eLeaveGroupChat\x12\x1e.chat.v1.Le\
+    aveGroupChatRequest\x1a\x1f.chat.v1.LeaveGroupChatResponse\x12H\n\x0bSen\
+    dMessage\x12\x1b.chat.v1.SendMessageRequest\x1a\x1c.chat.v1.SendMessageR\
+    esponse\x12K\n\x0cListChannels\x12\x1c.chat.v1.ListChannelsRequest\x1a\
+    \x1d.chat.v1.ListChannelsResponse\x12E\n\nGetHistory\x12\x1a.chat.v1.Get\
+    HistoryRequest\x1a\x1b.chat.v1.GetHistoryResponse\x12W\n\x10ListGroupMem\
+    bers\x12\x20.chat.v1.ListGroupMembersRequest\x1a!.chat.v1.ListGroupMembe\
+    rsResponse\x12E\n\nSendTyping\x12\x1a.chat.v1.SendTypingRequest\x1a\x1b.\
+    chat.v1.SendTypingResponseJ\xda\x83\x01\n\x07\x12\x05\x0e\0\x96\x03\x1d\
+    \n\x80\x06\n\x01\x0c\x12\x03\x0e\0\x12\x1a\xf5\x05\x20The\x20chat\x20ser\
+    vice's\x20wire\x20contract.\x20Clients\x20in\x20any\x20language\x20are\
+    \x20built\x20from\n\x20this\x20file:\x20names,\x20field\x20numbers\x20an\
+    d\x20the\x20status\x20codes\x20documented\x20on\x20each\x20RPC\n\x20are\
     \x20part\x20of\x20the\x20contract\x20and\x20change\x20only\x20in\x20a\
     \x20new\x20package\x20version.\n\n\x20Names:\x20usernames\x20and\x20grou\
     p\x20names\x20share\x20one\x20namespace.\x20A\x20valid\x20name\x20is\x20\
@@ -3095,7 +4365,7 @@ static file_descriptor_proto_data: &'static [u8] = b"\
     er\x20shuts\x20down,\x20and\n\x20with\x20RESOURCE_EXHAUSTED\x20when\x20t\
     he\x20request\x20is\x20larger\x20than\x2064\x20KiB.\n\n\x08\n\x01\x02\
     \x12\x03\x10\0\x10\n\t\n\x02\x03\0\x12\x03\x12\0)\nQ\n\x02\x06\0\x12\x04\
-    \x15\0a\x01\x1aE\x20A\x20real-time\x20chat\x20between\x20connected\x20us\
+    \x15\0u\x01\x1aE\x20A\x20real-time\x20chat\x20between\x20connected\x20us\
     ers,\x20one-to-one\x20and\x20in\x20groups.\n\n\n\n\x03\x06\0\x01\x12\x03\
     \x15\x08\x13\n\x8b\n\n\x04\x06\0\x02\0\x12\x03+\x02?\x1a\xfd\t\x20Opens\
     \x20the\x20caller's\x20inbox.\x20The\x20first\x20event\x20is\x20always\
@@ -3188,250 +4458,408 @@ static file_descriptor_proto_data: &'static [u8] = b"\
     UND\x20when\x20no\x20such\x20group\x20exists;\x20PERMISSION_DENIED\n\x20\
     when\x20the\x20caller\x20is\x20not\x20a\x20member.\n\n\x0c\n\x05\x06\0\
     \x02\x06\x01\x12\x03`\x06\x10\n\x0c\n\x05\x06\0\x02\x06\x02\x12\x03`\x11\
-    \"\n\x0c\n\x05\x06\0\x02\x06\x03\x12\x03`-?\n4\n\x02\x05\0\x12\x04d\0k\
-    \x01\x1a(\x20What\x20kind\x20of\x20channel\x20a\x20name\x20refers\x20to.\
-    \n\n\n\n\x03\x05\0\x01\x12\x03d\x05\x10\n(\n\x04\x05\0\x02\0\x12\x03f\
-    \x02\x1f\x1a\x1b\x20Never\x20sent\x20by\x20the\x20server.\n\n\x0c\n\x05\
-    \x05\0\x02\0\x01\x12\x03f\x02\x1a\n\x0c\n\x05\x05\0\x02\0\x02\x12\x03f\
-    \x1d\x1e\n6\n\x04\x05\0\x02\x01\x12\x03h\x02\x18\x1a)\x20A\x20connected\
-    \x20user:\x20a\x20one-to-one\x20channel.\n\n\x0c\n\x05\x05\0\x02\x01\x01\
-    \x12\x03h\x02\x13\n\x0c\n\x05\x05\0\x02\x01\x02\x12\x03h\x16\x17\n\x1f\n\
-    \x04\x05\0\x02\x02\x12\x03j\x02\x19\x1a\x12\x20A\x20group\x20channel.\n\
-    \n\x0c\n\x05\x05\0\x02\x02\x01\x12\x03j\x02\x14\n\x0c\n\x05\x05\0\x02\
-    \x02\x02\x12\x03j\x17\x18\n#\n\x02\x04\0\x12\x04n\0u\x01\x1a\x17\x20Open\
-    s\x20a\x20user's\x20inbox.\n\n\n\n\x03\x04\0\x01\x12\x03n\x08\x16\nT\n\
-    \x04\x04\0\x02\0\x12\x03p\x02\x16\x1aG\x20The\x20name\x20to\x20connect\
-    \x20as;\x20it\x20must\x20be\x20free\x20(no\x20connected\x20user\x20or\
-    \x20group).\n\n\x0c\n\x05\x04\0\x02\0\x05\x12\x03p\x02\x08\n\x0c\n\x05\
-    \x04\0\x02\0\x01\x12\x03p\t\x11\n\x0c\n\x05\x04\0\x02\0\x03\x12\x03p\x14\
-    \x15\n\xa3\x01\n\x04\x04\0\x02\x01\x12\x03t\x02\x1b\x1a\x95\x01\x20Set\
-    \x20to\x20resume\x20a\x20session\x20of\x20this\x20username\x20that\x20en\
-    ded\x20less\x20than\x20the\n\x20server's\x20--resume-window\x20ago:\x20`\
-    Connected.resume_status`\x20says\x20what\n\x20became\x20of\x20it.\n\n\
-    \x0c\n\x05\x04\0\x02\x01\x06\x12\x03t\x02\x0f\n\x0c\n\x05\x04\0\x02\x01\
-    \x01\x12\x03t\x10\x16\n\x0c\n\x05\x04\0\x02\x01\x03\x12\x03t\x19\x1a\n6\
-    \n\x02\x04\x01\x12\x04x\0}\x01\x1a*\x20Which\x20session\x20to\x20resume,\
-    \x20and\x20from\x20where.\n\n\n\n\x03\x04\x01\x01\x12\x03x\x08\x15\nA\n\
-    \x04\x04\x01\x02\0\x12\x03z\x02\x13\x1a4\x20`Connected.resume_token`\x20\
-    of\x20the\x20session\x20to\x20resume.\n\n\x0c\n\x05\x04\x01\x02\0\x05\
-    \x12\x03z\x02\x08\n\x0c\n\x05\x04\x01\x02\0\x01\x12\x03z\t\x0e\n\x0c\n\
-    \x05\x04\x01\x02\0\x03\x12\x03z\x11\x12\nQ\n\x04\x04\x01\x02\x01\x12\x03\
-    |\x02\x16\x1aD\x20The\x20last\x20message\x20id\x20the\x20client\x20recei\
-    ved\x20on\x20that\x20session\x20(0:\x20none).\n\n\x0c\n\x05\x04\x01\x02\
-    \x01\x05\x12\x03|\x02\x08\n\x0c\n\x05\x04\x01\x02\x01\x01\x12\x03|\t\x11\
-    \n\x0c\n\x05\x04\x01\x02\x01\x03\x12\x03|\x14\x15\n7\n\x02\x05\x01\x12\
-    \x06\x80\x01\0\x8b\x01\x01\x1a)\x20What\x20became\x20of\x20`ConnectReque\
-    st.resume`.\n\n\x0b\n\x03\x05\x01\x01\x12\x04\x80\x01\x05\x11\n$\n\x04\
-    \x05\x01\x02\0\x12\x04\x82\x01\x02\x20\x1a\x16\x20No\x20resume\x20was\
-    \x20asked.\n\n\r\n\x05\x05\x01\x02\0\x01\x12\x04\x82\x01\x02\x1b\n\r\n\
-    \x05\x05\x01\x02\0\x02\x12\x04\x82\x01\x1e\x1f\nx\n\x04\x05\x01\x02\x01\
-    \x12\x04\x85\x01\x02\x1c\x1aj\x20Every\x20message\x20addressed\x20to\x20\
-    the\x20old\x20session\x20with\x20id\x20>\x20after_id\x20follows,\n\x20in\
-    \x20order,\x20before\x20anything\x20newer.\n\n\r\n\x05\x05\x01\x02\x01\
-    \x01\x12\x04\x85\x01\x02\x17\n\r\n\x05\x05\x01\x02\x01\x02\x12\x04\x85\
-    \x01\x1a\x1b\nD\n\x04\x05\x01\x02\x02\x12\x04\x87\x01\x02\x18\x1a6\x20So\
-    me\x20of\x20those\x20are\x20no\x20longer\x20kept:\x20none\x20are\x20repl\
-    ayed.\n\n\r\n\x05\x05\x01\x02\x02\x01\x12\x04\x87\x01\x02\x13\n\r\n\x05\
-    \x05\x01\x02\x02\x02\x12\x04\x87\x01\x16\x17\nr\n\x04\x05\x01\x02\x03\
-    \x12\x04\x8a\x01\x02\x1c\x1ad\x20Nothing\x20to\x20resume:\x20the\x20toke\
-    n\x20is\x20unknown,\x20used,\x20expired,\x20of\x20another\n\x20username,\
-    \x20or\x20of\x20another\x20epoch.\n\n\r\n\x05\x05\x01\x02\x03\x01\x12\
-    \x04\x8a\x01\x02\x17\n\r\n\x05\x05\x01\x02\x03\x02\x12\x04\x8a\x01\x1a\
-    \x1b\n.\n\x02\x04\x02\x12\x06\x8e\x01\0\x96\x01\x01\x1a\x20\x20One\x20ev\
-    ent\x20on\x20a\x20Connect\x20stream.\n\n\x0b\n\x03\x04\x02\x01\x12\x04\
-    \x8e\x01\x08\x17\n%\n\x04\x04\x02\x08\0\x12\x06\x90\x01\x02\x95\x01\x03\
-    \x1a\x15\x20Exactly\x20one\x20is\x20set.\n\n\r\n\x05\x04\x02\x08\0\x01\
-    \x12\x04\x90\x01\x08\r\n;\n\x04\x04\x02\x02\0\x12\x04\x92\x01\x04\x1c\
-    \x1a-\x20Always\x20the\x20first\x20event,\x20and\x20only\x20the\x20first\
-    .\n\n\r\n\x05\x04\x02\x02\0\x06\x12\x04\x92\x01\x04\r\n\r\n\x05\x04\x02\
-    \x02\0\x01\x12\x04\x92\x01\x0e\x17\n\r\n\x05\x04\x02\x02\0\x03\x12\x04\
-    \x92\x01\x1a\x1b\n\"\n\x04\x04\x02\x02\x01\x12\x04\x94\x01\x04\x1a\x1a\
-    \x14\x20Every\x20later\x20event.\n\n\r\n\x05\x04\x02\x02\x01\x06\x12\x04\
-    \x94\x01\x04\x0c\n\r\n\x05\x04\x02\x02\x01\x01\x12\x04\x94\x01\r\x15\n\r\
-    \n\x05\x04\x02\x02\x01\x03\x12\x04\x94\x01\x18\x19\nE\n\x02\x04\x03\x12\
-    \x06\x99\x01\0\xa5\x01\x01\x1a7\x20The\x20user\x20is\x20registered:\x20o\
-    ther\x20RPCs\x20may\x20be\x20called\x20now.\n\n\x0b\n\x03\x04\x03\x01\
-    \x12\x04\x99\x01\x08\x11\n4\n\x04\x04\x03\x02\0\x12\x04\x9b\x01\x02\x16\
-    \x1a&\x20The\x20username\x20this\x20stream\x20belongs\x20to.\n\n\r\n\x05\
-    \x04\x03\x02\0\x05\x12\x04\x9b\x01\x02\x08\n\r\n\x05\x04\x03\x02\0\x01\
-    \x12\x04\x9b\x01\t\x11\n\r\n\x05\x04\x03\x02\0\x03\x12\x04\x9b\x01\x14\
-    \x15\n\x88\x01\n\x04\x04\x03\x02\x01\x12\x04\x9e\x01\x02\x1a\x1az\x20The\
-    \x20secret\x20that\x20resumes\x20this\x20session\x20once\x20its\x20strea\
-    m\x20has\x20ended\x20(at\n\x20least\x20128\x20random\x20bits;\x20single\
-    \x20use).\x20Keep\x20it\x20private.\n\n\r\n\x05\x04\x03\x02\x01\x05\x12\
-    \x04\x9e\x01\x02\x08\n\r\n\x05\x04\x03\x02\x01\x01\x12\x04\x9e\x01\t\x15\
-    \n\r\n\x05\x04\x03\x02\x01\x03\x12\x04\x9e\x01\x18\x19\n\xb1\x01\n\x04\
-    \x04\x03\x02\x02\x12\x04\xa2\x01\x02\x13\x1a\xa2\x01\x20Changes\x20whene\
-    ver\x20the\x20server\x20loses\x20its\x20state\x20(a\x20single\x20node\
-    \x20starts,\x20a\n\x20cluster's\x20store\x20loses\x20its\x20data):\x20id\
-    s,\x20positions\x20and\x20tokens\x20of\x20another\n\x20epoch\x20mean\x20\
-    nothing.\n\n\r\n\x05\x04\x03\x02\x02\x05\x12\x04\xa2\x01\x02\x08\n\r\n\
-    \x05\x04\x03\x02\x02\x01\x12\x04\xa2\x01\t\x0e\n\r\n\x05\x04\x03\x02\x02\
-    \x03\x12\x04\xa2\x01\x11\x12\n7\n\x04\x04\x03\x02\x03\x12\x04\xa4\x01\
-    \x02!\x1a)\x20What\x20became\x20of\x20`ConnectRequest.resume`.\n\n\r\n\
-    \x05\x04\x03\x02\x03\x06\x12\x04\xa4\x01\x02\x0e\n\r\n\x05\x04\x03\x02\
-    \x03\x01\x12\x04\xa4\x01\x0f\x1c\n\r\n\x05\x04\x03\x02\x03\x03\x12\x04\
-    \xa4\x01\x1f\x20\n\xe7\x01\n\x02\x04\x04\x12\x06\xaa\x01\0\xad\x01\x01\
-    \x1a\xd8\x01\x20Messages\x20for\x20the\x20stream's\x20user,\x20in\x20del\
-    ivery\x20order.\x20A\x20delivery\x20carries\x20what\n\x20had\x20queued\
-    \x20up\x20for\x20the\x20user\x20when\x20it\x20was\x20written:\x201\x20to\
-    \x20256\x20messages\x20and\x20at\n\x20most\x2064\x20KiB\x20encoded.\x20A\
-    \x20lone\x20message\x20is\x20sent\x20at\x20once,\x20on\x20its\x20own.\n\
-    \n\x0b\n\x03\x04\x04\x01\x12\x04\xaa\x01\x08\x10\n+\n\x04\x04\x04\x02\0\
-    \x12\x04\xac\x01\x02\x20\x1a\x1d\x20The\x20messages,\x20oldest\x20first.\
-    \n\n\r\n\x05\x04\x04\x02\0\x04\x12\x04\xac\x01\x02\n\n\r\n\x05\x04\x04\
-    \x02\0\x06\x12\x04\xac\x01\x0b\x12\n\r\n\x05\x04\x04\x02\0\x01\x12\x04\
-    \xac\x01\x13\x1b\n\r\n\x05\x04\x04\x02\0\x03\x12\x04\xac\x01\x1e\x1f\n6\
-    \n\x02\x04\x05\x12\x06\xb0\x01\0\xc1\x01\x01\x1a(\x20A\x20message\x20as\
-    \x20delivered\x20to\x20a\x20recipient.\n\n\x0b\n\x03\x04\x05\x01\x12\x04\
-    \xb0\x01\x08\x0f\n\xfe\x01\n\x04\x04\x05\x02\0\x12\x04\xb5\x01\x02\x10\
-    \x1a\xef\x01\x20Unique\x20among\x20all\x20messages\x20of\x20the\x20epoch\
-    \x20(`Connected.epoch`:\x20since\x20the\n\x20server\x20started,\x20or\
-    \x20for\x20a\x20cluster\x20since\x20its\x20store's\x20data\x20began),\
-    \x20and\n\x20increasing\x20in\x20the\x20order\x20messages\x20were\x20acc\
-    epted;\x20equal\x20to\x20the\n\x20`message_id`\x20returned\x20to\x20the\
-    \x20sender.\n\n\r\n\x05\x04\x05\x02\0\x05\x12\x04\xb5\x01\x02\x08\n\r\n\
-    \x05\x04\x05\x02\0\x01\x12\x04\xb5\x01\t\x0b\n\r\n\x05\x04\x05\x02\0\x03\
-    \x12\x04\xb5\x01\x0e\x0f\n(\n\x04\x04\x05\x02\x01\x12\x04\xb7\x01\x02\
-    \x14\x1a\x1a\x20The\x20sending\x20user's\x20name.\n\n\r\n\x05\x04\x05\
-    \x02\x01\x05\x12\x04\xb7\x01\x02\x08\n\r\n\x05\x04\x05\x02\x01\x01\x12\
-    \x04\xb7\x01\t\x0f\n\r\n\x05\x04\x05\x02\x01\x03\x12\x04\xb7\x01\x12\x13\
-    \n:\n\x04\x04\x05\x02\x02\x12\x04\xb9\x01\x02\x17\x1a,\x20The\x20user\
-    \x20or\x20group\x20the\x20message\x20was\x20sent\x20to.\n\n\r\n\x05\x04\
-    \x05\x02\x02\x05\x12\x04\xb9\x01\x02\x08\n\r\n\x05\x04\x05\x02\x02\x01\
-    \x12\x04\xb9\x01\t\x12\n\r\n\x05\x04\x05\x02\x02\x03\x12\x04\xb9\x01\x15\
-    \x16\n9\n\x04\x04\x05\x02\x03\x12\x04\xbb\x01\x02!\x1a+\x20Whether\x20`r\
-    ecipient`\x20is\x20a\x20user\x20or\x20a\x20group.\n\n\r\n\x05\x04\x05\
-    \x02\x03\x06\x12\x04\xbb\x01\x02\r\n\r\n\x05\x04\x05\x02\x03\x01\x12\x04\
-    \xbb\x01\x0e\x1c\n\r\n\x05\x04\x05\x02\x03\x03\x12\x04\xbb\x01\x1f\x20\n\
-    \"\n\x04\x04\x05\x02\x04\x12\x04\xbd\x01\x02\x12\x1a\x14\x20The\x20text,\
-    \x20as\x20sent.\n\n\r\n\x05\x04\x05\x02\x04\x05\x12\x04\xbd\x01\x02\x08\
-    \n\r\n\x05\x04\x05\x02\x04\x01\x12\x04\xbd\x01\t\r\n\r\n\x05\x04\x05\x02\
-    \x04\x03\x12\x04\xbd\x01\x10\x11\ne\n\x04\x04\x05\x02\x05\x12\x04\xc0\
-    \x01\x02(\x1aW\x20When\x20the\x20server\x20accepted\x20the\x20message;\
-    \x20equal\x20to\x20the\x20`sent_at`\x20returned\x20to\n\x20the\x20sender\
-    .\n\n\r\n\x05\x04\x05\x02\x05\x06\x12\x04\xc0\x01\x02\x1b\n\r\n\x05\x04\
-    \x05\x02\x05\x01\x12\x04\xc0\x01\x1c#\n\r\n\x05\x04\x05\x02\x05\x03\x12\
-    \x04\xc0\x01&'\n\x20\n\x02\x04\x06\x12\x06\xc4\x01\0\xc7\x01\x01\x1a\x12\
-    \x20Creates\x20a\x20group.\n\n\x0b\n\x03\x04\x06\x01\x12\x04\xc4\x01\x08\
-    \x1e\nO\n\x04\x04\x06\x02\0\x12\x04\xc6\x01\x02\x12\x1aA\x20The\x20group\
-    's\x20name;\x20it\x20must\x20be\x20free\x20(no\x20connected\x20user\x20o\
-    r\x20group).\n\n\r\n\x05\x04\x06\x02\0\x05\x12\x04\xc6\x01\x02\x08\n\r\n\
-    \x05\x04\x06\x02\0\x01\x12\x04\xc6\x01\t\r\n\r\n\x05\x04\x06\x02\0\x03\
-    \x12\x04\xc6\x01\x10\x11\nA\n\x02\x04\x07\x12\x04\xca\x01\0\"\x1a5\x20Th\
-    e\x20group\x20exists\x20and\x20the\x20caller\x20is\x20its\x20only\x20mem\
-    ber.\n\n\x0b\n\x03\x04\x07\x01\x12\x04\xca\x01\x08\x1f\n\x1e\n\x02\x04\
-    \x08\x12\x06\xcd\x01\0\xd0\x01\x01\x1a\x10\x20Joins\x20a\x20group.\n\n\
-    \x0b\n\x03\x04\x08\x01\x12\x04\xcd\x01\x08\x1c\n!\n\x04\x04\x08\x02\0\
-    \x12\x04\xcf\x01\x02\x12\x1a\x13\x20The\x20group's\x20name.\n\n\r\n\x05\
-    \x04\x08\x02\0\x05\x12\x04\xcf\x01\x02\x08\n\r\n\x05\x04\x08\x02\0\x01\
-    \x12\x04\xcf\x01\t\r\n\r\n\x05\x04\x08\x02\0\x03\x12\x04\xcf\x01\x10\x11\
-    \n8\n\x02\x04\t\x12\x06\xd3\x01\0\xd8\x01\x01\x1a*\x20The\x20caller\x20i\
-    s\x20now\x20a\x20member\x20of\x20the\x20group.\n\n\x0b\n\x03\x04\t\x01\
-    \x12\x04\xd3\x01\x08\x1d\n\xe3\x01\n\x04\x04\t\x02\0\x12\x04\xd7\x01\x02\
-    \x16\x1a\xd4\x01\x20The\x20id\x20of\x20the\x20group's\x20newest\x20messa\
-    ge\x20when\x20the\x20caller\x20joined\x20(0:\x20none).\n\x20Every\x20mes\
-    sage\x20the\x20stream\x20delivers\x20for\x20the\x20group\x20after\x20the\
-    \x20join\x20has\x20a\n\x20larger\x20id;\x20GetHistory(before_id\x20=\x20\
-    position\x20+\x201)\x20is\x20what\x20came\x20before.\n\n\r\n\x05\x04\t\
-    \x02\0\x05\x12\x04\xd7\x01\x02\x08\n\r\n\x05\x04\t\x02\0\x01\x12\x04\xd7\
-    \x01\t\x11\n\r\n\x05\x04\t\x02\0\x03\x12\x04\xd7\x01\x14\x15\n\x1f\n\x02\
-    \x04\n\x12\x06\xdb\x01\0\xde\x01\x01\x1a\x11\x20Leaves\x20a\x20group.\n\
-    \n\x0b\n\x03\x04\n\x01\x12\x04\xdb\x01\x08\x1d\n!\n\x04\x04\n\x02\0\x12\
-    \x04\xdd\x01\x02\x12\x1a\x13\x20The\x20group's\x20name.\n\n\r\n\x05\x04\
-    \n\x02\0\x05\x12\x04\xdd\x01\x02\x08\n\r\n\x05\x04\n\x02\0\x01\x12\x04\
-    \xdd\x01\t\r\n\r\n\x05\x04\n\x02\0\x03\x12\x04\xdd\x01\x10\x11\nU\n\x02\
-    \x04\x0b\x12\x04\xe1\x01\0!\x1aI\x20The\x20caller\x20is\x20no\x20longer\
+    \"\n\x0c\n\x05\x06\0\x02\x06\x03\x12\x03`-?\n\x95\x03\n\x04\x06\0\x02\
+    \x07\x12\x03j\x02S\x1a\x87\x03\x20Lists\x20a\x20group's\x20members,\x20s\
+    orted\x20by\x20name,\x20a\x20page\x20at\x20a\x20time.\x20Any\n\x20connec\
+    ted\x20user\x20may\x20list\x20any\x20group.\x20Pages\x20are\x20stable\
+    \x20under\x20concurrent\n\x20joins\x20and\x20leaves:\x20a\x20user\x20who\
+    \x20is\x20a\x20member\x20for\x20the\x20whole\x20listing\x20appears\n\x20\
+    exactly\x20once.\n\n\x20Errors:\x20UNAUTHENTICATED;\x20INVALID_ARGUMENT\
+    \x20for\x20an\x20invalid\x20group\x20name,\x20a\n\x20limit\x20over\x2010\
+    00\x20or\x20a\x20page\x20token\x20this\x20server\x20did\x20not\x20give;\
+    \x20NOT_FOUND\n\x20when\x20no\x20such\x20group\x20exists.\n\n\x0c\n\x05\
+    \x06\0\x02\x07\x01\x12\x03j\x06\x16\n\x0c\n\x05\x06\0\x02\x07\x02\x12\
+    \x03j\x17.\n\x0c\n\x05\x06\0\x02\x07\x03\x12\x03j9Q\n\xb9\x03\n\x04\x06\
+    \0\x02\x08\x12\x03t\x02A\x1a\xab\x03\x20Tells\x20the\x20recipient\x20(a\
+    \x20connected\x20user,\x20or\x20every\x20other\x20member\x20of\x20a\x20g\
+    roup\n\x20the\x20caller\x20is\x20in)\x20that\x20the\x20caller\x20is\x20t\
+    yping,\x20as\x20a\x20`typing`\x20event\x20on\x20the\n\x20streams\x20that\
+    \x20asked\x20for\x20EVENT_TYPE_TYPING.\x20At\x20most\x20one\x20per\x20se\
+    nder\x20and\n\x20conversation\x20per\x202\x20seconds\x20is\x20forwarded;\
+    \x20more\x20calls\x20answer\x20OK\x20and\x20are\n\x20dropped.\x20Never\
+    \x20stored:\x20not\x20in\x20history,\x20not\x20replayed\x20on\x20resume,\
+    \x20not\n\x20counted\x20as\x20a\x20message.\n\n\x20Errors:\x20as\x20Send\
+    Message's\x20(without\x20the\x20text's).\n\n\x0c\n\x05\x06\0\x02\x08\x01\
+    \x12\x03t\x06\x10\n\x0c\n\x05\x06\0\x02\x08\x02\x12\x03t\x11\"\n\x0c\n\
+    \x05\x06\0\x02\x08\x03\x12\x03t-?\n4\n\x02\x05\0\x12\x04x\0\x7f\x01\x1a(\
+    \x20What\x20kind\x20of\x20channel\x20a\x20name\x20refers\x20to.\n\n\n\n\
+    \x03\x05\0\x01\x12\x03x\x05\x10\n(\n\x04\x05\0\x02\0\x12\x03z\x02\x1f\
+    \x1a\x1b\x20Never\x20sent\x20by\x20the\x20server.\n\n\x0c\n\x05\x05\0\
+    \x02\0\x01\x12\x03z\x02\x1a\n\x0c\n\x05\x05\0\x02\0\x02\x12\x03z\x1d\x1e\
+    \n6\n\x04\x05\0\x02\x01\x12\x03|\x02\x18\x1a)\x20A\x20connected\x20user:\
+    \x20a\x20one-to-one\x20channel.\n\n\x0c\n\x05\x05\0\x02\x01\x01\x12\x03|\
+    \x02\x13\n\x0c\n\x05\x05\0\x02\x01\x02\x12\x03|\x16\x17\n\x1f\n\x04\x05\
+    \0\x02\x02\x12\x03~\x02\x19\x1a\x12\x20A\x20group\x20channel.\n\n\x0c\n\
+    \x05\x05\0\x02\x02\x01\x12\x03~\x02\x14\n\x0c\n\x05\x05\0\x02\x02\x02\
+    \x12\x03~\x17\x18\n%\n\x02\x04\0\x12\x06\x82\x01\0\x8c\x01\x01\x1a\x17\
+    \x20Opens\x20a\x20user's\x20inbox.\n\n\x0b\n\x03\x04\0\x01\x12\x04\x82\
+    \x01\x08\x16\nU\n\x04\x04\0\x02\0\x12\x04\x84\x01\x02\x16\x1aG\x20The\
+    \x20name\x20to\x20connect\x20as;\x20it\x20must\x20be\x20free\x20(no\x20c\
+    onnected\x20user\x20or\x20group).\n\n\r\n\x05\x04\0\x02\0\x05\x12\x04\
+    \x84\x01\x02\x08\n\r\n\x05\x04\0\x02\0\x01\x12\x04\x84\x01\t\x11\n\r\n\
+    \x05\x04\0\x02\0\x03\x12\x04\x84\x01\x14\x15\n\xa4\x01\n\x04\x04\0\x02\
+    \x01\x12\x04\x88\x01\x02\x1b\x1a\x95\x01\x20Set\x20to\x20resume\x20a\x20\
+    session\x20of\x20this\x20username\x20that\x20ended\x20less\x20than\x20th\
+    e\n\x20server's\x20--resume-window\x20ago:\x20`Connected.resume_status`\
+    \x20says\x20what\n\x20became\x20of\x20it.\n\n\r\n\x05\x04\0\x02\x01\x06\
+    \x12\x04\x88\x01\x02\x0f\n\r\n\x05\x04\0\x02\x01\x01\x12\x04\x88\x01\x10\
+    \x16\n\r\n\x05\x04\0\x02\x01\x03\x12\x04\x88\x01\x19\x1a\n\x95\x01\n\x04\
+    \x04\0\x02\x02\x12\x04\x8b\x01\x02\x20\x1a\x86\x01\x20The\x20extra\x20ev\
+    ents\x20this\x20stream\x20wants;\x20none\x20by\x20default,\x20so\x20a\
+    \x20client\x20that\n\x20asks\x20for\x20nothing\x20sees\x20only\x20`conne\
+    cted`\x20and\x20`delivery`\x20events.\n\n\r\n\x05\x04\0\x02\x02\x04\x12\
+    \x04\x8b\x01\x02\n\n\r\n\x05\x04\0\x02\x02\x06\x12\x04\x8b\x01\x0b\x14\n\
+    \r\n\x05\x04\0\x02\x02\x01\x12\x04\x8b\x01\x15\x1b\n\r\n\x05\x04\0\x02\
+    \x02\x03\x12\x04\x8b\x01\x1e\x1f\nD\n\x02\x05\x01\x12\x06\x8f\x01\0\x97\
+    \x01\x01\x1a6\x20An\x20extra\x20kind\x20of\x20event\x20a\x20Connect\x20s\
+    tream\x20may\x20ask\x20for.\n\n\x0b\n\x03\x05\x01\x01\x12\x04\x8f\x01\
+    \x05\x0e\n\x18\n\x04\x05\x01\x02\0\x12\x04\x91\x01\x02\x1d\x1a\n\x20Igno\
+    red.\n\n\r\n\x05\x05\x01\x02\0\x01\x12\x04\x91\x01\x02\x18\n\r\n\x05\x05\
+    \x01\x02\0\x02\x12\x04\x91\x01\x1b\x1c\n^\n\x04\x05\x01\x02\x01\x12\x04\
+    \x94\x01\x02\x1c\x1aP\x20`membership`:\x20joins,\x20leaves,\x20disconnec\
+    ts\x20and\x20removals\x20in\x20the\x20stream's\n\x20groups.\n\n\r\n\x05\
+    \x05\x01\x02\x01\x01\x12\x04\x94\x01\x02\x17\n\r\n\x05\x05\x01\x02\x01\
+    \x02\x12\x04\x94\x01\x1a\x1b\nN\n\x04\x05\x01\x02\x02\x12\x04\x96\x01\
+    \x02\x18\x1a@\x20`typing`:\x20who\x20is\x20typing\x20to\x20the\x20stream\
+    's\x20user\x20or\x20in\x20its\x20groups.\n\n\r\n\x05\x05\x01\x02\x02\x01\
+    \x12\x04\x96\x01\x02\x13\n\r\n\x05\x05\x01\x02\x02\x02\x12\x04\x96\x01\
+    \x16\x17\n8\n\x02\x04\x01\x12\x06\x9a\x01\0\x9f\x01\x01\x1a*\x20Which\
+    \x20session\x20to\x20resume,\x20and\x20from\x20where.\n\n\x0b\n\x03\x04\
+    \x01\x01\x12\x04\x9a\x01\x08\x15\nB\n\x04\x04\x01\x02\0\x12\x04\x9c\x01\
+    \x02\x13\x1a4\x20`Connected.resume_token`\x20of\x20the\x20session\x20to\
+    \x20resume.\n\n\r\n\x05\x04\x01\x02\0\x05\x12\x04\x9c\x01\x02\x08\n\r\n\
+    \x05\x04\x01\x02\0\x01\x12\x04\x9c\x01\t\x0e\n\r\n\x05\x04\x01\x02\0\x03\
+    \x12\x04\x9c\x01\x11\x12\nR\n\x04\x04\x01\x02\x01\x12\x04\x9e\x01\x02\
+    \x16\x1aD\x20The\x20last\x20message\x20id\x20the\x20client\x20received\
+    \x20on\x20that\x20session\x20(0:\x20none).\n\n\r\n\x05\x04\x01\x02\x01\
+    \x05\x12\x04\x9e\x01\x02\x08\n\r\n\x05\x04\x01\x02\x01\x01\x12\x04\x9e\
+    \x01\t\x11\n\r\n\x05\x04\x01\x02\x01\x03\x12\x04\x9e\x01\x14\x15\n7\n\
+    \x02\x05\x02\x12\x06\xa2\x01\0\xad\x01\x01\x1a)\x20What\x20became\x20of\
+    \x20`ConnectRequest.resume`.\n\n\x0b\n\x03\x05\x02\x01\x12\x04\xa2\x01\
+    \x05\x11\n$\n\x04\x05\x02\x02\0\x12\x04\xa4\x01\x02\x20\x1a\x16\x20No\
+    \x20resume\x20was\x20asked.\n\n\r\n\x05\x05\x02\x02\0\x01\x12\x04\xa4\
+    \x01\x02\x1b\n\r\n\x05\x05\x02\x02\0\x02\x12\x04\xa4\x01\x1e\x1f\nx\n\
+    \x04\x05\x02\x02\x01\x12\x04\xa7\x01\x02\x1c\x1aj\x20Every\x20message\
+    \x20addressed\x20to\x20the\x20old\x20session\x20with\x20id\x20>\x20after\
+    _id\x20follows,\n\x20in\x20order,\x20before\x20anything\x20newer.\n\n\r\
+    \n\x05\x05\x02\x02\x01\x01\x12\x04\xa7\x01\x02\x17\n\r\n\x05\x05\x02\x02\
+    \x01\x02\x12\x04\xa7\x01\x1a\x1b\nD\n\x04\x05\x02\x02\x02\x12\x04\xa9\
+    \x01\x02\x18\x1a6\x20Some\x20of\x20those\x20are\x20no\x20longer\x20kept:\
+    \x20none\x20are\x20replayed.\n\n\r\n\x05\x05\x02\x02\x02\x01\x12\x04\xa9\
+    \x01\x02\x13\n\r\n\x05\x05\x02\x02\x02\x02\x12\x04\xa9\x01\x16\x17\nr\n\
+    \x04\x05\x02\x02\x03\x12\x04\xac\x01\x02\x1c\x1ad\x20Nothing\x20to\x20re\
+    sume:\x20the\x20token\x20is\x20unknown,\x20used,\x20expired,\x20of\x20an\
+    other\n\x20username,\x20or\x20of\x20another\x20epoch.\n\n\r\n\x05\x05\
+    \x02\x02\x03\x01\x12\x04\xac\x01\x02\x17\n\r\n\x05\x05\x02\x02\x03\x02\
+    \x12\x04\xac\x01\x1a\x1b\n.\n\x02\x04\x02\x12\x06\xb0\x01\0\xbe\x01\x01\
+    \x1a\x20\x20One\x20event\x20on\x20a\x20Connect\x20stream.\n\n\x0b\n\x03\
+    \x04\x02\x01\x12\x04\xb0\x01\x08\x17\n%\n\x04\x04\x02\x08\0\x12\x06\xb2\
+    \x01\x02\xbd\x01\x03\x1a\x15\x20Exactly\x20one\x20is\x20set.\n\n\r\n\x05\
+    \x04\x02\x08\0\x01\x12\x04\xb2\x01\x08\r\n;\n\x04\x04\x02\x02\0\x12\x04\
+    \xb4\x01\x04\x1c\x1a-\x20Always\x20the\x20first\x20event,\x20and\x20only\
+    \x20the\x20first.\n\n\r\n\x05\x04\x02\x02\0\x06\x12\x04\xb4\x01\x04\r\n\
+    \r\n\x05\x04\x02\x02\0\x01\x12\x04\xb4\x01\x0e\x17\n\r\n\x05\x04\x02\x02\
+    \0\x03\x12\x04\xb4\x01\x1a\x1b\n\x19\n\x04\x04\x02\x02\x01\x12\x04\xb6\
+    \x01\x04\x1a\x1a\x0b\x20Messages.\n\n\r\n\x05\x04\x02\x02\x01\x06\x12\
+    \x04\xb6\x01\x04\x0c\n\r\n\x05\x04\x02\x02\x01\x01\x12\x04\xb6\x01\r\x15\
+    \n\r\n\x05\x04\x02\x02\x01\x03\x12\x04\xb6\x01\x18\x19\n\x83\x01\n\x04\
+    \x04\x02\x02\x02\x12\x04\xb9\x01\x04$\x1au\x20A\x20change\x20in\x20the\
+    \x20membership\x20of\x20one\x20of\x20the\x20stream's\x20groups\x20(only\
+    \x20for\n\x20a\x20stream\x20that\x20asked\x20for\x20EVENT_TYPE_MEMBERSHI\
+    P).\n\n\r\n\x05\x04\x02\x02\x02\x06\x12\x04\xb9\x01\x04\x14\n\r\n\x05\
+    \x04\x02\x02\x02\x01\x12\x04\xb9\x01\x15\x1f\n\r\n\x05\x04\x02\x02\x02\
+    \x03\x12\x04\xb9\x01\"#\nX\n\x04\x04\x02\x02\x03\x12\x04\xbc\x01\x04\x1d\
+    \x1aJ\x20Someone\x20is\x20typing\x20(only\x20for\x20a\x20stream\x20that\
+    \x20asked\x20for\n\x20EVENT_TYPE_TYPING).\n\n\r\n\x05\x04\x02\x02\x03\
+    \x06\x12\x04\xbc\x01\x04\x11\n\r\n\x05\x04\x02\x02\x03\x01\x12\x04\xbc\
+    \x01\x12\x18\n\r\n\x05\x04\x02\x02\x03\x03\x12\x04\xbc\x01\x1b\x1c\n\x93\
+    \x03\n\x02\x04\x03\x12\x06\xc6\x01\0\xd3\x01\x01\x1a\x84\x03\x20A\x20cha\
+    nge\x20in\x20a\x20group's\x20membership.\x20It\x20has\x20its\x20place\
+    \x20in\x20the\x20group's\x20order:\n\x20a\x20member\x20sees\x20a\x20user\
+    's\x20JOINED\x20before\x20that\x20user's\x20first\x20message\x20to\x20th\
+    e\n\x20group,\x20and\x20LEFT\x20or\x20DISCONNECTED\x20after\x20the\x20la\
+    st.\x20No\x20event\x20is\x20sent\x20when\x20a\n\x20group\x20with\x20more\
+    \x20than\x20the\x20server's\x20--membership-events-max-members\n\x20memb\
+    ers\x20(before\x20or\x20after\x20the\x20change)\x20changes,\x20or\x20whe\
+    n\x20a\x20group\x20is\x20deleted\n\x20by\x20its\x20last\x20member\x20lea\
+    ving.\n\n\x0b\n\x03\x04\x03\x01\x12\x04\xc6\x01\x08\x18\n\x1a\n\x04\x04\
+    \x03\x02\0\x12\x04\xc8\x01\x02\x13\x1a\x0c\x20The\x20group.\n\n\r\n\x05\
+    \x04\x03\x02\0\x05\x12\x04\xc8\x01\x02\x08\n\r\n\x05\x04\x03\x02\0\x01\
+    \x12\x04\xc8\x01\t\x0e\n\r\n\x05\x04\x03\x02\0\x03\x12\x04\xc8\x01\x11\
+    \x12\nG\n\x04\x04\x03\x02\x01\x12\x04\xca\x01\x02\x12\x1a9\x20The\x20use\
+    r\x20who\x20joined,\x20left,\x20disconnected\x20or\x20was\x20removed.\n\
+    \n\r\n\x05\x04\x03\x02\x01\x05\x12\x04\xca\x01\x02\x08\n\r\n\x05\x04\x03\
+    \x02\x01\x01\x12\x04\xca\x01\t\r\n\r\n\x05\x04\x03\x02\x01\x03\x12\x04\
+    \xca\x01\x10\x11\n\x1e\n\x04\x04\x03\x02\x02\x12\x04\xcc\x01\x02\x20\x1a\
+    \x10\x20What\x20happened.\n\n\r\n\x05\x04\x03\x02\x02\x06\x12\x04\xcc\
+    \x01\x02\x16\n\r\n\x05\x04\x03\x02\x02\x01\x12\x04\xcc\x01\x17\x1b\n\r\n\
+    \x05\x04\x03\x02\x02\x03\x12\x04\xcc\x01\x1e\x1f\n@\n\x04\x04\x03\x02\
+    \x03\x12\x04\xce\x01\x02\x1a\x1a2\x20How\x20many\x20members\x20the\x20gr\
+    oup\x20has\x20after\x20the\x20change.\n\n\r\n\x05\x04\x03\x02\x03\x05\
+    \x12\x04\xce\x01\x02\x08\n\r\n\x05\x04\x03\x02\x03\x01\x12\x04\xce\x01\t\
+    \x15\n\r\n\x05\x04\x03\x02\x03\x03\x12\x04\xce\x01\x18\x19\nM\n\x04\x04\
+    \x03\x02\x04\x12\x04\xd0\x01\x02\x16\x1a?\x20The\x20id\x20of\x20the\x20g\
+    roup's\x20newest\x20message\x20at\x20the\x20change\x20(0:\x20none).\n\n\
+    \r\n\x05\x04\x03\x02\x04\x05\x12\x04\xd0\x01\x02\x08\n\r\n\x05\x04\x03\
+    \x02\x04\x01\x12\x04\xd0\x01\t\x11\n\r\n\x05\x04\x03\x02\x04\x03\x12\x04\
+    \xd0\x01\x14\x15\n0\n\x04\x04\x03\x02\x05\x12\x04\xd2\x01\x02#\x1a\"\x20\
+    When\x20the\x20server\x20made\x20the\x20change.\n\n\r\n\x05\x04\x03\x02\
+    \x05\x06\x12\x04\xd2\x01\x02\x1b\n\r\n\x05\x04\x03\x02\x05\x01\x12\x04\
+    \xd2\x01\x1c\x1e\n\r\n\x05\x04\x03\x02\x05\x03\x12\x04\xd2\x01!\"\n5\n\
+    \x02\x05\x03\x12\x06\xd6\x01\0\xe3\x01\x01\x1a'\x20What\x20changed\x20in\
+    \x20a\x20group's\x20membership.\n\n\x0b\n\x03\x05\x03\x01\x12\x04\xd6\
+    \x01\x05\x19\n)\n\x04\x05\x03\x02\0\x12\x04\xd8\x01\x02)\x1a\x1b\x20Neve\
+    r\x20sent\x20by\x20the\x20server.\n\n\r\n\x05\x05\x03\x02\0\x01\x12\x04\
+    \xd8\x01\x02$\n\r\n\x05\x05\x03\x02\0\x02\x12\x04\xd8\x01'(\n}\n\x04\x05\
+    \x03\x02\x01\x12\x04\xdb\x01\x02$\x1ao\x20JoinGroupChat,\x20or\x20Create\
+    GroupChat\x20for\x20its\x20creator:\x20sent\x20to\x20every\x20member\n\
+    \x20after\x20the\x20join,\x20the\x20joiner\x20included.\n\n\r\n\x05\x05\
+    \x03\x02\x01\x01\x12\x04\xdb\x01\x02\x1f\n\r\n\x05\x05\x03\x02\x01\x02\
+    \x12\x04\xdb\x01\"#\n@\n\x04\x05\x03\x02\x02\x12\x04\xdd\x01\x02\"\x1a2\
+    \x20LeaveGroupChat:\x20sent\x20to\x20the\x20members\x20that\x20remain.\n\
+    \n\r\n\x05\x05\x03\x02\x02\x01\x12\x04\xdd\x01\x02\x1d\n\r\n\x05\x05\x03\
+    \x02\x02\x02\x12\x04\xdd\x01\x20!\nI\n\x04\x05\x03\x02\x03\x12\x04\xdf\
+    \x01\x02*\x1a;\x20The\x20user's\x20stream\x20ended:\x20sent\x20to\x20the\
+    \x20members\x20that\x20remain.\n\n\r\n\x05\x05\x03\x02\x03\x01\x12\x04\
+    \xdf\x01\x02%\n\r\n\x05\x05\x03\x02\x03\x02\x12\x04\xdf\x01()\na\n\x04\
+    \x05\x03\x02\x04\x12\x04\xe2\x01\x02%\x1aS\x20Removed\x20by\x20an\x20ope\
+    rator:\x20sent\x20to\x20the\x20members\x20that\x20remain\x20and\x20to\
+    \x20the\n\x20removed\x20user.\n\n\r\n\x05\x05\x03\x02\x04\x01\x12\x04\
+    \xe2\x01\x02\x20\n\r\n\x05\x05\x03\x02\x04\x02\x12\x04\xe2\x01#$\n'\n\
+    \x02\x04\x04\x12\x06\xe6\x01\0\xed\x01\x01\x1a\x19\x20Someone\x20started\
+    \x20typing.\n\n\x0b\n\x03\x04\x04\x01\x12\x04\xe6\x01\x08\x15\nH\n\x04\
+    \x04\x04\x02\0\x12\x04\xe8\x01\x02\x1a\x1a:\x20The\x20group,\x20or\x20fo\
+    r\x20a\x20direct\x20conversation\x20the\x20typing\x20user.\n\n\r\n\x05\
+    \x04\x04\x02\0\x05\x12\x04\xe8\x01\x02\x08\n\r\n\x05\x04\x04\x02\0\x01\
+    \x12\x04\xe8\x01\t\x15\n\r\n\x05\x04\x04\x02\0\x03\x12\x04\xe8\x01\x18\
+    \x19\n<\n\x04\x04\x04\x02\x01\x12\x04\xea\x01\x02$\x1a.\x20Whether\x20`c\
+    onversation`\x20is\x20a\x20group\x20or\x20a\x20user.\n\n\r\n\x05\x04\x04\
+    \x02\x01\x06\x12\x04\xea\x01\x02\r\n\r\n\x05\x04\x04\x02\x01\x01\x12\x04\
+    \xea\x01\x0e\x1f\n\r\n\x05\x04\x04\x02\x01\x03\x12\x04\xea\x01\"#\n'\n\
+    \x04\x04\x04\x02\x02\x12\x04\xec\x01\x02\x12\x1a\x19\x20The\x20user\x20w\
+    ho\x20is\x20typing.\n\n\r\n\x05\x04\x04\x02\x02\x05\x12\x04\xec\x01\x02\
+    \x08\n\r\n\x05\x04\x04\x02\x02\x01\x12\x04\xec\x01\t\r\n\r\n\x05\x04\x04\
+    \x02\x02\x03\x12\x04\xec\x01\x10\x11\nE\n\x02\x04\x05\x12\x06\xf0\x01\0\
+    \xfc\x01\x01\x1a7\x20The\x20user\x20is\x20registered:\x20other\x20RPCs\
+    \x20may\x20be\x20called\x20now.\n\n\x0b\n\x03\x04\x05\x01\x12\x04\xf0\
+    \x01\x08\x11\n4\n\x04\x04\x05\x02\0\x12\x04\xf2\x01\x02\x16\x1a&\x20The\
+    \x20username\x20this\x20stream\x20belongs\x20to.\n\n\r\n\x05\x04\x05\x02\
+    \0\x05\x12\x04\xf2\x01\x02\x08\n\r\n\x05\x04\x05\x02\0\x01\x12\x04\xf2\
+    \x01\t\x11\n\r\n\x05\x04\x05\x02\0\x03\x12\x04\xf2\x01\x14\x15\n\x88\x01\
+    \n\x04\x04\x05\x02\x01\x12\x04\xf5\x01\x02\x1a\x1az\x20The\x20secret\x20\
+    that\x20resumes\x20this\x20session\x20once\x20its\x20stream\x20has\x20en\
+    ded\x20(at\n\x20least\x20128\x20random\x20bits;\x20single\x20use).\x20Ke\
+    ep\x20it\x20private.\n\n\r\n\x05\x04\x05\x02\x01\x05\x12\x04\xf5\x01\x02\
+    \x08\n\r\n\x05\x04\x05\x02\x01\x01\x12\x04\xf5\x01\t\x15\n\r\n\x05\x04\
+    \x05\x02\x01\x03\x12\x04\xf5\x01\x18\x19\n\xb1\x01\n\x04\x04\x05\x02\x02\
+    \x12\x04\xf9\x01\x02\x13\x1a\xa2\x01\x20Changes\x20whenever\x20the\x20se\
+    rver\x20loses\x20its\x20state\x20(a\x20single\x20node\x20starts,\x20a\n\
+    \x20cluster's\x20store\x20loses\x20its\x20data):\x20ids,\x20positions\
+    \x20and\x20tokens\x20of\x20another\n\x20epoch\x20mean\x20nothing.\n\n\r\
+    \n\x05\x04\x05\x02\x02\x05\x12\x04\xf9\x01\x02\x08\n\r\n\x05\x04\x05\x02\
+    \x02\x01\x12\x04\xf9\x01\t\x0e\n\r\n\x05\x04\x05\x02\x02\x03\x12\x04\xf9\
+    \x01\x11\x12\n7\n\x04\x04\x05\x02\x03\x12\x04\xfb\x01\x02!\x1a)\x20What\
+    \x20became\x20of\x20`ConnectRequest.resume`.\n\n\r\n\x05\x04\x05\x02\x03\
+    \x06\x12\x04\xfb\x01\x02\x0e\n\r\n\x05\x04\x05\x02\x03\x01\x12\x04\xfb\
+    \x01\x0f\x1c\n\r\n\x05\x04\x05\x02\x03\x03\x12\x04\xfb\x01\x1f\x20\n\xe7\
+    \x01\n\x02\x04\x06\x12\x06\x81\x02\0\x84\x02\x01\x1a\xd8\x01\x20Messages\
+    \x20for\x20the\x20stream's\x20user,\x20in\x20delivery\x20order.\x20A\x20\
+    delivery\x20carries\x20what\n\x20had\x20queued\x20up\x20for\x20the\x20us\
+    er\x20when\x20it\x20was\x20written:\x201\x20to\x20256\x20messages\x20and\
+    \x20at\n\x20most\x2064\x20KiB\x20encoded.\x20A\x20lone\x20message\x20is\
+    \x20sent\x20at\x20once,\x20on\x20its\x20own.\n\n\x0b\n\x03\x04\x06\x01\
+    \x12\x04\x81\x02\x08\x10\n+\n\x04\x04\x06\x02\0\x12\x04\x83\x02\x02\x20\
+    \x1a\x1d\x20The\x20messages,\x20oldest\x20first.\n\n\r\n\x05\x04\x06\x02\
+    \0\x04\x12\x04\x83\x02\x02\n\n\r\n\x05\x04\x06\x02\0\x06\x12\x04\x83\x02\
+    \x0b\x12\n\r\n\x05\x04\x06\x02\0\x01\x12\x04\x83\x02\x13\x1b\n\r\n\x05\
+    \x04\x06\x02\0\x03\x12\x04\x83\x02\x1e\x1f\n6\n\x02\x04\x07\x12\x06\x87\
+    \x02\0\x98\x02\x01\x1a(\x20A\x20message\x20as\x20delivered\x20to\x20a\
+    \x20recipient.\n\n\x0b\n\x03\x04\x07\x01\x12\x04\x87\x02\x08\x0f\n\xfe\
+    \x01\n\x04\x04\x07\x02\0\x12\x04\x8c\x02\x02\x10\x1a\xef\x01\x20Unique\
+    \x20among\x20all\x20messages\x20of\x20the\x20epoch\x20(`Connected.epoch`\
+    :\x20since\x20the\n\x20server\x20started,\x20or\x20for\x20a\x20cluster\
+    \x20since\x20its\x20store's\x20data\x20began),\x20and\n\x20increasing\
+    \x20in\x20the\x20order\x20messages\x20were\x20accepted;\x20equal\x20to\
+    \x20the\n\x20`message_id`\x20returned\x20to\x20the\x20sender.\n\n\r\n\
+    \x05\x04\x07\x02\0\x05\x12\x04\x8c\x02\x02\x08\n\r\n\x05\x04\x07\x02\0\
+    \x01\x12\x04\x8c\x02\t\x0b\n\r\n\x05\x04\x07\x02\0\x03\x12\x04\x8c\x02\
+    \x0e\x0f\n(\n\x04\x04\x07\x02\x01\x12\x04\x8e\x02\x02\x14\x1a\x1a\x20The\
+    \x20sending\x20user's\x20name.\n\n\r\n\x05\x04\x07\x02\x01\x05\x12\x04\
+    \x8e\x02\x02\x08\n\r\n\x05\x04\x07\x02\x01\x01\x12\x04\x8e\x02\t\x0f\n\r\
+    \n\x05\x04\x07\x02\x01\x03\x12\x04\x8e\x02\x12\x13\n:\n\x04\x04\x07\x02\
+    \x02\x12\x04\x90\x02\x02\x17\x1a,\x20The\x20user\x20or\x20group\x20the\
+    \x20message\x20was\x20sent\x20to.\n\n\r\n\x05\x04\x07\x02\x02\x05\x12\
+    \x04\x90\x02\x02\x08\n\r\n\x05\x04\x07\x02\x02\x01\x12\x04\x90\x02\t\x12\
+    \n\r\n\x05\x04\x07\x02\x02\x03\x12\x04\x90\x02\x15\x16\n9\n\x04\x04\x07\
+    \x02\x03\x12\x04\x92\x02\x02!\x1a+\x20Whether\x20`recipient`\x20is\x20a\
+    \x20user\x20or\x20a\x20group.\n\n\r\n\x05\x04\x07\x02\x03\x06\x12\x04\
+    \x92\x02\x02\r\n\r\n\x05\x04\x07\x02\x03\x01\x12\x04\x92\x02\x0e\x1c\n\r\
+    \n\x05\x04\x07\x02\x03\x03\x12\x04\x92\x02\x1f\x20\n\"\n\x04\x04\x07\x02\
+    \x04\x12\x04\x94\x02\x02\x12\x1a\x14\x20The\x20text,\x20as\x20sent.\n\n\
+    \r\n\x05\x04\x07\x02\x04\x05\x12\x04\x94\x02\x02\x08\n\r\n\x05\x04\x07\
+    \x02\x04\x01\x12\x04\x94\x02\t\r\n\r\n\x05\x04\x07\x02\x04\x03\x12\x04\
+    \x94\x02\x10\x11\ne\n\x04\x04\x07\x02\x05\x12\x04\x97\x02\x02(\x1aW\x20W\
+    hen\x20the\x20server\x20accepted\x20the\x20message;\x20equal\x20to\x20th\
+    e\x20`sent_at`\x20returned\x20to\n\x20the\x20sender.\n\n\r\n\x05\x04\x07\
+    \x02\x05\x06\x12\x04\x97\x02\x02\x1b\n\r\n\x05\x04\x07\x02\x05\x01\x12\
+    \x04\x97\x02\x1c#\n\r\n\x05\x04\x07\x02\x05\x03\x12\x04\x97\x02&'\n\x20\
+    \n\x02\x04\x08\x12\x06\x9b\x02\0\x9e\x02\x01\x1a\x12\x20Creates\x20a\x20\
+    group.\n\n\x0b\n\x03\x04\x08\x01\x12\x04\x9b\x02\x08\x1e\nO\n\x04\x04\
+    \x08\x02\0\x12\x04\x9d\x02\x02\x12\x1aA\x20The\x20group's\x20name;\x20it\
+    \x20must\x20be\x20free\x20(no\x20connected\x20user\x20or\x20group).\n\n\
+    \r\n\x05\x04\x08\x02\0\x05\x12\x04\x9d\x02\x02\x08\n\r\n\x05\x04\x08\x02\
+    \0\x01\x12\x04\x9d\x02\t\r\n\r\n\x05\x04\x08\x02\0\x03\x12\x04\x9d\x02\
+    \x10\x11\nA\n\x02\x04\t\x12\x04\xa1\x02\0\"\x1a5\x20The\x20group\x20exis\
+    ts\x20and\x20the\x20caller\x20is\x20its\x20only\x20member.\n\n\x0b\n\x03\
+    \x04\t\x01\x12\x04\xa1\x02\x08\x1f\n\x1e\n\x02\x04\n\x12\x06\xa4\x02\0\
+    \xa7\x02\x01\x1a\x10\x20Joins\x20a\x20group.\n\n\x0b\n\x03\x04\n\x01\x12\
+    \x04\xa4\x02\x08\x1c\n!\n\x04\x04\n\x02\0\x12\x04\xa6\x02\x02\x12\x1a\
+    \x13\x20The\x20group's\x20name.\n\n\r\n\x05\x04\n\x02\0\x05\x12\x04\xa6\
+    \x02\x02\x08\n\r\n\x05\x04\n\x02\0\x01\x12\x04\xa6\x02\t\r\n\r\n\x05\x04\
+    \n\x02\0\x03\x12\x04\xa6\x02\x10\x11\n8\n\x02\x04\x0b\x12\x06\xaa\x02\0\
+    \xaf\x02\x01\x1a*\x20The\x20caller\x20is\x20now\x20a\x20member\x20of\x20\
+    the\x20group.\n\n\x0b\n\x03\x04\x0b\x01\x12\x04\xaa\x02\x08\x1d\n\xe3\
+    \x01\n\x04\x04\x0b\x02\0\x12\x04\xae\x02\x02\x16\x1a\xd4\x01\x20The\x20i\
+    d\x20of\x20the\x20group's\x20newest\x20message\x20when\x20the\x20caller\
+    \x20joined\x20(0:\x20none).\n\x20Every\x20message\x20the\x20stream\x20de\
+    livers\x20for\x20the\x20group\x20after\x20the\x20join\x20has\x20a\n\x20l\
+    arger\x20id;\x20GetHistory(before_id\x20=\x20position\x20+\x201)\x20is\
+    \x20what\x20came\x20before.\n\n\r\n\x05\x04\x0b\x02\0\x05\x12\x04\xae\
+    \x02\x02\x08\n\r\n\x05\x04\x0b\x02\0\x01\x12\x04\xae\x02\t\x11\n\r\n\x05\
+    \x04\x0b\x02\0\x03\x12\x04\xae\x02\x14\x15\n\x1f\n\x02\x04\x0c\x12\x06\
+    \xb2\x02\0\xb5\x02\x01\x1a\x11\x20Leaves\x20a\x20group.\n\n\x0b\n\x03\
+    \x04\x0c\x01\x12\x04\xb2\x02\x08\x1d\n!\n\x04\x04\x0c\x02\0\x12\x04\xb4\
+    \x02\x02\x12\x1a\x13\x20The\x20group's\x20name.\n\n\r\n\x05\x04\x0c\x02\
+    \0\x05\x12\x04\xb4\x02\x02\x08\n\r\n\x05\x04\x0c\x02\0\x01\x12\x04\xb4\
+    \x02\t\r\n\r\n\x05\x04\x0c\x02\0\x03\x12\x04\xb4\x02\x10\x11\nU\n\x02\
+    \x04\r\x12\x04\xb8\x02\0!\x1aI\x20The\x20caller\x20is\x20no\x20longer\
     \x20a\x20member;\x20the\x20group\x20is\x20gone\x20if\x20it\x20was\x20the\
-    \x20last.\n\n\x0b\n\x03\x04\x0b\x01\x12\x04\xe1\x01\x08\x1e\n\x20\n\x02\
-    \x04\x0c\x12\x06\xe4\x01\0\xea\x01\x01\x1a\x12\x20Sends\x20a\x20message.\
-    \n\n\x0b\n\x03\x04\x0c\x01\x12\x04\xe4\x01\x08\x1a\n:\n\x04\x04\x0c\x02\
-    \0\x12\x04\xe6\x01\x02\x17\x1a,\x20A\x20connected\x20user's\x20name\x20o\
-    r\x20a\x20group's\x20name.\n\n\r\n\x05\x04\x0c\x02\0\x05\x12\x04\xe6\x01\
-    \x02\x08\n\r\n\x05\x04\x0c\x02\0\x01\x12\x04\xe6\x01\t\x12\n\r\n\x05\x04\
-    \x0c\x02\0\x03\x12\x04\xe6\x01\x15\x16\nz\n\x04\x04\x0c\x02\x01\x12\x04\
-    \xe9\x01\x02\x12\x1al\x20The\x20text:\x20not\x20empty,\x20not\x20only\
+    \x20last.\n\n\x0b\n\x03\x04\r\x01\x12\x04\xb8\x02\x08\x1e\n\x20\n\x02\
+    \x04\x0e\x12\x06\xbb\x02\0\xc1\x02\x01\x1a\x12\x20Sends\x20a\x20message.\
+    \n\n\x0b\n\x03\x04\x0e\x01\x12\x04\xbb\x02\x08\x1a\n:\n\x04\x04\x0e\x02\
+    \0\x12\x04\xbd\x02\x02\x17\x1a,\x20A\x20connected\x20user's\x20name\x20o\
+    r\x20a\x20group's\x20name.\n\n\r\n\x05\x04\x0e\x02\0\x05\x12\x04\xbd\x02\
+    \x02\x08\n\r\n\x05\x04\x0e\x02\0\x01\x12\x04\xbd\x02\t\x12\n\r\n\x05\x04\
+    \x0e\x02\0\x03\x12\x04\xbd\x02\x15\x16\nz\n\x04\x04\x0e\x02\x01\x12\x04\
+    \xc0\x02\x02\x12\x1al\x20The\x20text:\x20not\x20empty,\x20not\x20only\
     \x20whitespace,\x20at\x20most\x20the\x20server's\x20limit\x20in\n\x20byt\
-    es\x20of\x20UTF-8\x20(4096\x20by\x20default).\n\n\r\n\x05\x04\x0c\x02\
-    \x01\x05\x12\x04\xe9\x01\x02\x08\n\r\n\x05\x04\x0c\x02\x01\x01\x12\x04\
-    \xe9\x01\t\r\n\r\n\x05\x04\x0c\x02\x01\x03\x12\x04\xe9\x01\x10\x11\n_\n\
-    \x02\x04\r\x12\x06\xee\x01\0\xf3\x01\x01\x1aQ\x20The\x20message\x20is\
+    es\x20of\x20UTF-8\x20(4096\x20by\x20default).\n\n\r\n\x05\x04\x0e\x02\
+    \x01\x05\x12\x04\xc0\x02\x02\x08\n\r\n\x05\x04\x0e\x02\x01\x01\x12\x04\
+    \xc0\x02\t\r\n\r\n\x05\x04\x0e\x02\x01\x03\x12\x04\xc0\x02\x10\x11\n_\n\
+    \x02\x04\x0f\x12\x06\xc5\x02\0\xca\x02\x01\x1aQ\x20The\x20message\x20is\
     \x20queued\x20for\x20every\x20recipient\x20connected\x20at\x20the\x20mom\
-    ent\x20of\x20the\n\x20send.\n\n\x0b\n\x03\x04\r\x01\x12\x04\xee\x01\x08\
-    \x1b\n+\n\x04\x04\r\x02\0\x12\x04\xf0\x01\x02\x18\x1a\x1d\x20The\x20deli\
-    vered\x20message's\x20id.\n\n\r\n\x05\x04\r\x02\0\x05\x12\x04\xf0\x01\
-    \x02\x08\n\r\n\x05\x04\r\x02\0\x01\x12\x04\xf0\x01\t\x13\n\r\n\x05\x04\r\
-    \x02\0\x03\x12\x04\xf0\x01\x16\x17\n2\n\x04\x04\r\x02\x01\x12\x04\xf2\
-    \x01\x02(\x1a$\x20The\x20delivered\x20message's\x20timestamp.\n\n\r\n\
-    \x05\x04\r\x02\x01\x06\x12\x04\xf2\x01\x02\x1b\n\r\n\x05\x04\r\x02\x01\
-    \x01\x12\x04\xf2\x01\x1c#\n\r\n\x05\x04\r\x02\x01\x03\x12\x04\xf2\x01&'\
-    \n\x1d\n\x02\x04\x0e\x12\x04\xf6\x01\0\x1e\x1a\x11\x20Lists\x20channels.\
-    \n\n\x0b\n\x03\x04\x0e\x01\x12\x04\xf6\x01\x08\x1b\n5\n\x02\x04\x0f\x12\
-    \x06\xf9\x01\0\xfc\x01\x01\x1a'\x20Every\x20connected\x20user\x20and\x20\
-    every\x20group.\n\n\x0b\n\x03\x04\x0f\x01\x12\x04\xf9\x01\x08\x1c\n>\n\
-    \x04\x04\x0f\x02\0\x12\x04\xfb\x01\x02\x20\x1a0\x20Users\x20first,\x20th\
-    en\x20groups;\x20each\x20sorted\x20by\x20name.\n\n\r\n\x05\x04\x0f\x02\0\
-    \x04\x12\x04\xfb\x01\x02\n\n\r\n\x05\x04\x0f\x02\0\x06\x12\x04\xfb\x01\
-    \x0b\x12\n\r\n\x05\x04\x0f\x02\0\x01\x12\x04\xfb\x01\x13\x1b\n\r\n\x05\
-    \x04\x0f\x02\0\x03\x12\x04\xfb\x01\x1e\x1f\n6\n\x02\x04\x10\x12\x06\xff\
-    \x01\0\x88\x02\x01\x1a(\x20A\x20user\x20or\x20group\x20as\x20seen\x20by\
-    \x20the\x20caller.\n\n\x0b\n\x03\x04\x10\x01\x12\x04\xff\x01\x08\x0f\n+\
-    \n\x04\x04\x10\x02\0\x12\x04\x81\x02\x02\x12\x1a\x1d\x20The\x20user's\
-    \x20or\x20group's\x20name.\n\n\r\n\x05\x04\x10\x02\0\x05\x12\x04\x81\x02\
-    \x02\x08\n\r\n\x05\x04\x10\x02\0\x01\x12\x04\x81\x02\t\r\n\r\n\x05\x04\
-    \x10\x02\0\x03\x12\x04\x81\x02\x10\x11\n\x1e\n\x04\x04\x10\x02\x01\x12\
-    \x04\x83\x02\x02\x17\x1a\x10\x20USER\x20or\x20GROUP.\n\n\r\n\x05\x04\x10\
-    \x02\x01\x06\x12\x04\x83\x02\x02\r\n\r\n\x05\x04\x10\x02\x01\x01\x12\x04\
-    \x83\x02\x0e\x12\n\r\n\x05\x04\x10\x02\x01\x03\x12\x04\x83\x02\x15\x16\n\
-    D\n\x04\x04\x10\x02\x02\x12\x04\x85\x02\x02\x1a\x1a6\x20For\x20a\x20grou\
-    p,\x20how\x20many\x20users\x20are\x20in\x20it;\x200\x20for\x20a\x20user.\
-    \n\n\r\n\x05\x04\x10\x02\x02\x05\x12\x04\x85\x02\x02\x08\n\r\n\x05\x04\
-    \x10\x02\x02\x01\x12\x04\x85\x02\t\x15\n\r\n\x05\x04\x10\x02\x02\x03\x12\
-    \x04\x85\x02\x18\x19\nN\n\x04\x04\x10\x02\x03\x12\x04\x87\x02\x02\x12\
-    \x1a@\x20For\x20a\x20group,\x20whether\x20the\x20caller\x20is\x20a\x20me\
-    mber;\x20false\x20for\x20a\x20user.\n\n\r\n\x05\x04\x10\x02\x03\x05\x12\
-    \x04\x87\x02\x02\x06\n\r\n\x05\x04\x10\x02\x03\x01\x12\x04\x87\x02\x07\r\
-    \n\r\n\x05\x04\x10\x02\x03\x03\x12\x04\x87\x02\x10\x11\n-\n\x02\x04\x11\
-    \x12\x06\x8b\x02\0\x95\x02\x01\x1a\x1f\x20Reads\x20a\x20group's\x20kept\
-    \x20history.\n\n\x0b\n\x03\x04\x11\x01\x12\x04\x8b\x02\x08\x19\n!\n\x04\
-    \x04\x11\x02\0\x12\x04\x8d\x02\x02\x13\x1a\x13\x20The\x20group's\x20name\
-    .\n\n\r\n\x05\x04\x11\x02\0\x05\x12\x04\x8d\x02\x02\x08\n\r\n\x05\x04\
-    \x11\x02\0\x01\x12\x04\x8d\x02\t\x0e\n\r\n\x05\x04\x11\x02\0\x03\x12\x04\
-    \x8d\x02\x11\x12\nX\n\x04\x04\x11\x02\x01\x12\x04\x8f\x02\x02\x16\x1aJ\
-    \x20>\x200:\x20forward\x20(catch-up):\x20the\x20oldest\x20`limit`\x20mes\
-    sages\x20with\x20id\x20>\x20after_id.\n\n\r\n\x05\x04\x11\x02\x01\x05\
-    \x12\x04\x8f\x02\x02\x08\n\r\n\x05\x04\x11\x02\x01\x01\x12\x04\x8f\x02\t\
-    \x11\n\r\n\x05\x04\x11\x02\x01\x03\x12\x04\x8f\x02\x14\x15\n\x9d\x01\n\
-    \x04\x04\x11\x02\x02\x12\x04\x92\x02\x02\x17\x1a\x8e\x01\x20Otherwise\
-    \x20backward\x20(scrollback):\x20the\x20newest\x20`limit`\x20with\x20id\
-    \x20<\x20before_id\n\x20(0:\x20no\x20upper\x20bound).\x20Both\x20set:\
-    \x20the\x20oldest\x20`limit`\x20strictly\x20between.\n\n\r\n\x05\x04\x11\
-    \x02\x02\x05\x12\x04\x92\x02\x02\x08\n\r\n\x05\x04\x11\x02\x02\x01\x12\
-    \x04\x92\x02\t\x12\n\r\n\x05\x04\x11\x02\x02\x03\x12\x04\x92\x02\x15\x16\
-    \nV\n\x04\x04\x11\x02\x03\x12\x04\x94\x02\x02\x13\x1aH\x20Most\x20messag\
-    es\x20returned:\x200\x20means\x2050;\x20more\x20than\x20500\x20is\x20INV\
-    ALID_ARGUMENT.\n\n\r\n\x05\x04\x11\x02\x03\x05\x12\x04\x94\x02\x02\x08\n\
-    \r\n\x05\x04\x11\x02\x03\x01\x12\x04\x94\x02\t\x0e\n\r\n\x05\x04\x11\x02\
-    \x03\x03\x12\x04\x94\x02\x11\x12\n,\n\x02\x04\x12\x12\x06\x98\x02\0\xa2\
-    \x02\x01\x1a\x1e\x20A\x20page\x20of\x20a\x20group's\x20history.\n\n\x0b\
-    \n\x03\x04\x12\x01\x12\x04\x98\x02\x08\x1a\n\x1d\n\x04\x04\x12\x02\0\x12\
-    \x04\x9a\x02\x02\x20\x1a\x0f\x20Oldest\x20first.\n\n\r\n\x05\x04\x12\x02\
-    \0\x04\x12\x04\x9a\x02\x02\n\n\r\n\x05\x04\x12\x02\0\x06\x12\x04\x9a\x02\
-    \x0b\x12\n\r\n\x05\x04\x12\x02\0\x01\x12\x04\x9a\x02\x13\x1b\n\r\n\x05\
-    \x04\x12\x02\0\x03\x12\x04\x9a\x02\x1e\x1f\nF\n\x04\x04\x12\x02\x01\x12\
-    \x04\x9c\x02\x02\x10\x1a8\x20The\x20range\x20holds\x20more\x20kept\x20me\
-    ssages\x20than\x20were\x20returned.\n\n\r\n\x05\x04\x12\x02\x01\x05\x12\
-    \x04\x9c\x02\x02\x06\n\r\n\x05\x04\x12\x02\x01\x01\x12\x04\x9c\x02\x07\
-    \x0b\n\r\n\x05\x04\x12\x02\x01\x03\x12\x04\x9c\x02\x0e\x0f\n\x92\x02\n\
-    \x04\x04\x12\x02\x02\x12\x04\xa1\x02\x02\x15\x1a\x83\x02\x20Messages\x20\
-    of\x20the\x20range\x20that\x20are\x20no\x20longer\x20kept\x20lie\x20beyo\
-    nd\x20this\x20page,\x20in\n\x20the\x20direction\x20of\x20reading:\x20for\
-    \x20a\x20forward\x20read\x20between\x20`after_id`\x20and\x20the\n\x20fir\
-    st\x20message\x20returned;\x20for\x20a\x20backward\x20read\x20older\x20t\
-    han\x20the\x20oldest\x20one\n\x20returned\x20(which\x20is\x20then\x20the\
-    \x20oldest\x20kept).\n\n\r\n\x05\x04\x12\x02\x02\x05\x12\x04\xa1\x02\x02\
-    \x06\n\r\n\x05\x04\x12\x02\x02\x01\x12\x04\xa1\x02\x07\x10\n\r\n\x05\x04\
-    \x12\x02\x02\x03\x12\x04\xa1\x02\x13\x14b\x06proto3\
+    ent\x20of\x20the\n\x20send.\n\n\x0b\n\x03\x04\x0f\x01\x12\x04\xc5\x02\
+    \x08\x1b\n+\n\x04\x04\x0f\x02\0\x12\x04\xc7\x02\x02\x18\x1a\x1d\x20The\
+    \x20delivered\x20message's\x20id.\n\n\r\n\x05\x04\x0f\x02\0\x05\x12\x04\
+    \xc7\x02\x02\x08\n\r\n\x05\x04\x0f\x02\0\x01\x12\x04\xc7\x02\t\x13\n\r\n\
+    \x05\x04\x0f\x02\0\x03\x12\x04\xc7\x02\x16\x17\n2\n\x04\x04\x0f\x02\x01\
+    \x12\x04\xc9\x02\x02(\x1a$\x20The\x20delivered\x20message's\x20timestamp\
+    .\n\n\r\n\x05\x04\x0f\x02\x01\x06\x12\x04\xc9\x02\x02\x1b\n\r\n\x05\x04\
+    \x0f\x02\x01\x01\x12\x04\xc9\x02\x1c#\n\r\n\x05\x04\x0f\x02\x01\x03\x12\
+    \x04\xc9\x02&'\n\x1d\n\x02\x04\x10\x12\x04\xcd\x02\0\x1e\x1a\x11\x20List\
+    s\x20channels.\n\n\x0b\n\x03\x04\x10\x01\x12\x04\xcd\x02\x08\x1b\n5\n\
+    \x02\x04\x11\x12\x06\xd0\x02\0\xd3\x02\x01\x1a'\x20Every\x20connected\
+    \x20user\x20and\x20every\x20group.\n\n\x0b\n\x03\x04\x11\x01\x12\x04\xd0\
+    \x02\x08\x1c\n>\n\x04\x04\x11\x02\0\x12\x04\xd2\x02\x02\x20\x1a0\x20User\
+    s\x20first,\x20then\x20groups;\x20each\x20sorted\x20by\x20name.\n\n\r\n\
+    \x05\x04\x11\x02\0\x04\x12\x04\xd2\x02\x02\n\n\r\n\x05\x04\x11\x02\0\x06\
+    \x12\x04\xd2\x02\x0b\x12\n\r\n\x05\x04\x11\x02\0\x01\x12\x04\xd2\x02\x13\
+    \x1b\n\r\n\x05\x04\x11\x02\0\x03\x12\x04\xd2\x02\x1e\x1f\n6\n\x02\x04\
+    \x12\x12\x06\xd6\x02\0\xdf\x02\x01\x1a(\x20A\x20user\x20or\x20group\x20a\
+    s\x20seen\x20by\x20the\x20caller.\n\n\x0b\n\x03\x04\x12\x01\x12\x04\xd6\
+    \x02\x08\x0f\n+\n\x04\x04\x12\x02\0\x12\x04\xd8\x02\x02\x12\x1a\x1d\x20T\
+    he\x20user's\x20or\x20group's\x20name.\n\n\r\n\x05\x04\x12\x02\0\x05\x12\
+    \x04\xd8\x02\x02\x08\n\r\n\x05\x04\x12\x02\0\x01\x12\x04\xd8\x02\t\r\n\r\
+    \n\x05\x04\x12\x02\0\x03\x12\x04\xd8\x02\x10\x11\n\x1e\n\x04\x04\x12\x02\
+    \x01\x12\x04\xda\x02\x02\x17\x1a\x10\x20USER\x20or\x20GROUP.\n\n\r\n\x05\
+    \x04\x12\x02\x01\x06\x12\x04\xda\x02\x02\r\n\r\n\x05\x04\x12\x02\x01\x01\
+    \x12\x04\xda\x02\x0e\x12\n\r\n\x05\x04\x12\x02\x01\x03\x12\x04\xda\x02\
+    \x15\x16\nD\n\x04\x04\x12\x02\x02\x12\x04\xdc\x02\x02\x1a\x1a6\x20For\
+    \x20a\x20group,\x20how\x20many\x20users\x20are\x20in\x20it;\x200\x20for\
+    \x20a\x20user.\n\n\r\n\x05\x04\x12\x02\x02\x05\x12\x04\xdc\x02\x02\x08\n\
+    \r\n\x05\x04\x12\x02\x02\x01\x12\x04\xdc\x02\t\x15\n\r\n\x05\x04\x12\x02\
+    \x02\x03\x12\x04\xdc\x02\x18\x19\nN\n\x04\x04\x12\x02\x03\x12\x04\xde\
+    \x02\x02\x12\x1a@\x20For\x20a\x20group,\x20whether\x20the\x20caller\x20i\
+    s\x20a\x20member;\x20false\x20for\x20a\x20user.\n\n\r\n\x05\x04\x12\x02\
+    \x03\x05\x12\x04\xde\x02\x02\x06\n\r\n\x05\x04\x12\x02\x03\x01\x12\x04\
+    \xde\x02\x07\r\n\r\n\x05\x04\x12\x02\x03\x03\x12\x04\xde\x02\x10\x11\n-\
+    \n\x02\x04\x13\x12\x06\xe2\x02\0\xec\x02\x01\x1a\x1f\x20Reads\x20a\x20gr\
+    oup's\x20kept\x20history.\n\n\x0b\n\x03\x04\x13\x01\x12\x04\xe2\x02\x08\
+    \x19\n!\n\x04\x04\x13\x02\0\x12\x04\xe4\x02\x02\x13\x1a\x13\x20The\x20gr\
+    oup's\x20name.\n\n\r\n\x05\x04\x13\x02\0\x05\x12\x04\xe4\x02\x02\x08\n\r\
+    \n\x05\x04\x13\x02\0\x01\x12\x04\xe4\x02\t\x0e\n\r\n\x05\x04\x13\x02\0\
+    \x03\x12\x04\xe4\x02\x11\x12\nX\n\x04\x04\x13\x02\x01\x12\x04\xe6\x02\
+    \x02\x16\x1aJ\x20>\x200:\x20forward\x20(catch-up):\x20the\x20oldest\x20`\
+    limit`\x20messages\x20with\x20id\x20>\x20after_id.\n\n\r\n\x05\x04\x13\
+    \x02\x01\x05\x12\x04\xe6\x02\x02\x08\n\r\n\x05\x04\x13\x02\x01\x01\x12\
+    \x04\xe6\x02\t\x11\n\r\n\x05\x04\x13\x02\x01\x03\x12\x04\xe6\x02\x14\x15\
+    \n\x9d\x01\n\x04\x04\x13\x02\x02\x12\x04\xe9\x02\x02\x17\x1a\x8e\x01\x20\
+    Otherwise\x20backward\x20(scrollback):\x20the\x20newest\x20`limit`\x20wi\
+    th\x20id\x20<\x20before_id\n\x20(0:\x20no\x20upper\x20bound).\x20Both\
+    \x20set:\x20the\x20oldest\x20`limit`\x20strictly\x20between.\n\n\r\n\x05\
+    \x04\x13\x02\x02\x05\x12\x04\xe9\x02\x02\x08\n\r\n\x05\x04\x13\x02\x02\
+    \x01\x12\x04\xe9\x02\t\x12\n\r\n\x05\x04\x13\x02\x02\x03\x12\x04\xe9\x02\
+    \x15\x16\nV\n\x04\x04\x13\x02\x03\x12\x04\xeb\x02\x02\x13\x1aH\x20Most\
+    \x20messages\x20returned:\x200\x20means\x2050;\x20more\x20than\x20500\
+    \x20is\x20INVALID_ARGUMENT.\n\n\r\n\x05\x04\x13\x02\x03\x05\x12\x04\xeb\
+    \x02\x02\x08\n\r\n\x05\x04\x13\x02\x03\x01\x12\x04\xeb\x02\t\x0e\n\r\n\
+    \x05\x04\x13\x02\x03\x03\x12\x04\xeb\x02\x11\x12\n,\n\x02\x04\x14\x12\
+    \x06\xef\x02\0\xf9\x02\x01\x1a\x1e\x20A\x20page\x20of\x20a\x20group's\
+    \x20history.\n\n\x0b\n\x03\x04\x14\x01\x12\x04\xef\x02\x08\x1a\n\x1d\n\
+    \x04\x04\x14\x02\0\x12\x04\xf1\x02\x02\x20\x1a\x0f\x20Oldest\x20first.\n\
+    \n\r\n\x05\x04\x14\x02\0\x04\x12\x04\xf1\x02\x02\n\n\r\n\x05\x04\x14\x02\
+    \0\x06\x12\x04\xf1\x02\x0b\x12\n\r\n\x05\x04\x14\x02\0\x01\x12\x04\xf1\
+    \x02\x13\x1b\n\r\n\x05\x04\x14\x02\0\x03\x12\x04\xf1\x02\x1e\x1f\nF\n\
+    \x04\x04\x14\x02\x01\x12\x04\xf3\x02\x02\x10\x1a8\x20The\x20range\x20hol\
+    ds\x20more\x20kept\x20messages\x20than\x20were\x20returned.\n\n\r\n\x05\
+    \x04\x14\x02\x01\x05\x12\x04\xf3\x02\x02\x06\n\r\n\x05\x04\x14\x02\x01\
+    \x01\x12\x04\xf3\x02\x07\x0b\n\r\n\x05\x04\x14\x02\x01\x03\x12\x04\xf3\
+    \x02\x0e\x0f\n\x92\x02\n\x04\x04\x14\x02\x02\x12\x04\xf8\x02\x02\x15\x1a\
+    \x83\x02\x20Messages\x20of\x20the\x20range\x20that\x20are\x20no\x20longe\
+    r\x20kept\x20lie\x20beyond\x20this\x20page,\x20in\n\x20the\x20direction\
+    \x20of\x20reading:\x20for\x20a\x20forward\x20read\x20between\x20`after_i\
+    d`\x20and\x20the\n\x20first\x20message\x20returned;\x20for\x20a\x20backw\
+    ard\x20read\x20older\x20than\x20the\x20oldest\x20one\n\x20returned\x20(w\
+    hich\x20is\x20then\x20the\x20oldest\x20kept).\n\n\r\n\x05\x04\x14\x02\
+    \x02\x05\x12\x04\xf8\x02\x02\x06\n\r\n\x05\x04\x14\x02\x02\x01\x12\x04\
+    \xf8\x02\x07\x10\n\r\n\x05\x04\x14\x02\x02\x03\x12\x04\xf8\x02\x13\x14\n\
+    (\n\x02\x04\x15\x12\x06\xfc\x02\0\x83\x03\x01\x1a\x1a\x20Lists\x20a\x20g\
+    roup's\x20members.\n\n\x0b\n\x03\x04\x15\x01\x12\x04\xfc\x02\x08\x1f\n!\
+    \n\x04\x04\x15\x02\0\x12\x04\xfe\x02\x02\x13\x1a\x13\x20The\x20group's\
+    \x20name.\n\n\r\n\x05\x04\x15\x02\0\x05\x12\x04\xfe\x02\x02\x08\n\r\n\
+    \x05\x04\x15\x02\0\x01\x12\x04\xfe\x02\t\x0e\n\r\n\x05\x04\x15\x02\0\x03\
+    \x12\x04\xfe\x02\x11\x12\nW\n\x04\x04\x15\x02\x01\x12\x04\x80\x03\x02\
+    \x13\x1aI\x20Most\x20members\x20returned:\x200\x20means\x20100;\x20more\
+    \x20than\x201000\x20is\x20INVALID_ARGUMENT.\n\n\r\n\x05\x04\x15\x02\x01\
+    \x05\x12\x04\x80\x03\x02\x08\n\r\n\x05\x04\x15\x02\x01\x01\x12\x04\x80\
+    \x03\t\x0e\n\r\n\x05\x04\x15\x02\x01\x03\x12\x04\x80\x03\x11\x12\nL\n\
+    \x04\x04\x15\x02\x02\x12\x04\x82\x03\x02\x18\x1a>\x20`next_page_token`\
+    \x20of\x20the\x20previous\x20page;\x20empty\x20for\x20the\x20first.\n\n\
+    \r\n\x05\x04\x15\x02\x02\x05\x12\x04\x82\x03\x02\x08\n\r\n\x05\x04\x15\
+    \x02\x02\x01\x12\x04\x82\x03\t\x13\n\r\n\x05\x04\x15\x02\x02\x03\x12\x04\
+    \x82\x03\x16\x17\n,\n\x02\x04\x16\x12\x06\x86\x03\0\x8d\x03\x01\x1a\x1e\
+    \x20A\x20page\x20of\x20a\x20group's\x20members.\n\n\x0b\n\x03\x04\x16\
+    \x01\x12\x04\x86\x03\x08\x20\n\x1f\n\x04\x04\x16\x02\0\x12\x04\x88\x03\
+    \x02\x1e\x1a\x11\x20Sorted\x20by\x20name.\n\n\r\n\x05\x04\x16\x02\0\x04\
+    \x12\x04\x88\x03\x02\n\n\r\n\x05\x04\x16\x02\0\x05\x12\x04\x88\x03\x0b\
+    \x11\n\r\n\x05\x04\x16\x02\0\x01\x12\x04\x88\x03\x12\x19\n\r\n\x05\x04\
+    \x16\x02\0\x03\x12\x04\x88\x03\x1c\x1d\n'\n\x04\x04\x16\x02\x01\x12\x04\
+    \x8a\x03\x02\x1d\x1a\x19\x20Empty\x20on\x20the\x20last\x20page.\n\n\r\n\
+    \x05\x04\x16\x02\x01\x05\x12\x04\x8a\x03\x02\x08\n\r\n\x05\x04\x16\x02\
+    \x01\x01\x12\x04\x8a\x03\t\x18\n\r\n\x05\x04\x16\x02\x01\x03\x12\x04\x8a\
+    \x03\x1b\x1c\n3\n\x04\x04\x16\x02\x02\x12\x04\x8c\x03\x02\x1a\x1a%\x20Ho\
+    w\x20many\x20members\x20the\x20group\x20has\x20now.\n\n\r\n\x05\x04\x16\
+    \x02\x02\x05\x12\x04\x8c\x03\x02\x08\n\r\n\x05\x04\x16\x02\x02\x01\x12\
+    \x04\x8c\x03\t\x15\n\r\n\x05\x04\x16\x02\x02\x03\x12\x04\x8c\x03\x18\x19\
+    \n*\n\x02\x04\x17\x12\x06\x90\x03\0\x93\x03\x01\x1a\x1c\x20Says\x20the\
+    \x20caller\x20is\x20typing.\n\n\x0b\n\x03\x04\x17\x01\x12\x04\x90\x03\
+    \x08\x19\n:\n\x04\x04\x17\x02\0\x12\x04\x92\x03\x02\x17\x1a,\x20A\x20con\
+    nected\x20user's\x20name\x20or\x20a\x20group's\x20name.\n\n\r\n\x05\x04\
+    \x17\x02\0\x05\x12\x04\x92\x03\x02\x08\n\r\n\x05\x04\x17\x02\0\x01\x12\
+    \x04\x92\x03\t\x12\n\r\n\x05\x04\x17\x02\0\x03\x12\x04\x92\x03\x15\x16\n\
+    H\n\x02\x04\x18\x12\x04\x96\x03\0\x1d\x1a<\x20The\x20typing\x20event\x20\
+    is\x20forwarded,\x20or\x20dropped\x20by\x20the\x20throttle.\n\n\x0b\n\
+    \x03\x04\x18\x01\x12\x04\x96\x03\x08\x1ab\x06proto3\
 ";
 
 /// `FileDescriptorProto` object which was a source for this generated file
@@ -3450,10 +4878,12 @@ pub fn file_descriptor() -> &'static ::protobuf::reflect::FileDescriptor {
         let generated_file_descriptor = generated_file_descriptor_lazy.get(|| {
             let mut deps = ::std::vec::Vec::with_capacity(1);
             deps.push(::protobuf::well_known_types::timestamp::file_descriptor().clone());
-            let mut messages = ::std::vec::Vec::with_capacity(19);
+            let mut messages = ::std::vec::Vec::with_capacity(25);
             messages.push(ConnectRequest::generated_message_descriptor_data());
             messages.push(ResumeRequest::generated_message_descriptor_data());
             messages.push(ConnectResponse::generated_message_descriptor_data());
+            messages.push(MembershipChange::generated_message_descriptor_data());
+            messages.push(TypingStarted::generated_message_descriptor_data());
             messages.push(Connected::generated_message_descriptor_data());
             messages.push(Delivery::generated_message_descriptor_data());
             messages.push(Message::generated_message_descriptor_data());
@@ -3470,9 +4900,15 @@ pub fn file_descriptor() -> &'static ::protobuf::reflect::FileDescriptor {
             messages.push(Channel::generated_message_descriptor_data());
             messages.push(GetHistoryRequest::generated_message_descriptor_data());
             messages.push(GetHistoryResponse::generated_message_descriptor_data());
-            let mut enums = ::std::vec::Vec::with_capacity(2);
+            messages.push(ListGroupMembersRequest::generated_message_descriptor_data());
+            messages.push(ListGroupMembersResponse::generated_message_descriptor_data());
+            messages.push(SendTypingRequest::generated_message_descriptor_data());
+            messages.push(SendTypingResponse::generated_message_descriptor_data());
+            let mut enums = ::std::vec::Vec::with_capacity(4);
             enums.push(ChannelType::generated_enum_descriptor_data());
+            enums.push(EventType::generated_enum_descriptor_data());
             enums.push(ResumeStatus::generated_enum_descriptor_data());
+            enums.push(MembershipChangeKind::generated_enum_descriptor_data());
             ::protobuf::reflect::GeneratedFileDescriptor::new_generated(
                 file_descriptor_proto(),
                 deps,

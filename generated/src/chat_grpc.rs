@@ -65,6 +65,20 @@ const METHOD_CHAT_SERVICE_GET_HISTORY: ::grpcio::Method<super::chat::GetHistoryR
     resp_mar: ::grpcio::Marshaller { ser: ::grpcio::pb_ser, de: ::grpcio::pb_de },
 };
 
+const METHOD_CHAT_SERVICE_LIST_GROUP_MEMBERS: ::grpcio::Method<super::chat::ListGroupMembersRequest, super::chat::ListGroupMembersResponse> = ::grpcio::Method {
+    ty: ::grpcio::MethodType::Unary,
+    name: "/chat.v1.ChatService/ListGroupMembers",
+    req_mar: ::grpcio::Marshaller { ser: ::grpcio::pb_ser, de: ::grpcio::pb_de },
+    resp_mar: ::grpcio::Marshaller { ser: ::grpcio::pb_ser, de: ::grpcio::pb_de },
+};
+
+const METHOD_CHAT_SERVICE_SEND_TYPING: ::grpcio::Method<super::chat::SendTypingRequest, super::chat::SendTypingResponse> = ::grpcio::Method {
+    ty: ::grpcio::MethodType::Unary,
+    name: "/chat.v1.ChatService/SendTyping",
+    req_mar: ::grpcio::Marshaller { ser: ::grpcio::pb_ser, de: ::grpcio::pb_de },
+    resp_mar: ::grpcio::Marshaller { ser: ::grpcio::pb_ser, de: ::grpcio::pb_de },
+};
+
 #[derive(Clone)]
 pub struct ChatServiceClient {
     pub client: ::grpcio::Client,
@@ -180,6 +194,38 @@ impl ChatServiceClient {
     pub fn get_history_async(&self, req: &super::chat::GetHistoryRequest) -> ::grpcio::Result<::grpcio::ClientUnaryReceiver<super::chat::GetHistoryResponse>> {
         self.get_history_async_opt(req, ::grpcio::CallOption::default())
     }
+
+    pub fn list_group_members_opt(&self, req: &super::chat::ListGroupMembersRequest, opt: ::grpcio::CallOption) -> ::grpcio::Result<super::chat::ListGroupMembersResponse> {
+        self.client.unary_call(&METHOD_CHAT_SERVICE_LIST_GROUP_MEMBERS, req, opt)
+    }
+
+    pub fn list_group_members(&self, req: &super::chat::ListGroupMembersRequest) -> ::grpcio::Result<super::chat::ListGroupMembersResponse> {
+        self.list_group_members_opt(req, ::grpcio::CallOption::default())
+    }
+
+    pub fn list_group_members_async_opt(&self, req: &super::chat::ListGroupMembersRequest, opt: ::grpcio::CallOption) -> ::grpcio::Result<::grpcio::ClientUnaryReceiver<super::chat::ListGroupMembersResponse>> {
+        self.client.unary_call_async(&METHOD_CHAT_SERVICE_LIST_GROUP_MEMBERS, req, opt)
+    }
+
+    pub fn list_group_members_async(&self, req: &super::chat::ListGroupMembersRequest) -> ::grpcio::Result<::grpcio::ClientUnaryReceiver<super::chat::ListGroupMembersResponse>> {
+        self.list_group_members_async_opt(req, ::grpcio::CallOption::default())
+    }
+
+    pub fn send_typing_opt(&self, req: &super::chat::SendTypingRequest, opt: ::grpcio::CallOption) -> ::grpcio::Result<super::chat::SendTypingResponse> {
+        self.client.unary_call(&METHOD_CHAT_SERVICE_SEND_TYPING, req, opt)
+    }
+
+    pub fn send_typing(&self, req: &super::chat::SendTypingRequest) -> ::grpcio::Result<super::chat::SendTypingResponse> {
+        self.send_typing_opt(req, ::grpcio::CallOption::default())
+    }
+
+    pub fn send_typing_async_opt(&self, req: &super::chat::SendTypingRequest, opt: ::grpcio::CallOption) -> ::grpcio::Result<::grpcio::ClientUnaryReceiver<super::chat::SendTypingResponse>> {
+        self.client.unary_call_async(&METHOD_CHAT_SERVICE_SEND_TYPING, req, opt)
+    }
+
+    pub fn send_typing_async(&self, req: &super::chat::SendTypingRequest) -> ::grpcio::Result<::grpcio::ClientUnaryReceiver<super::chat::SendTypingResponse>> {
+        self.send_typing_async_opt(req, ::grpcio::CallOption::default())
+    }
     pub fn spawn<F>(&self, f: F) where F: ::std::future::Future<Output = ()> + Send + 'static {
         self.client.spawn(f)
     }
@@ -205,6 +251,12 @@ pub trait ChatService {
         grpcio::unimplemented_call!(ctx, sink)
     }
     fn get_history(&mut self, ctx: ::grpcio::RpcContext, _req: super::chat::GetHistoryRequest, sink: ::grpcio::UnarySink<super::chat::GetHistoryResponse>) {
+        grpcio::unimplemented_call!(ctx, sink)
+    }
+    fn list_group_members(&mut self, ctx: ::grpcio::RpcContext, _req: super::chat::ListGroupMembersRequest, sink: ::grpcio::UnarySink<super::chat::ListGroupMembersResponse>) {
+        grpcio::unimplemented_call!(ctx, sink)
+    }
+    fn send_typing(&mut self, ctx: ::grpcio::RpcContext, _req: super::chat::SendTypingRequest, sink: ::grpcio::UnarySink<super::chat::SendTypingResponse>) {
         grpcio::unimplemented_call!(ctx, sink)
     }
 }
@@ -235,9 +287,17 @@ pub fn create_chat_service<S: ChatService + Send + Clone + 'static>(s: S) -> ::g
     builder = builder.add_unary_handler(&METHOD_CHAT_SERVICE_LIST_CHANNELS, move |ctx, req, resp| {
         instance.list_channels(ctx, req, resp)
     });
-    let mut instance = s;
+    let mut instance = s.clone();
     builder = builder.add_unary_handler(&METHOD_CHAT_SERVICE_GET_HISTORY, move |ctx, req, resp| {
         instance.get_history(ctx, req, resp)
+    });
+    let mut instance = s.clone();
+    builder = builder.add_unary_handler(&METHOD_CHAT_SERVICE_LIST_GROUP_MEMBERS, move |ctx, req, resp| {
+        instance.list_group_members(ctx, req, resp)
+    });
+    let mut instance = s;
+    builder = builder.add_unary_handler(&METHOD_CHAT_SERVICE_SEND_TYPING, move |ctx, req, resp| {
+        instance.send_typing(ctx, req, resp)
     });
     builder.build()
 }

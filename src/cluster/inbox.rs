@@ -17,7 +17,10 @@ use slog::{debug, info};
 
 use super::{lock, Local, Node};
 use crate::domain::Disconnect;
-use crate::domain::{ChannelKind, CloseReason, Message, Name, Outbox, SessionId};
+use crate::domain::{
+    ChannelKind, CloseReason, Event, EventKinds, Item, MembershipKind, Message, Name, Outbox,
+    SessionId,
+};
 
 /// How long one XREAD waits for entries before it looks again.
 const BLOCK: Duration = Duration::from_millis(500);
@@ -237,42 +240,134 @@ fn apply_one(
             let targets: Vec<SessionId> = if recipient_kind == ChannelKind::User {
                 connection_of(fields).into_iter().collect()
             } else {
-                local
-                    .groups
-                    .get(&recipient)
-                    .map(|members| members.iter().copied().collect())
-                    .unwrap_or_default()
+                group_members(local, &recipient)
             };
-            for id in targets {
-                let Some(connection) = local.connections.get_mut(&id) else {
-                    continue;
-                };
-                if connection.evicted {
-                    continue;
-                }
-                if let Some(held) = &mut connection.held {
-                    // A resuming connect: its replay goes first.
-                    held.push(Arc::clone(&message));
-                    continue;
-                }
-                if connection.outbox.push(Arc::clone(&message)).is_ok() {
-                    wake.push(connection.outbox.clone());
-                } else {
-                    // A slow consumer: nothing more for it; its stream
-                    // ends, and its session frees the name cluster-wide.
-                    connection.evicted = true;
-                    let groups = std::mem::take(&mut connection.groups);
-                    evicted.push((id, Arc::clone(&connection.name), connection.outbox.clone()));
-                    for group in groups {
-                        if let Some(members) = local.groups.get_mut(&group) {
-                            members.remove(&id);
-                        }
-                    }
-                }
-            }
+            deliver(local, &targets, &Item::Message(message), wake, evicted);
             Some(sent_at)
         }
+        b"m" => {
+            let group: Name = Arc::from(text(fields, "g"));
+            let kind = match field(fields, "mk") {
+                b"j" => MembershipKind::Joined,
+                b"l" => MembershipKind::Left,
+                b"d" => MembershipKind::Disconnected,
+                b"r" => MembershipKind::Removed,
+                _ => return None,
+            };
+            let event = Event::Membership {
+                group: Arc::clone(&group),
+                user: Arc::from(text(fields, "u")),
+                kind,
+                member_count: number(fields, "n")
+                    .and_then(|n| u32::try_from(n).ok())
+                    .unwrap_or(0),
+                position: number(fields, "p")
+                    .and_then(|p| u64::try_from(p).ok())
+                    .unwrap_or(0),
+                at: timestamp(number(fields, "ts"), number(fields, "tu")),
+            };
+            let targets = wanting(local, group_members(local, &group), EventKinds::MEMBERSHIP);
+            deliver(
+                local,
+                &targets,
+                &Item::Event(Arc::new(event)),
+                wake,
+                evicted,
+            );
+            None
+        }
+        b"t" => {
+            let user: Name = Arc::from(text(fields, "u"));
+            let conversation: Name = Arc::from(text(fields, "cv"));
+            let (conversation_kind, targets) = if field(fields, "ck") == b"g" {
+                let others = group_members(local, &conversation)
+                    .into_iter()
+                    .filter(|id| local.connections.get(id).is_some_and(|c| c.name != user))
+                    .collect();
+                (ChannelKind::Group, others)
+            } else {
+                let to = connection_of(fields).into_iter().collect();
+                (ChannelKind::User, to)
+            };
+            let targets = wanting(local, targets, EventKinds::TYPING);
+            let event = Event::Typing {
+                conversation,
+                conversation_kind,
+                user,
+            };
+            deliver(
+                local,
+                &targets,
+                &Item::Event(Arc::new(event)),
+                wake,
+                evicted,
+            );
+            None
+        }
         _ => None,
+    }
+}
+
+/// The local connections in `group`.
+fn group_members(local: &Local, group: &str) -> Vec<SessionId> {
+    local
+        .groups
+        .get(group)
+        .map(|members| members.iter().copied().collect())
+        .unwrap_or_default()
+}
+
+/// Those of `targets` whose stream asked for `kind`.
+fn wanting(local: &Local, targets: Vec<SessionId>, kind: EventKinds) -> Vec<SessionId> {
+    targets
+        .into_iter()
+        .filter(|id| {
+            local
+                .connections
+                .get(id)
+                .is_some_and(|connection| connection.outbox.wants(kind))
+        })
+        .collect()
+}
+
+/// Queues `item` for the `targets` connections; one whose queue is full is
+/// a slow consumer: nothing more is queued for it, its stream ends, and its
+/// session frees the name cluster-wide.
+fn deliver(
+    local: &mut Local,
+    targets: &[SessionId],
+    item: &Item,
+    wake: &mut Vec<Outbox>,
+    evicted: &mut Vec<(SessionId, Name, Outbox)>,
+) {
+    for &id in targets {
+        let Some(connection) = local.connections.get_mut(&id) else {
+            continue;
+        };
+        if connection.evicted {
+            continue;
+        }
+        if let Some(held) = &mut connection.held {
+            // A resuming connect: its replay goes first.
+            held.push(item.clone());
+            continue;
+        }
+        let queued = match item {
+            Item::Message(message) => connection.outbox.push(Arc::clone(message)),
+            Item::Event(event) => connection.outbox.push_event(Arc::clone(event)),
+        };
+        if queued.is_ok() {
+            wake.push(connection.outbox.clone());
+        } else {
+            connection.evicted = true;
+            let groups = std::mem::take(&mut connection.groups);
+            evicted.push((id, Arc::clone(&connection.name), connection.outbox.clone()));
+            for group in groups {
+                if let Some(members) = local.groups.get_mut(&group) {
+                    members.remove(&id);
+                }
+            }
+        }
     }
 }
 

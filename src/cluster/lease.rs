@@ -141,6 +141,7 @@ pub(super) fn reap(
 ) -> bool {
     let batch = REAP_BATCH.to_string();
     let force = if force { "1" } else { "0" };
+    let most = node.limits.membership_events_max_members.to_string();
     let mut freed = 0;
     loop {
         let call = Call::new(
@@ -150,6 +151,7 @@ pub(super) fn reap(
                 dead.as_bytes(),
                 batch.as_bytes(),
                 force.as_bytes(),
+                most.as_bytes(),
             ],
         );
         match node.store.run_one(connection, &call) {

@@ -30,8 +30,9 @@ use crate::domain::resume::new_token;
 use crate::domain::{
     check_group_name, check_message, check_name, mailbox::resumable_mailbox, ChannelInfo,
     ChannelKind, ChatEngine, ChatError, ChatStats, CloseReason, Connected, Departure, Disconnect,
-    Evicted, HistoryPage, HistoryQuery, Left, Limits, Message, Name, Outbox, Recent, Reply,
-    ResumeRequest, ResumeStatus, Sent, Session, SessionId, StoreStats, WakeTicker, Wakeups,
+    EventKinds, Evicted, HistoryPage, HistoryQuery, Item, Left, Limits, MemberPage, MemberQuery,
+    Message, Name, Outbox, Recent, Reply, ResumeRequest, ResumeStatus, Sent, Session, SessionId,
+    StoreStats, WakeTicker, Wakeups,
 };
 use store::{Answer, Call, Lanes, Script, Store, Unreachable};
 
@@ -102,7 +103,7 @@ struct LocalConnection {
     /// While a resuming connect waits for Redis's answer: the messages the
     /// inbox reader has for it meanwhile, queued after the replay (which
     /// must come first) once the answer is in.
-    held: Option<Vec<Arc<Message>>>,
+    held: Option<Vec<Item>>,
 }
 
 /// The connections this node holds, and which of them are in which group:
@@ -406,6 +407,7 @@ impl Node {
         self: &Arc<Self>,
         username: &str,
         resume: Option<ResumeRequest>,
+        events: EventKinds,
     ) -> Reply<Connected> {
         if let Err(problem) = check_name(username) {
             return Reply::now(Err(ChatError::InvalidName {
@@ -425,6 +427,7 @@ impl Node {
             self.limits.queue_bytes,
             self.ticker.clone(),
             self.limits.resume,
+            events,
         );
         let resume_token = new_token().unwrap_or_default();
         {
@@ -549,8 +552,12 @@ impl Node {
                 status = ResumeStatus::Gap;
             }
         }
-        for message in connection.held.take().unwrap_or_default() {
-            if outbox.push(message).is_err() {
+        for item in connection.held.take().unwrap_or_default() {
+            let queued = match item {
+                Item::Message(message) => outbox.push(message),
+                Item::Event(event) => outbox.push_event(event),
+            };
+            if queued.is_err() {
                 // A burst larger than the queue while the answer was on its
                 // way: the slow-consumer rule ends the stream.
                 connection.evicted = true;
@@ -590,6 +597,7 @@ impl Node {
         let me = Arc::clone(self);
         let connection = pending.id.to_string();
         let window = self.limits.resume.window.as_millis().to_string();
+        let most = self.limits.membership_events_max_members.to_string();
         let (token, dropped, stored, applied) = match &pending.parked {
             Some(parking) => (
                 parking.token.as_str(),
@@ -611,6 +619,7 @@ impl Node {
                 dropped.as_bytes(),
                 stored.as_bytes(),
                 applied.as_bytes(),
+                most.as_bytes(),
             ],
         );
         let name = Arc::clone(&pending.name);
@@ -774,11 +783,16 @@ impl ClusterEngine {
             return self.node.refuse_after_auth(caller, invalid);
         }
         let limit = self.node.limits.max_groups_per_user;
+        let most = self.node.limits.membership_events_max_members.to_string();
         let group = name.to_owned();
         self.node.call(
             caller,
             script,
-            &[name.as_bytes(), limit.to_string().as_bytes()],
+            &[
+                name.as_bytes(),
+                limit.to_string().as_bytes(),
+                most.as_bytes(),
+            ],
             move |answer| match answer.status() {
                 "OK" => Ok(done(answer)),
                 "TAKEN" => Err(ChatError::NameTaken(group)),
@@ -793,8 +807,13 @@ impl ClusterEngine {
 }
 
 impl ChatEngine for ClusterEngine {
-    fn connect(&self, username: &str, resume: Option<ResumeRequest>) -> Reply<Connected> {
-        self.node.connect(username, resume)
+    fn connect(
+        &self,
+        username: &str,
+        resume: Option<ResumeRequest>,
+        events: EventKinds,
+    ) -> Reply<Connected> {
+        self.node.connect(username, resume, events)
     }
 
     fn create_group(&self, caller: &str, name: &str) -> Reply<()> {
@@ -920,6 +939,54 @@ impl ChatEngine for ClusterEngine {
             users.append(&mut groups);
             Ok(users)
         })
+    }
+
+    fn list_members(&self, caller: &str, group: &str, query: MemberQuery) -> Reply<MemberPage> {
+        if let Err(invalid) = check_group_name(group) {
+            return self.node.refuse_after_auth(caller, invalid);
+        }
+        let name = group.to_owned();
+        let count = (query.limit + 1).to_string();
+        let after = query.after.clone();
+        self.node.call(
+            caller,
+            Script::ListMembers,
+            &[group.as_bytes(), after.as_bytes(), count.as_bytes()],
+            move |answer| match answer.status() {
+                "NOGROUP" => Err(ChatError::GroupNotFound(name)),
+                "OK" => {
+                    let count = usize::try_from(answer.int(1).unwrap_or(0)).unwrap_or(0);
+                    let found = (2..answer.field_count())
+                        .filter_map(|index| answer.text(index))
+                        .map(Name::from)
+                        .collect();
+                    Ok(MemberPage::assemble(&query, found, count))
+                }
+                other => Err(unexpected(other)),
+            },
+        )
+    }
+
+    fn send_typing(&self, caller: &str, recipient: &str) -> Reply<()> {
+        if let Err(problem) = check_name(recipient) {
+            let invalid = ChatError::InvalidName {
+                field: "recipient",
+                problem,
+            };
+            return self.node.refuse_after_auth(caller, invalid);
+        }
+        let to = recipient.to_owned();
+        self.node.call(
+            caller,
+            Script::SendTyping,
+            &[recipient.as_bytes()],
+            move |answer| match answer.status() {
+                "OK" => Ok(()),
+                "NORECIP" => Err(ChatError::RecipientNotFound(to)),
+                "NOTMEMBEROF" => Err(ChatError::NotMemberOfRecipient(to)),
+                other => Err(unexpected(other)),
+            },
+        )
     }
 
     fn shutdown(&self) {

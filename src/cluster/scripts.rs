@@ -13,7 +13,11 @@
 //! - `B:names`: hash, name -> `u <node> <connection>` for a user, `g` for a
 //!   group: one namespace.
 //! - `B:g:<group>`: hash, member -> the member's node. `B:gn:<group>`: hash,
-//!   node -> how many members it holds (where group messages go).
+//!   node -> how many members it holds (where group messages and events
+//!   go). `B:gz:<group>`: sorted set of the members (score 0), for listing
+//!   them in name order.
+//! - `B:ty:<sender>:<conversation>`: set for two seconds by a typing notice
+//!   let through (the throttle).
 //! - `B:u:<user>`: set of the user's groups.
 //! - `B:h:<group>`: stream, the group's kept history, entry ids
 //!   `<message id>-0`, fields `s` sender, `t` text, `ts`/`tu` time.
@@ -56,11 +60,12 @@ local function drop_history(g)
 end
 local function remove_member(g, name, n)
   redis.call('HDEL', B .. ':g:' .. g, name)
+  redis.call('ZREM', B .. ':gz:' .. g, name)
   if redis.call('HINCRBY', B .. ':gn:' .. g, n, -1) <= 0 then
     redis.call('HDEL', B .. ':gn:' .. g, n)
   end
   if redis.call('HLEN', B .. ':g:' .. g) == 0 then
-    redis.call('DEL', B .. ':g:' .. g, B .. ':gn:' .. g)
+    redis.call('DEL', B .. ':g:' .. g, B .. ':gn:' .. g, B .. ':gz:' .. g)
     drop_history(g)
     redis.call('HDEL', NAMES, g)
     return true
@@ -99,17 +104,36 @@ local function keep_history(g, id, sender, text, ts, tu, size, most)
   redis.call('HINCRBY', B .. ':hist', 'messages', 1 - gone)
   redis.call('HINCRBY', B .. ':hist', 'bytes', #text - gone_bytes)
 end
+-- Tells every node holding a member of group g that user's membership
+-- changed (kind j, l, d or r), in the group's order, unless the group had
+-- more than `most` members before (`before`) or after the change.
+local function tell(g, user, kind, before, most)
+  local after = redis.call('HLEN', B .. ':g:' .. g)
+  if before > most or after > most then return end
+  local t = redis.call('TIME')
+  local position = redis.call('HGET', B .. ':hm:' .. g, 'last') or '0'
+  for _, to in ipairs(redis.call('HKEYS', B .. ':gn:' .. g)) do
+    push(to, 'k', 'm', 'g', g, 'u', user, 'mk', kind, 'n', after, 'p', position,
+      'ts', t[1], 'tu', t[2])
+  end
+end
 local function add_member(g, name, n, conn)
   redis.call('HSET', B .. ':g:' .. g, name, n)
+  redis.call('ZADD', B .. ':gz:' .. g, 0, name)
   redis.call('HINCRBY', B .. ':gn:' .. g, n, 1)
   redis.call('SADD', B .. ':u:' .. name, g)
   push(n, 'k', 'j', 'g', g, 'c', conn)
 end
-local function drop_user(name, n)
+local function drop_user(name, n, most)
   local groups = redis.call('SMEMBERS', B .. ':u:' .. name)
   local deleted = {}
   for _, g in ipairs(groups) do
-    if remove_member(g, name, n) then table.insert(deleted, g) end
+    local before = redis.call('HLEN', B .. ':g:' .. g)
+    if remove_member(g, name, n) then
+      table.insert(deleted, g)
+    else
+      tell(g, name, 'd', before, most)
+    end
   end
   redis.call('DEL', B .. ':u:' .. name)
   redis.call('HDEL', NAMES, name)
@@ -188,15 +212,16 @@ return dead
 "#;
 
 /// ARGV: node, dead node, batch size, force (1: the caller retires its own
-/// old identity). Frees up to a batch of a dead node's users; `DONE` once
-/// none is left and the node's keys are gone, else `MORE`.
+/// old identity), membership events' most members. Frees up to a batch of
+/// a dead node's users; `DONE` once none is left and the node's keys are
+/// gone, else `MORE`.
 pub const REAP: &str = r#"
 local dead = ARGV[2]
 if ARGV[4] ~= '1' and live(dead) then return {'ALIVE'} end
 local users = redis.call('SPOP', node_key(dead) .. ':users', tonumber(ARGV[3]))
 for _, name in ipairs(users) do
   local n = user_of(name)
-  if n == dead then drop_user(name, dead) end
+  if n == dead then drop_user(name, dead, tonumber(ARGV[5])) end
 end
 if redis.call('SCARD', node_key(dead) .. ':users') == 0 then
   redis.call('DEL', node_key(dead), node_key(dead) .. ':users', node_key(dead) .. ':inbox',
@@ -228,11 +253,12 @@ return {'OK', 0}
 
 /// ARGV: node, name, the connection's node, connection, resume token,
 /// resume window ms, newest dropped id, recent messages, the last entry of
-/// the node's inbox applied to the connection. Frees the name if that
-/// connection still holds it, leaving every group, and keeps its recent
-/// messages for a resume (when the window and token are set), with those
-/// still in the inbox after that entry: every message accepted for the
-/// connection before this step is kept.
+/// the node's inbox applied to the connection, membership events' most
+/// members. Frees the name if that connection still holds it, leaving every
+/// group (telling each), and keeps its recent messages for a resume (when
+/// the window and token are set), with those still in the inbox after that
+/// entry: every message accepted for the connection before this step is
+/// kept.
 /// Answers `OK groups_left deleted...` or `GONE`.
 pub const DISCONNECT: &str = r#"
 if redis.call('HGET', NAMES, ARGV[2]) ~= 'u ' .. ARGV[3] .. ' ' .. ARGV[4] then return {'GONE'} end
@@ -243,7 +269,7 @@ if ARGV[5] ~= '' and tonumber(ARGV[6]) > 0 then
   redis.call('HSET', parked, 't', ARGV[5], 'd', ARGV[7], 'm', ring)
   redis.call('PEXPIRE', parked, ARGV[6])
 end
-local left, deleted = drop_user(ARGV[2], ARGV[3])
+local left, deleted = drop_user(ARGV[2], ARGV[3], tonumber(ARGV[10]))
 local answer = {'OK', left}
 for _, g in ipairs(deleted) do table.insert(answer, g) end
 return answer
@@ -256,7 +282,8 @@ if not n then return refused end
 return {'OK'}
 "#;
 
-/// ARGV: node, caller, group, most groups per user.
+/// ARGV: node, caller, group, most groups per user, membership events'
+/// most members.
 pub const CREATE_GROUP: &str = r#"
 local n, conn = caller()
 if not n then return conn end
@@ -264,22 +291,27 @@ if redis.call('HEXISTS', NAMES, ARGV[3]) == 1 then return {'TAKEN'} end
 if redis.call('SCARD', B .. ':u:' .. ARGV[2]) >= tonumber(ARGV[4]) then return {'TOOMANYGROUPS'} end
 redis.call('HSET', NAMES, ARGV[3], 'g')
 add_member(ARGV[3], ARGV[2], n, conn)
+tell(ARGV[3], ARGV[2], 'j', 0, tonumber(ARGV[5]))
 return {'OK'}
 "#;
 
-/// ARGV: node, caller, group, most groups per user. Answers `OK position`:
-/// the id of the group's newest message at the join (0: none).
+/// ARGV: node, caller, group, most groups per user, membership events'
+/// most members. Answers `OK position`: the id of the group's newest
+/// message at the join (0: none).
 pub const JOIN_GROUP: &str = r#"
 local n, conn = caller()
 if not n then return conn end
 if redis.call('HGET', NAMES, ARGV[3]) ~= 'g' then return {'NOGROUP'} end
 if redis.call('HEXISTS', B .. ':g:' .. ARGV[3], ARGV[2]) == 1 then return {'MEMBER'} end
 if redis.call('SCARD', B .. ':u:' .. ARGV[2]) >= tonumber(ARGV[4]) then return {'TOOMANYGROUPS'} end
+local before = redis.call('HLEN', B .. ':g:' .. ARGV[3])
 add_member(ARGV[3], ARGV[2], n, conn)
+tell(ARGV[3], ARGV[2], 'j', before, tonumber(ARGV[5]))
 return {'OK', tonumber(redis.call('HGET', B .. ':hm:' .. ARGV[3], 'last') or '0')}
 "#;
 
-/// ARGV: node, caller, group. Answers `OK 1` when the group was deleted.
+/// ARGV: node, caller, group, (most groups per user), membership events'
+/// most members. Answers `OK 1` when the group was deleted.
 pub const LEAVE_GROUP: &str = r#"
 local n, conn = caller()
 if not n then return conn end
@@ -287,7 +319,9 @@ if redis.call('HGET', NAMES, ARGV[3]) ~= 'g' then return {'NOGROUP'} end
 if redis.call('HEXISTS', B .. ':g:' .. ARGV[3], ARGV[2]) == 0 then return {'NOTMEMBER'} end
 push(n, 'k', 'l', 'g', ARGV[3], 'c', conn)
 redis.call('SREM', B .. ':u:' .. ARGV[2], ARGV[3])
+local before = redis.call('HLEN', B .. ':g:' .. ARGV[3])
 if remove_member(ARGV[3], ARGV[2], n) then return {'OK', 1} end
+tell(ARGV[3], ARGV[2], 'l', before, tonumber(ARGV[5]))
 return {'OK', 0}
 "#;
 
@@ -342,6 +376,50 @@ end
 return answer
 "#;
 
+/// ARGV: node, caller, group, the name to list after (empty: from the
+/// first), count. Answers `OK member_count` then up to `count` member
+/// names after it, in name order.
+pub const LIST_MEMBERS: &str = r#"
+local n, conn = caller()
+if not n then return conn end
+local g = ARGV[3]
+if redis.call('HGET', NAMES, g) ~= 'g' then return {'NOGROUP'} end
+local from = '-'
+if ARGV[4] ~= '' then from = '(' .. ARGV[4] end
+local answer = {'OK', redis.call('HLEN', B .. ':g:' .. g)}
+for _, name in ipairs(redis.call('ZRANGEBYLEX', B .. ':gz:' .. g, from, '+', 'LIMIT', 0, ARGV[5])) do
+  table.insert(answer, name)
+end
+return answer
+"#;
+
+/// ARGV: node, caller, recipient. Checks as SEND does; lets through one
+/// notice per sender and conversation per two seconds, appending it to the
+/// recipient's node inbox or to every node holding a member of the group.
+/// Answers `OK` (or `OK throttled`).
+pub const SEND_TYPING: &str = r#"
+local n, conn = caller()
+if not n then return conn end
+local rec = redis.call('HGET', NAMES, ARGV[3])
+if not rec then return {'NORECIP'} end
+if rec == 'g' and redis.call('HEXISTS', B .. ':g:' .. ARGV[3], ARGV[2]) == 0 then
+  return {'NOTMEMBEROF'}
+end
+local conversation = ARGV[3]
+if rec ~= 'g' then conversation = ARGV[2] end
+local key = B .. ':ty:' .. ARGV[2] .. ':' .. ARGV[3]
+if not redis.call('SET', key, '1', 'PX', 2000, 'NX') then return {'OK', 'throttled'} end
+if rec ~= 'g' then
+  local to, to_conn = string.match(rec, '^u (%S+) (%S+)$')
+  push(to, 'k', 't', 'c', to_conn, 'cv', conversation, 'ck', 'd', 'u', ARGV[2])
+  return {'OK'}
+end
+for _, to in ipairs(redis.call('HKEYS', B .. ':gn:' .. ARGV[3])) do
+  push(to, 'k', 't', 'cv', conversation, 'ck', 'g', 'u', ARGV[2])
+end
+return {'OK'}
+"#;
+
 /// ARGV: node, caller, group, after id, before id (0: none), count. Reads
 /// up to `count` kept messages of the group strictly between the bounds:
 /// the oldest when `after` > 0, else the newest (newest first). Answers
@@ -376,7 +454,7 @@ return answer
 "#;
 
 /// Every script, by name, each with the prelude in front.
-pub fn all() -> [(&'static str, String); 13] {
+pub fn all() -> [(&'static str, String); 15] {
     [
         ("register", REGISTER),
         ("renew", RENEW),
@@ -391,6 +469,8 @@ pub fn all() -> [(&'static str, String); 13] {
         ("send", SEND),
         ("list_channels", LIST_CHANNELS),
         ("history", HISTORY),
+        ("list_members", LIST_MEMBERS),
+        ("send_typing", SEND_TYPING),
     ]
     .map(|(name, body)| (name, format!("{PRELUDE}{body}")))
 }

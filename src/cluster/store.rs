@@ -115,6 +115,10 @@ pub enum Script {
     ListChannels,
     /// See [`scripts::HISTORY`].
     History,
+    /// See [`scripts::LIST_MEMBERS`].
+    ListMembers,
+    /// See [`scripts::SEND_TYPING`].
+    SendTyping,
 }
 
 /// One script call: the script and its `ARGV` (the node first).
@@ -243,6 +247,8 @@ impl Store {
             Script::Send,
             Script::ListChannels,
             Script::History,
+            Script::ListMembers,
+            Script::SendTyping,
         ];
         let scripts = order
             .into_iter()

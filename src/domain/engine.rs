@@ -16,8 +16,10 @@ use std::task::{Context, Poll};
 use futures::future::BoxFuture;
 
 use super::error::ChatError;
+use super::events::EventKinds;
 use super::history::{HistoryPage, HistoryQuery};
 use super::mailbox::{Inbox, Outbox};
+use super::members::{MemberPage, MemberQuery};
 use super::registry::{ChannelInfo, Departure, Left, Name, Sent, SessionId, Wakeups};
 use super::resume::{ResumeRequest, ResumeStatus};
 use super::stats::ChatStats;
@@ -89,10 +91,15 @@ pub trait ChatEngine: Send + Sync {
     /// The first successful connect of a username ends what its last
     /// session left for a resume: with `resume` and the right token, its
     /// kept messages after `resume.after_id` are queued first (or the
-    /// status says why not). Errors: `InvalidName`, `NameTaken`,
-    /// `TooManyConnections`, `ShuttingDown`, `Unavailable`; a refused
-    /// connect changes nothing.
-    fn connect(&self, username: &str, resume: Option<ResumeRequest>) -> Reply<Connected>;
+    /// status says why not). The stream gets the `events` kinds besides
+    /// messages. Errors: `InvalidName`, `NameTaken`, `TooManyConnections`,
+    /// `ShuttingDown`, `Unavailable`; a refused connect changes nothing.
+    fn connect(
+        &self,
+        username: &str,
+        resume: Option<ResumeRequest>,
+        events: EventKinds,
+    ) -> Reply<Connected>;
 
     /// Creates group `name` with `caller` as its only member. Errors:
     /// `Unauthenticated`, `InvalidName`, `NameTaken`, `TooManyGroups`,
@@ -125,6 +132,19 @@ pub trait ChatEngine: Send + Sync {
     /// `Unauthenticated`, `InvalidName`, `GroupNotFound`, `MembersOnly`,
     /// `ShuttingDown`, `Unavailable`.
     fn history(&self, caller: &str, group: &str, query: HistoryQuery) -> Reply<HistoryPage>;
+
+    /// One page of group `group`'s members, sorted by name; any connected
+    /// user may list any group. Errors: `Unauthenticated`, `InvalidName`,
+    /// `GroupNotFound`, `ShuttingDown`, `Unavailable`.
+    fn list_members(&self, caller: &str, group: &str, query: MemberQuery) -> Reply<MemberPage>;
+
+    /// Tells `recipient` (a connected user, or every other member of a
+    /// group `caller` is in) that `caller` is typing, at most once per
+    /// sender and conversation per two seconds (more answer OK, dropped).
+    /// Errors: `Unauthenticated`, `InvalidName`, `RecipientNotFound`,
+    /// `NotMemberOfRecipient`, `RecipientOverloaded`, `ShuttingDown`,
+    /// `Unavailable`.
+    fn send_typing(&self, caller: &str, recipient: &str) -> Reply<()>;
 
     /// Starts shutdown: new work is refused and every local stream is told
     /// to end with the shutdown reason.

@@ -27,6 +27,8 @@ pub enum ChatError {
         /// The most allowed.
         max: u32,
     },
+    /// A page token that no page gave. Status: INVALID_ARGUMENT.
+    InvalidPageToken,
     /// The caller did not name a connected user. Status: UNAUTHENTICATED.
     Unauthenticated,
     /// The name is held by a connected user or an existing group.
@@ -91,6 +93,7 @@ impl fmt::Display for ChatError {
             ChatError::InvalidLimit { limit, max } => {
                 write!(f, "invalid limit: {limit}, the most is {max}")
             }
+            ChatError::InvalidPageToken => write!(f, "invalid page token"),
             ChatError::Unauthenticated => write!(
                 f,
                 "the authorization header must name a connected user (connect first)"

@@ -15,6 +15,7 @@ use std::task::Waker;
 use crossbeam_channel::{Receiver, Sender};
 use futures::task::AtomicWaker;
 
+use super::events::{Event, EventKinds, Item};
 use super::registry::{Departure, Message};
 use super::resume::{Recent, ResumeLimits};
 use super::wake_ticker::WakeTicker;
@@ -66,19 +67,21 @@ struct Signal {
     /// off. Pushes happen under the engine's lock, so this lock is never
     /// contended.
     recent: Option<(Mutex<Recent>, ResumeLimits)>,
+    /// The events the reader asked for besides messages.
+    events: EventKinds,
 }
 
 /// The sending half, held by the registry. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Outbox {
-    sender: Sender<Arc<Message>>,
+    sender: Sender<Item>,
     signal: Arc<Signal>,
 }
 
 /// The receiving half, held by the connection's stream.
 #[derive(Debug)]
 pub struct Inbox {
-    receiver: Receiver<Arc<Message>>,
+    receiver: Receiver<Item>,
     signal: Arc<Signal>,
 }
 
@@ -111,16 +114,24 @@ pub struct QueueFull;
 /// `byte_limit` bytes of them, and wakes its reader for new messages at once
 /// or, with a `ticker`, at its next tick.
 pub fn mailbox(capacity: usize, byte_limit: usize, ticker: Option<WakeTicker>) -> (Outbox, Inbox) {
-    resumable_mailbox(capacity, byte_limit, ticker, ResumeLimits::OFF)
+    resumable_mailbox(
+        capacity,
+        byte_limit,
+        ticker,
+        ResumeLimits::OFF,
+        EventKinds::NONE,
+    )
 }
 
 /// [`mailbox`], also keeping the most recent messages pushed (within
-/// `resume`) for [`Outbox::take_recent`] when resume is on.
+/// `resume`) for [`Outbox::take_recent`] when resume is on, for a reader
+/// that asked for the `events` kinds besides messages.
 pub fn resumable_mailbox(
     capacity: usize,
     byte_limit: usize,
     ticker: Option<WakeTicker>,
     resume: ResumeLimits,
+    events: EventKinds,
 ) -> (Outbox, Inbox) {
     // Unbounded as a channel, bounded by the counts in `Signal`: it grows
     // in small blocks only when messages are queued.
@@ -130,6 +141,7 @@ pub fn resumable_mailbox(
         message_limit: capacity,
         ticker,
         recent: resume.on().then(|| (Mutex::new(Recent::default()), resume)),
+        events,
         ..Signal::default()
     });
     (
@@ -162,7 +174,26 @@ impl Outbox {
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(Arc::clone(&message), limits);
         }
-        let size = message.queued_bytes();
+        self.push_item(Item::Message(message))
+    }
+
+    /// Whether the reader asked for events of `kind`.
+    pub fn wants(&self, kind: EventKinds) -> bool {
+        self.signal.events.wants(kind)
+    }
+
+    /// Queues `event` without waking the reader, as [`Outbox::push`] does a
+    /// message; the caller checks [`Outbox::wants`] first.
+    ///
+    /// # Errors
+    /// [`QueueFull`], as for a message: events count against the limits.
+    pub fn push_event(&self, event: Arc<Event>) -> Result<(), QueueFull> {
+        self.push_item(Item::Event(event))
+    }
+
+    fn push_item(&self, item: Item) -> Result<(), QueueFull> {
+        let signal = &self.signal;
+        let size = item.queued_bytes();
         if signal.queued_messages.fetch_add(1, Ordering::AcqRel) >= signal.message_limit {
             signal.queued_messages.fetch_sub(1, Ordering::AcqRel);
             return Err(QueueFull);
@@ -174,7 +205,7 @@ impl Outbox {
         }
         // An unbounded channel only refuses when the reader is gone; its
         // cleanup is on its way, so the message is dropped.
-        let _ = self.sender.try_send(message);
+        let _ = self.sender.try_send(item);
         Ok(())
     }
 
@@ -257,8 +288,8 @@ fn close_signal(signal: &Signal, reason: CloseReason) {
 /// What the reader finds when it looks at its mailbox.
 #[derive(Debug)]
 pub enum Poll {
-    /// The oldest queued message.
-    Message(Arc<Message>),
+    /// The oldest queued message or event.
+    Item(Item),
     /// Nothing queued; the waker passed in will be woken on the next change.
     Empty,
     /// The server closed the mailbox.
@@ -273,8 +304,8 @@ impl Inbox {
         if let Some(reason) = self.close_reason() {
             return Poll::Closed(reason);
         }
-        if let Some(message) = self.try_take() {
-            return Poll::Message(message);
+        if let Some(item) = self.try_take() {
+            return Poll::Item(item);
         }
         self.signal.waker.register(waker);
         // Re-check after registering: a push or close that raced with the
@@ -283,21 +314,21 @@ impl Inbox {
             return Poll::Closed(reason);
         }
         match self.try_take() {
-            Some(message) => Poll::Message(message),
+            Some(item) => Poll::Item(item),
             None => Poll::Empty,
         }
     }
 
-    /// Takes the oldest queued message if there is one, without registering
-    /// for wake-ups.
-    pub fn try_take(&self) -> Option<Arc<Message>> {
+    /// Takes the oldest queued message or event if there is one, without
+    /// registering for wake-ups.
+    pub fn try_take(&self) -> Option<Item> {
         // Empty or disconnected alike: nothing to take.
-        let message = self.receiver.try_recv().ok()?;
+        let item = self.receiver.try_recv().ok()?;
         self.signal
             .queued_bytes
-            .fetch_sub(message.queued_bytes(), Ordering::AcqRel);
+            .fetch_sub(item.queued_bytes(), Ordering::AcqRel);
         self.signal.queued_messages.fetch_sub(1, Ordering::AcqRel);
-        Some(message)
+        Some(item)
     }
 
     /// How many messages are waiting.

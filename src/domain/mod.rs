@@ -4,8 +4,10 @@
 
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod history;
 pub mod mailbox;
+pub mod members;
 pub mod names;
 pub mod registry;
 pub mod resume;
@@ -14,8 +16,10 @@ pub mod wake_ticker;
 
 pub use engine::{ChatEngine, Connected, Disconnect, Reply, Session};
 pub use error::{ChatError, TextProblem};
+pub use events::{Event, EventKinds, Item, MembershipKind};
 pub use history::{Evicted, HistoryLimits, HistoryPage, HistoryQuery, KeptMessage};
 pub use mailbox::{CloseReason, Closer, Inbox, Outbox};
+pub use members::{MemberPage, MemberQuery};
 pub use names::{check_name, NameProblem, MAX_NAME_LEN};
 pub use registry::{
     check_group_name, check_message, ChannelInfo, ChannelKind, Departure, Left, Limits, Message,

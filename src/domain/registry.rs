@@ -12,8 +12,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::engine::{ChatEngine, Connected, Disconnect, Reply, Session};
 use super::error::{ChatError, TextProblem};
+use super::events::{membership_events_allowed, Event, EventKinds, MembershipKind, TypingThrottle};
 use super::history::{History, HistoryLimits, HistoryPage, HistoryQuery};
 use super::mailbox::{resumable_mailbox, CloseReason, Inbox, Outbox};
+use super::members::{MemberPage, MemberQuery};
 use super::names::check_name;
 use super::resume::{new_token, Parked, ResumeLimits, ResumeRequest, ResumeStatus};
 use super::stats::ChatStats;
@@ -119,6 +121,9 @@ pub struct Limits {
     pub history: HistoryLimits,
     /// How long, and how much, an ended session is kept for a resume.
     pub resume: ResumeLimits,
+    /// Most members a group may have, before or after a membership change,
+    /// for the change to send membership events.
+    pub membership_events_max_members: usize,
 }
 
 impl Limits {
@@ -213,6 +218,8 @@ struct State {
     history_kept: (usize, usize),
     /// Ended sessions kept for a resume.
     parked: Parked,
+    /// Typing notices let through in the last two seconds.
+    typing: TypingThrottle,
     /// Set by [`Registry::shutdown`]: no new work is accepted.
     closing: bool,
 }
@@ -281,7 +288,7 @@ impl Registry {
     /// # Errors
     /// `InvalidName`, `NameTaken`, `TooManyConnections`, `ShuttingDown`.
     pub fn connect(&self, username: &str) -> Result<(Session, Inbox), ChatError> {
-        self.connect_resuming(username, None)
+        self.connect_resuming(username, None, EventKinds::NONE)
             .map(|connected| (connected.session, connected.inbox))
     }
 
@@ -289,7 +296,8 @@ impl Registry {
     /// a username ends what its last session left for a resume; with
     /// `resume` and that session's token, the kept messages after
     /// `resume.after_id` are queued in the new inbox before anything else
-    /// can be (the lock is held from the claim to the registration).
+    /// can be (the lock is held from the claim to the registration). The
+    /// stream gets the `events` kinds besides messages.
     ///
     /// # Errors
     /// `InvalidName`, `NameTaken`, `TooManyConnections`, `ShuttingDown`; a
@@ -298,6 +306,7 @@ impl Registry {
         &self,
         username: &str,
         resume: Option<&ResumeRequest>,
+        events: EventKinds,
     ) -> Result<Connected, ChatError> {
         check_name(username).map_err(|problem| ChatError::InvalidName {
             field: "username",
@@ -308,6 +317,7 @@ impl Registry {
             self.limits.queue_bytes,
             self.ticker.clone(),
             self.limits.resume,
+            events,
         );
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         let name: Name = Arc::from(username);
@@ -381,7 +391,17 @@ impl Registry {
         group
             .members
             .insert(Arc::clone(&caller), user.outbox.clone());
-        state.groups.insert(group_name, group);
+        state.groups.insert(Arc::clone(&group_name), group);
+        let mut wake = Wakeups::default();
+        state.announce(
+            &group_name,
+            &caller,
+            MembershipKind::Joined,
+            0,
+            &self.limits,
+            &mut wake.0,
+        );
+        drop(state);
         Ok(())
     }
 
@@ -410,7 +430,19 @@ impl Registry {
         let outbox = user.outbox.clone();
         let group = state.group_mut(&group_name);
         group.members.insert(Arc::clone(&caller), outbox);
-        Ok(group.history.position())
+        let position = group.history.position();
+        let before = group.members.len() - 1;
+        let mut wake = Wakeups::default();
+        state.announce(
+            &group_name,
+            &caller,
+            MembershipKind::Joined,
+            before,
+            &self.limits,
+            &mut wake.0,
+        );
+        drop(state);
+        Ok(position)
     }
 
     /// Removes `caller` from group `name`, deleting the group if it empties.
@@ -420,22 +452,32 @@ impl Registry {
     /// `ShuttingDown`.
     pub fn leave_group(&self, caller: &str, name: &str) -> Result<Left, ChatError> {
         let valid = check_group_name(name);
+        let mut wake = Wakeups::default();
         let mut state = self.lock();
         let caller = state.authenticate(caller)?;
         valid?;
-        let group = state
+        let (group_name, group) = state
             .groups
-            .get(name)
+            .get_key_value(name)
             .ok_or_else(|| ChatError::GroupNotFound(name.to_owned()))?;
         if !group.members.contains_key(&caller) {
             return Err(ChatError::NotMember(name.to_owned()));
         }
+        let (group_name, before) = (Arc::clone(group_name), group.members.len());
         state.user_mut(&caller).groups.remove(name);
-        Ok(if state.remove_member(name, &caller) {
-            Left::GroupDeleted
-        } else {
-            Left::GroupKept
-        })
+        if state.remove_member(name, &caller) {
+            return Ok(Left::GroupDeleted);
+        }
+        state.announce(
+            &group_name,
+            &caller,
+            MembershipKind::Left,
+            before,
+            &self.limits,
+            &mut wake.0,
+        );
+        drop(state);
+        Ok(Left::GroupKept)
     }
 
     /// Sends `text` from `caller` to the user or group `recipient`, queueing
@@ -502,6 +544,48 @@ impl Registry {
             return Err(ChatError::MembersOnly(name.to_owned()));
         }
         Ok(group.history.page(group_name, query))
+    }
+
+    /// One page of group `name`'s members, sorted by name.
+    ///
+    /// # Errors
+    /// `Unauthenticated`, `InvalidName`, `GroupNotFound`, `ShuttingDown`.
+    pub fn list_members(
+        &self,
+        caller: &str,
+        name: &str,
+        query: &MemberQuery,
+    ) -> Result<MemberPage, ChatError> {
+        let valid = check_group_name(name);
+        let state = self.lock();
+        state.authenticate(caller)?;
+        valid?;
+        let group = state
+            .groups
+            .get(name)
+            .ok_or_else(|| ChatError::GroupNotFound(name.to_owned()))?;
+        Ok(MemberPage::of(query, group.members.keys()))
+    }
+
+    /// Tells `recipient` that `caller` is typing: a connected user, or every
+    /// other member of a group `caller` is in, whose stream asked for
+    /// typing events; at most once per sender and conversation per two
+    /// seconds (later calls answer OK and are dropped).
+    ///
+    /// # Errors
+    /// As [`Registry::send`], but for the text's.
+    pub fn send_typing(&self, caller: &str, recipient: &str) -> Result<(), ChatError> {
+        let valid = check_name(recipient).map_err(|problem| ChatError::InvalidName {
+            field: "recipient",
+            problem,
+        });
+        let mut wake = Wakeups::default();
+        let mut state = self.lock();
+        let sender = state.authenticate(caller)?;
+        valid?;
+        state.typing(&sender, recipient, &self.limits, &mut wake.0)?;
+        drop(state);
+        Ok(())
     }
 
     /// Every connected user, then every group, each sorted by name, as seen
@@ -588,18 +672,26 @@ impl Registry {
 
 impl Disconnect for Registry {
     fn disconnect(&self, name: &Name, id: SessionId) -> Option<Departure> {
+        let mut wake = Wakeups::default();
         let mut state = self.lock();
         if state.users.get(name)?.session != id {
             return None;
         }
-        state.remove_user(name, &self.limits)
+        let departure = state.remove_user(name, &self.limits, &mut wake.0);
+        drop(state);
+        departure
     }
 }
 
 /// The embedded engine: every operation is answered at once from memory.
 impl ChatEngine for Registry {
-    fn connect(&self, username: &str, resume: Option<ResumeRequest>) -> Reply<Connected> {
-        Reply::now(self.connect_resuming(username, resume.as_ref()))
+    fn connect(
+        &self,
+        username: &str,
+        resume: Option<ResumeRequest>,
+        events: EventKinds,
+    ) -> Reply<Connected> {
+        Reply::now(self.connect_resuming(username, resume.as_ref(), events))
     }
 
     fn create_group(&self, caller: &str, name: &str) -> Reply<()> {
@@ -624,6 +716,14 @@ impl ChatEngine for Registry {
 
     fn history(&self, caller: &str, group: &str, query: HistoryQuery) -> Reply<HistoryPage> {
         Reply::now(Registry::history(self, caller, group, &query))
+    }
+
+    fn list_members(&self, caller: &str, group: &str, query: MemberQuery) -> Reply<MemberPage> {
+        Reply::now(Registry::list_members(self, caller, group, &query))
+    }
+
+    fn send_typing(&self, caller: &str, recipient: &str) -> Reply<()> {
+        Reply::now(Registry::send_typing(self, caller, recipient))
     }
 
     fn shutdown(&self) {
@@ -735,7 +835,7 @@ impl State {
             self.next_message_id += 1;
             if connection.outbox.push(message).is_err() {
                 let name = Arc::clone(recipient);
-                self.evict(&name, limits);
+                self.evict(&name, limits, wake);
                 return Err(ChatError::RecipientOverloaded(name.to_string()));
             }
             wake.push(connection.outbox.clone());
@@ -782,7 +882,7 @@ impl State {
         let recipients = group.members.len() - evicted.len();
         self.sent.1 += 1;
         for name in &evicted {
-            self.evict(name, limits);
+            self.evict(name, limits, wake);
         }
         Ok(Sent {
             id,
@@ -792,21 +892,48 @@ impl State {
         })
     }
 
-    /// Disconnects a slow consumer: it leaves every group at once and its
-    /// stream is told to end; its session reports the departure later.
-    fn evict(&mut self, name: &str, limits: &Limits) {
-        let Some(outbox) = self.users.get(name).map(|c| c.outbox.clone()) else {
-            return;
-        };
-        if let Some(departure) = self.remove_user(name, limits) {
-            outbox.keep_departure(departure);
+    /// Disconnects slow consumers: each leaves every group at once (whose
+    /// other members are told, which may find more full queues: they go
+    /// the same way) and its stream is told to end; its session reports
+    /// the departure later.
+    fn evict(&mut self, name: &str, limits: &Limits, wake: &mut Vec<Outbox>) {
+        let mut pending: Vec<Name> = vec![Arc::from(name)];
+        while let Some(name) = pending.pop() {
+            let Some(outbox) = self.users.get(&*name).map(|c| c.outbox.clone()) else {
+                continue;
+            };
+            if let Some(departure) = self.remove_user_telling(&name, limits, wake, &mut pending) {
+                outbox.keep_departure(departure);
+            }
+            outbox.close(CloseReason::SlowConsumer);
         }
-        outbox.close(CloseReason::SlowConsumer);
     }
 
     /// Removes a user and its memberships, keeping its recent messages for
-    /// a resume; returns what changed.
-    fn remove_user(&mut self, name: &str, limits: &Limits) -> Option<Departure> {
+    /// a resume and telling its groups; returns what changed.
+    fn remove_user(
+        &mut self,
+        name: &str,
+        limits: &Limits,
+        wake: &mut Vec<Outbox>,
+    ) -> Option<Departure> {
+        let mut full = Vec::new();
+        let departure = self.remove_user_telling(name, limits, wake, &mut full);
+        for name in full {
+            self.evict(&name, limits, wake);
+        }
+        departure
+    }
+
+    /// [`State::remove_user`], leaving the members whose queue a
+    /// `DISCONNECTED` event found full in `full`.
+    fn remove_user_telling(
+        &mut self,
+        name: &str,
+        limits: &Limits,
+        wake: &mut Vec<Outbox>,
+        full: &mut Vec<Name>,
+    ) -> Option<Departure> {
         let (name, connection) = self.users.remove_entry(name)?;
         if let Some(recent) = connection.outbox.take_recent() {
             self.parked.park(
@@ -823,11 +950,81 @@ impl State {
             groups_deleted: Vec::new(),
         };
         for group in connection.groups {
+            let before = self.groups.get(&group).map_or(0, |g| g.members.len());
             if self.remove_member(&group, &name) {
                 departure.groups_deleted.push(group);
+            } else {
+                let change = Change {
+                    group: &group,
+                    user: &name,
+                    kind: MembershipKind::Disconnected,
+                    before,
+                };
+                self.tell_members(&change, limits, wake, full);
             }
         }
         Some(departure)
+    }
+
+    /// Tells the members of a group who asked for membership events about
+    /// `change` (unless the group is over the threshold); members whose
+    /// queue is full are evicted.
+    fn announce(
+        &mut self,
+        group: &Name,
+        user: &Name,
+        kind: MembershipKind,
+        before: usize,
+        limits: &Limits,
+        wake: &mut Vec<Outbox>,
+    ) {
+        let change = Change {
+            group,
+            user,
+            kind,
+            before,
+        };
+        let mut full = Vec::new();
+        self.tell_members(&change, limits, wake, &mut full);
+        for name in full {
+            self.evict(&name, limits, wake);
+        }
+    }
+
+    /// Queues `change`'s event for the group's members who asked for it,
+    /// leaving those whose queue is full in `full`.
+    fn tell_members(
+        &self,
+        change: &Change<'_>,
+        limits: &Limits,
+        wake: &mut Vec<Outbox>,
+        full: &mut Vec<Name>,
+    ) {
+        let Some(group) = self.groups.get(change.group) else {
+            return;
+        };
+        let after = group.members.len();
+        if !membership_events_allowed(change.before, after, limits.membership_events_max_members) {
+            return;
+        }
+        let event = Arc::new(Event::Membership {
+            group: Arc::clone(change.group),
+            user: Arc::clone(change.user),
+            kind: change.kind,
+            member_count: u32::try_from(after).unwrap_or(u32::MAX),
+            position: group.history.position(),
+            at: now_in_micros(),
+        });
+        for (member, outbox) in &group.members {
+            if !outbox.wants(EventKinds::MEMBERSHIP) {
+                continue;
+            }
+            if outbox.push_event(Arc::clone(&event)).is_ok() {
+                wake.push(outbox.clone());
+            } else {
+                full.push(Arc::clone(member));
+            }
+        }
     }
 
     /// Removes `member` from `group`; deletes the group and returns true if
@@ -847,6 +1044,82 @@ impl State {
             false
         }
     }
+}
+
+impl State {
+    /// Queues a typing notice from `sender` for `recipient`; see
+    /// [`Registry::send_typing`].
+    fn typing(
+        &mut self,
+        sender: &Name,
+        recipient: &str,
+        limits: &Limits,
+        wake: &mut Vec<Outbox>,
+    ) -> Result<(), ChatError> {
+        if let Some((recipient, connection)) = self.users.get_key_value(recipient) {
+            let recipient = Arc::clone(recipient);
+            if !self.typing.allow(sender, &recipient, Instant::now()) {
+                return Ok(());
+            }
+            let outbox = connection.outbox.clone();
+            if !outbox.wants(EventKinds::TYPING) {
+                return Ok(());
+            }
+            let event = Arc::new(Event::Typing {
+                conversation: Arc::clone(sender),
+                conversation_kind: ChannelKind::User,
+                user: Arc::clone(sender),
+            });
+            if outbox.push_event(event).is_err() {
+                self.evict(&recipient, limits, wake);
+                return Err(ChatError::RecipientOverloaded(recipient.to_string()));
+            }
+            wake.push(outbox);
+            return Ok(());
+        }
+        let Some((group_name, group)) = self.groups.get_key_value(recipient) else {
+            return Err(ChatError::RecipientNotFound(recipient.to_owned()));
+        };
+        if !group.members.contains_key(sender) {
+            return Err(ChatError::NotMemberOfRecipient(recipient.to_owned()));
+        }
+        let group_name = Arc::clone(group_name);
+        if !self.typing.allow(sender, &group_name, Instant::now()) {
+            return Ok(());
+        }
+        let Some(group) = self.groups.get(&group_name) else {
+            return Ok(());
+        };
+        let event = Arc::new(Event::Typing {
+            conversation: Arc::clone(&group_name),
+            conversation_kind: ChannelKind::Group,
+            user: Arc::clone(sender),
+        });
+        let mut full = Vec::new();
+        for (member, outbox) in &group.members {
+            if member == sender || !outbox.wants(EventKinds::TYPING) {
+                continue;
+            }
+            if outbox.push_event(Arc::clone(&event)).is_ok() {
+                wake.push(outbox.clone());
+            } else {
+                full.push(Arc::clone(member));
+            }
+        }
+        for name in full {
+            self.evict(&name, limits, wake);
+        }
+        Ok(())
+    }
+}
+
+/// A membership change, as told to a group's members.
+struct Change<'a> {
+    group: &'a Name,
+    user: &'a Name,
+    kind: MembershipKind,
+    /// Members before the change.
+    before: usize,
 }
 
 /// Now, in whole microseconds: the precision a message's time is kept in

@@ -71,6 +71,7 @@ mod tests {
             max_groups_per_user: 10,
             history: crate::domain::HistoryLimits::DEFAULT,
             resume: crate::domain::ResumeLimits::DEFAULT,
+            membership_events_max_members: 1000,
         });
         let (_alice, alice_inbox) = registry.connect("alice").unwrap();
         let (bob, _bob_inbox) = registry.connect("bob").unwrap();

@@ -400,17 +400,17 @@ mod tests {
             .lines()
             .filter(|line| line.starts_with("grpc_server_handled_total{"))
             .count();
-        assert_eq!(handled, 7 * 17);
+        assert_eq!(handled, 9 * 17);
         assert!(text.contains(
             "grpc_server_handled_total{grpc_type=\"server_stream\",grpc_service=\"chat.v1.ChatService\",\
              grpc_method=\"Connect\",grpc_code=\"Unauthenticated\"} 0\n"
         ));
-        // Unary calls only: 6 histograms of 16 buckets.
+        // Unary calls only: 8 histograms of 16 buckets.
         let buckets = text
             .lines()
             .filter(|line| line.starts_with("grpc_server_handling_seconds_bucket{"))
             .count();
-        assert_eq!(buckets, 6 * 16);
+        assert_eq!(buckets, 8 * 16);
         assert!(text.contains("le=\"0.0001\""), "{text}");
         assert!(text.contains("le=\"5\""));
         assert!(text.contains("chat_build_info{version=\"1.2.3\"} 1\n"));

@@ -23,11 +23,15 @@ pub enum Rpc {
     ListChannels,
     /// `GetHistory`.
     GetHistory,
+    /// `ListGroupMembers`.
+    ListGroupMembers,
+    /// `SendTyping`.
+    SendTyping,
 }
 
 impl Rpc {
     /// Every RPC, in the order the series are written.
-    pub const ALL: [Rpc; 7] = [
+    pub const ALL: [Rpc; 9] = [
         Rpc::Connect,
         Rpc::CreateGroupChat,
         Rpc::JoinGroupChat,
@@ -35,6 +39,8 @@ impl Rpc {
         Rpc::SendMessage,
         Rpc::ListChannels,
         Rpc::GetHistory,
+        Rpc::ListGroupMembers,
+        Rpc::SendTyping,
     ];
 
     /// The method's name: the `grpc_method` label, and the name logs use.
@@ -47,6 +53,8 @@ impl Rpc {
             Rpc::SendMessage => "SendMessage",
             Rpc::ListChannels => "ListChannels",
             Rpc::GetHistory => "GetHistory",
+            Rpc::ListGroupMembers => "ListGroupMembers",
+            Rpc::SendTyping => "SendTyping",
         }
     }
 
@@ -60,6 +68,8 @@ impl Rpc {
             Rpc::SendMessage => "/chat.v1.ChatService/SendMessage",
             Rpc::ListChannels => "/chat.v1.ChatService/ListChannels",
             Rpc::GetHistory => "/chat.v1.ChatService/GetHistory",
+            Rpc::ListGroupMembers => "/chat.v1.ChatService/ListGroupMembers",
+            Rpc::SendTyping => "/chat.v1.ChatService/SendTyping",
         }
     }
 

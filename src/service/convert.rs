@@ -6,7 +6,8 @@ use protobuf::well_known_types::timestamp::Timestamp;
 use protobuf::{EnumOrUnknown, MessageField};
 
 use crate::domain::{
-    ChannelInfo, ChannelKind, Connected, HistoryPage, Message, ResumeStatus, Sent,
+    ChannelInfo, ChannelKind, Connected, Event, EventKinds, HistoryPage, MemberPage,
+    MembershipKind, Message, ResumeStatus, Sent,
 };
 
 fn channel_type(kind: ChannelKind) -> EnumOrUnknown<ChannelType> {
@@ -74,5 +75,71 @@ pub fn history_to_proto(page: &HistoryPage) -> proto::GetHistoryResponse {
     out.messages = page.messages.iter().map(|m| message_to_proto(m)).collect();
     out.more = page.more;
     out.truncated = page.truncated;
+    out
+}
+
+/// A membership or typing event as the stream writes it.
+pub fn event_to_proto(event: &Event) -> proto::connect_response::Event {
+    match event {
+        Event::Membership {
+            group,
+            user,
+            kind,
+            member_count,
+            position,
+            at,
+        } => {
+            let mut out = proto::MembershipChange::new();
+            out.group = group.to_string();
+            out.user = user.to_string();
+            out.kind = EnumOrUnknown::new(match kind {
+                MembershipKind::Joined => {
+                    proto::MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_JOINED
+                }
+                MembershipKind::Left => proto::MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_LEFT,
+                MembershipKind::Disconnected => {
+                    proto::MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_DISCONNECTED
+                }
+                MembershipKind::Removed => {
+                    proto::MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_REMOVED
+                }
+            });
+            out.member_count = *member_count;
+            out.position = *position;
+            out.at = MessageField::some(Timestamp::from(*at));
+            proto::connect_response::Event::Membership(out)
+        }
+        Event::Typing {
+            conversation,
+            conversation_kind,
+            user,
+        } => {
+            let mut out = proto::TypingStarted::new();
+            out.conversation = conversation.to_string();
+            out.conversation_type = channel_type(*conversation_kind);
+            out.user = user.to_string();
+            proto::connect_response::Event::Typing(out)
+        }
+    }
+}
+
+/// The event kinds a Connect asked for (unknown and unspecified ones are
+/// ignored).
+pub fn event_kinds(asked: &[EnumOrUnknown<proto::EventType>]) -> EventKinds {
+    asked
+        .iter()
+        .fold(EventKinds::NONE, |kinds, kind| match kind.enum_value() {
+            Ok(proto::EventType::EVENT_TYPE_MEMBERSHIP) => kinds.with(EventKinds::MEMBERSHIP),
+            Ok(proto::EventType::EVENT_TYPE_TYPING) => kinds.with(EventKinds::TYPING),
+            Ok(proto::EventType::EVENT_TYPE_UNSPECIFIED) | Err(_) => kinds,
+        })
+}
+
+/// The reply to ListGroupMembers.
+pub fn members_to_proto(page: &MemberPage) -> proto::ListGroupMembersResponse {
+    let mut out = proto::ListGroupMembersResponse::new();
+    out.members = page.members.iter().map(|name| name.to_string()).collect();
+    out.next_page_token = page.next_page_token.clone();
+    out.member_count = page.member_count;
     out
 }

@@ -22,9 +22,10 @@ use futures::Stream;
 use grpcio::{GrpcSlice, Marshaller, MessageReader, WriteFlags};
 use protobuf::Message as _;
 
+use super::convert::event_to_proto;
 use super::convert::message_to_proto;
 use super::status::close_status;
-use crate::domain::{mailbox, CloseReason, Inbox, Message};
+use crate::domain::{mailbox, CloseReason, Event, Inbox, Item, Message};
 use crate::metrics::Metrics;
 
 /// Most messages in one `Delivery`.
@@ -64,8 +65,9 @@ pub struct DeliveryStream {
     inbox: Inbox,
     /// The `connected` event, until it is sent.
     connected: Option<EncodedEvent>,
-    /// A message taken from the inbox that did not fit in the last delivery.
-    carry: Option<std::sync::Arc<Message>>,
+    /// What was taken from the inbox but not written yet: a message that
+    /// did not fit in the last delivery, or an event that ended it.
+    carry: Option<Item>,
     /// The messages of the delivery being built (kept to reuse its capacity).
     batch: Vec<std::sync::Arc<Message>>,
     /// Set when the server closed the inbox; the stream has ended.
@@ -102,13 +104,21 @@ impl DeliveryStream {
         self.delivered
     }
 
-    fn close(&mut self, reason: CloseReason) -> Poll<Option<grpcio::Result<Event>>> {
+    /// Writes one membership or typing event, on its own.
+    fn write_event(&mut self, event: &Event) -> Poll<Option<grpcio::Result<Written>>> {
+        let more = self.inbox.queued() > 0;
+        let flags = WriteFlags::default().buffer_hint(more);
+        Poll::Ready(Some(Ok((other_event(event), flags))))
+    }
+
+    fn close(&mut self, reason: CloseReason) -> Poll<Option<grpcio::Result<Written>>> {
         self.closed = Some(reason);
         Poll::Ready(Some(Err(grpcio::Error::RpcFailure(close_status(reason)))))
     }
 }
 
-type Event = (EncodedEvent, WriteFlags);
+/// One event as written, with its write flags.
+type Written = (EncodedEvent, WriteFlags);
 
 /// How many bytes `value` takes as a varint.
 fn varint_len(value: usize) -> usize {
@@ -151,6 +161,13 @@ pub fn connected_event(connected: chat_proto::chat::Connected) -> EncodedEvent {
     EncodedEvent(event.write_to_bytes().unwrap_or_default())
 }
 
+/// An event other than a delivery (membership, typing), encoded.
+fn other_event(event: &Event) -> EncodedEvent {
+    let mut response = ConnectResponse::new();
+    response.event = Some(event_to_proto(event));
+    EncodedEvent(response.write_to_bytes().unwrap_or_default())
+}
+
 /// A `delivery` event holding `batch`, whose entries take `body` bytes.
 fn delivery_event(batch: &[std::sync::Arc<Message>], body: usize) -> EncodedEvent {
     let mut out = Vec::with_capacity(1 + varint_len(body) + body);
@@ -163,7 +180,7 @@ fn delivery_event(batch: &[std::sync::Arc<Message>], body: usize) -> EncodedEven
 }
 
 impl Stream for DeliveryStream {
-    type Item = grpcio::Result<Event>;
+    type Item = grpcio::Result<Written>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
@@ -178,26 +195,37 @@ impl Stream for DeliveryStream {
         }
         this.batch.clear();
         let mut body = 0;
-        if let Some(message) = this.carry.take() {
-            body += entry(&message).len();
-            this.batch.push(message);
+        match this.carry.take() {
+            Some(Item::Event(event)) => return this.write_event(&event),
+            Some(Item::Message(message)) => {
+                body += entry(&message).len();
+                this.batch.push(message);
+            }
+            None => {}
         }
         while this.batch.len() < MAX_MESSAGES {
             let next = if this.batch.is_empty() {
                 match this.inbox.poll(cx.waker()) {
-                    mailbox::Poll::Message(message) => message,
+                    mailbox::Poll::Item(Item::Message(message)) => message,
+                    mailbox::Poll::Item(Item::Event(event)) => return this.write_event(&event),
                     mailbox::Poll::Empty => return Poll::Pending,
                     mailbox::Poll::Closed(reason) => return this.close(reason),
                 }
             } else {
                 match this.inbox.try_take() {
-                    Some(message) => message,
+                    Some(Item::Message(message)) => message,
+                    Some(event @ Item::Event(_)) => {
+                        // The delivery so far goes first: the event keeps
+                        // its place in the order.
+                        this.carry = Some(event);
+                        break;
+                    }
                     None => break,
                 }
             };
             let size = entry(&next).len();
             if body + size > MAX_DELIVERY_BYTES && !this.batch.is_empty() {
-                this.carry = Some(next);
+                this.carry = Some(Item::Message(next));
                 break;
             }
             body += size;

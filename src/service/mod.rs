@@ -23,8 +23,9 @@ use std::time::Instant;
 use chat_proto::chat::{
     ConnectRequest, CreateGroupChatRequest, CreateGroupChatResponse, GetHistoryRequest,
     GetHistoryResponse, JoinGroupChatRequest, JoinGroupChatResponse, LeaveGroupChatRequest,
-    LeaveGroupChatResponse, ListChannelsRequest, ListChannelsResponse, SendMessageRequest,
-    SendMessageResponse,
+    LeaveGroupChatResponse, ListChannelsRequest, ListChannelsResponse, ListGroupMembersRequest,
+    ListGroupMembersResponse, SendMessageRequest, SendMessageResponse, SendTypingRequest,
+    SendTypingResponse,
 };
 use chat_proto::chat_grpc::ChatService;
 use futures::{FutureExt, SinkExt};
@@ -33,8 +34,8 @@ use slog::{debug, error, info, o, Logger};
 
 use crate::auth::TokenAuth;
 use crate::domain::{
-    ChatEngine, CloseReason, Connected, HistoryQuery, Left, Reply, ResumeRequest, ResumeStatus,
-    Session, Wakeups,
+    ChatEngine, CloseReason, Connected, HistoryQuery, Left, MemberQuery, Reply, ResumeRequest,
+    ResumeStatus, Session, Wakeups,
 };
 use crate::metrics::{Code, DisconnectReason, Metrics, Rpc};
 use codec::{bad_request, request_marshaller, Raw, RequestCodec};
@@ -125,12 +126,13 @@ impl ChatHandler {
             token: resume.token,
             after_id: resume.after_id,
         });
+        let events = convert::event_kinds(&req.events);
         let username = req.username;
         let expiry = match connect_identity(self.inner.tokens.as_ref(), &ctx, &log, &username) {
             Ok(expiry) => expiry,
             Err(status) => return refuse_stream(&ctx, sink, &log, "Connect", status),
         };
-        let registered = guarded(|| Ok(self.inner.engine.connect(&username, resume)));
+        let registered = guarded(|| Ok(self.inner.engine.connect(&username, resume, events)));
         let reply = match registered {
             Ok(reply) => reply,
             Err(refused) => {
@@ -359,6 +361,20 @@ pub fn chat_service(handler: ChatHandler, codec: RequestCodec) -> grpcio::Servic
         codec,
         <ChatHandler as ChatService>::get_history,
     );
+    let builder = add_unary(
+        builder,
+        Rpc::ListGroupMembers,
+        &handler,
+        codec,
+        <ChatHandler as ChatService>::list_group_members,
+    );
+    let builder = add_unary(
+        builder,
+        Rpc::SendTyping,
+        &handler,
+        codec,
+        <ChatHandler as ChatService>::send_typing,
+    );
     builder.build()
 }
 
@@ -530,6 +546,46 @@ impl ChatService for ChatHandler {
         });
         self.answer(&ctx, sink, Rpc::GetHistory, caller, reply, |_, _, page| {
             (convert::history_to_proto(&page), None)
+        });
+    }
+
+    fn list_group_members(
+        &mut self,
+        ctx: RpcContext<'_>,
+        req: ListGroupMembersRequest,
+        sink: UnarySink<ListGroupMembersResponse>,
+    ) {
+        let Some((caller, sink)) = self.authenticated(&ctx, sink, "ListGroupMembers") else {
+            return;
+        };
+        let reply = guarded(|| {
+            Ok(match MemberQuery::new(req.limit, &req.page_token) {
+                Ok(query) => self.inner.engine.list_members(&caller, &req.group, query),
+                Err(invalid) => Reply::now(Err(invalid)),
+            })
+        });
+        self.answer(
+            &ctx,
+            sink,
+            Rpc::ListGroupMembers,
+            caller,
+            reply,
+            |_, _, page| (convert::members_to_proto(&page), None),
+        );
+    }
+
+    fn send_typing(
+        &mut self,
+        ctx: RpcContext<'_>,
+        req: SendTypingRequest,
+        sink: UnarySink<SendTypingResponse>,
+    ) {
+        let Some((caller, sink)) = self.authenticated(&ctx, sink, "SendTyping") else {
+            return;
+        };
+        let reply = guarded(|| Ok(self.inner.engine.send_typing(&caller, &req.recipient)));
+        self.answer(&ctx, sink, Rpc::SendTyping, caller, reply, |_, _, ()| {
+            (SendTypingResponse::new(), None)
         });
     }
 }

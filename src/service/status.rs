@@ -77,7 +77,8 @@ pub fn code_of(error: &ChatError) -> RpcStatusCode {
     match error {
         ChatError::InvalidName { .. }
         | ChatError::InvalidText(_)
-        | ChatError::InvalidLimit { .. } => RpcStatusCode::INVALID_ARGUMENT,
+        | ChatError::InvalidLimit { .. }
+        | ChatError::InvalidPageToken => RpcStatusCode::INVALID_ARGUMENT,
         ChatError::Unauthenticated => RpcStatusCode::UNAUTHENTICATED,
         ChatError::NameTaken(_) | ChatError::AlreadyMember(_) => RpcStatusCode::ALREADY_EXISTS,
         ChatError::TooManyConnections(_)
@@ -311,6 +312,7 @@ mod tests {
             max_groups_per_user: 10,
             history: crate::domain::HistoryLimits::DEFAULT,
             resume: crate::domain::ResumeLimits::DEFAULT,
+            membership_events_max_members: 1000,
         });
         let (_alice, _inbox) = registry.connect("alice").unwrap();
         let refused = guarded::<()>(|| {

@@ -30,6 +30,7 @@ use proptest::test_runner::{Config, TestCaseError};
 use super::*;
 use crate::domain::mailbox::CloseReason;
 use crate::domain::names::NameProblem;
+use crate::domain::Item;
 
 /// Small, so `TooManyConnections` happens.
 const MAX_CONNECTIONS: usize = 5;
@@ -202,7 +203,9 @@ struct Held {
 impl Held {
     /// Takes every queued message, checking that ids strictly increase.
     fn drain(&mut self) -> Result<Vec<Arc<Message>>, TestCaseError> {
-        let messages: Vec<Arc<Message>> = std::iter::from_fn(|| self.inbox.try_take()).collect();
+        let messages: Vec<Arc<Message>> = std::iter::from_fn(|| self.inbox.try_take())
+            .filter_map(Item::message)
+            .collect();
         for message in &messages {
             prop_assert!(
                 message.id > self.last_id,
@@ -226,6 +229,7 @@ fn registry(queue_depth: usize, queue_bytes: usize) -> Arc<Registry> {
         max_groups_per_user: MAX_GROUPS_PER_USER,
         history: crate::domain::HistoryLimits::DEFAULT,
         resume: crate::domain::ResumeLimits::DEFAULT,
+        membership_events_max_members: 1000,
     })
 }
 

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::domain::mailbox::CloseReason;
+use crate::domain::Item;
 
 fn registry() -> Arc<Registry> {
     registry_with(Limits {
@@ -12,6 +13,7 @@ fn registry() -> Arc<Registry> {
         max_groups_per_user: 100,
         history: crate::domain::HistoryLimits::DEFAULT,
         resume: crate::domain::ResumeLimits::DEFAULT,
+        membership_events_max_members: 1000,
     })
 }
 
@@ -20,7 +22,9 @@ fn registry_with(limits: Limits) -> Arc<Registry> {
 }
 
 fn drain(inbox: &Inbox) -> Vec<Arc<Message>> {
-    std::iter::from_fn(|| inbox.try_take()).collect()
+    std::iter::from_fn(|| inbox.try_take())
+        .filter_map(Item::message)
+        .collect()
 }
 
 fn texts(inbox: &Inbox) -> Vec<String> {
@@ -68,6 +72,7 @@ fn connect_refuses_past_the_connection_limit() {
         max_groups_per_user: 100,
         history: crate::domain::HistoryLimits::DEFAULT,
         resume: crate::domain::ResumeLimits::DEFAULT,
+        membership_events_max_members: 1000,
     });
     let _a = reg.connect("a").unwrap();
     let b = reg.connect("b").unwrap();
@@ -129,6 +134,7 @@ fn a_stale_session_does_not_remove_a_newer_owner_of_the_name() {
         max_groups_per_user: 100,
         history: crate::domain::HistoryLimits::DEFAULT,
         resume: crate::domain::ResumeLimits::DEFAULT,
+        membership_events_max_members: 1000,
     });
     let (_a, _ai) = reg.connect("a").unwrap();
     let (old_b, _bi) = reg.connect("b").unwrap();
@@ -306,6 +312,7 @@ fn a_full_group_member_is_evicted_and_the_others_still_receive() {
         max_groups_per_user: 100,
         history: crate::domain::HistoryLimits::DEFAULT,
         resume: crate::domain::ResumeLimits::DEFAULT,
+        membership_events_max_members: 1000,
     });
     let (_a, ai) = reg.connect("alice").unwrap();
     let (mut slow, si) = reg.connect("slow").unwrap();
@@ -359,6 +366,7 @@ fn concurrent_group_senders_give_every_member_the_same_order() {
         max_groups_per_user: 100,
         history: crate::domain::HistoryLimits::DEFAULT,
         resume: crate::domain::ResumeLimits::DEFAULT,
+        membership_events_max_members: 1000,
     });
     let mut sessions = Vec::new();
     let mut inboxes = Vec::new();
