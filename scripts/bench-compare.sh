@@ -14,9 +14,11 @@
 #                  carries, so messages/s achieved is each server's capacity
 #                  (at mixed's own rate both carry it all)
 #   SATURATED_RATE the offered rate of mixed-saturated (default 30000 msgs/s)
-#   AGAINST        the baseline: tonic (default, the yardstick) or ours-off
+#   AGAINST        the baseline: tonic (default, the yardstick), ours-off
 #                  (this server with --history-size 0 --resume-window 0, to
-#                  see what history and resume cost at their defaults)
+#                  see what history and resume cost at their defaults), or
+#                  build:PATH (another build of this server, e.g. an older
+#                  commit's, at its defaults)
 #   YARDSTICK_DIR  the yardstick's sources (default ../shared/yardstick/tonic-chat)
 #   BENCH_OUT      where the per-run JSON lines go (default target/bench/compare.jsonl)
 # The yardstick is built outside this workspace, from a copy of its sources,
@@ -32,9 +34,15 @@ rounds=${ROUNDS:-3}
 read -r -a scenarios <<<"${SCENARIOS:-direct fanout connections connections-shared mixed mixed-saturated pingpong}"
 saturated_rate=${SATURATED_RATE:-30000}
 against=${AGAINST:-tonic}
+baseline_build=""
 case "$against" in
   tonic | ours-off) ;;
-  *) echo "bench-compare: AGAINST must be tonic or ours-off, got $against" >&2; exit 2 ;;
+  build:*)
+    baseline_build=${against#build:}
+    against=build
+    [ -x "$baseline_build" ] || { echo "bench-compare: no server binary at $baseline_build" >&2; exit 2; }
+    ;;
+  *) echo "bench-compare: AGAINST must be tonic, ours-off or build:PATH, got $against" >&2; exit 2 ;;
 esac
 mkdir -p "$(dirname "$out")"
 : >"$out"
@@ -85,6 +93,7 @@ start_server() {
     ours) "$ours" --listen "127.0.0.1:$port" 2>"$log" & ;;
     tonic) "$tonic" --listen "127.0.0.1:$port" 2>"$log" & ;;
     ours-off) "$ours" --listen "127.0.0.1:$port" --history-size 0 --resume-window 0 2>"$log" & ;;
+    build) "$baseline_build" --listen "127.0.0.1:$port" 2>"$log" & ;;
   esac
   server_pid=$!
   for _ in $(seq 200); do
