@@ -3,7 +3,9 @@
 //! Scenarios are subcommands (`direct`, `fanout`, `connections`, `mixed`,
 //! `pingpong`) and `all` runs them in that order; `cluster` runs `direct`,
 //! `fanout` and `pingpong`, the scenarios `make bench` runs against several
-//! nodes of one cluster (`--server A,B`). Each prints one JSON
+//! nodes of one cluster (`--server A,B`). `history` (group history's
+//! memory, Redis cost and `GetHistory` latency) runs on its own, on a fresh
+//! server started with `--resume-window 0`, as `make bench` does. Each prints one JSON
 //! object per scenario on stdout (and appends it to `--json-out`), then a
 //! table; the exit code is 1 when any scenario failed a check, hit an
 //! error or timed out. Every simulated user has its own channel (HTTP/2
@@ -30,7 +32,7 @@ use structopt::StructOpt;
 use net::{wait_gone, Bench};
 use procfs::Pids;
 use report::Report;
-use scenario::{closed_loop, connections, mixed, pingpong};
+use scenario::{closed_loop, connections, history, mixed, pingpong};
 use util::Deadline;
 
 /// Command-line flags.
@@ -88,6 +90,10 @@ enum Command {
     Mixed(MixedOpt),
     /// Two users, one message in flight, bouncing back and forth
     Pingpong(PingpongOpt),
+    /// Groups filled past their history, then GetHistory timed: memory per
+    /// kept message, Redis CPU per group message, GetHistory latency (run
+    /// the server with --resume-window 0)
+    History(HistoryOpt),
     /// Every scenario in turn with its defaults
     All(AllOpt),
     /// direct, fanout and pingpong in turn with their defaults: the
@@ -170,6 +176,43 @@ struct PingpongOpt {
     /// Round trips
     #[structopt(long, default_value = "5000")]
     rounds: u32,
+}
+
+#[derive(Debug, StructOpt)]
+struct HistoryOpt {
+    /// Users, each on its own channel (user i on node i); group g has user
+    /// g % users (its sender) and the next user as members, so each user is
+    /// in 4 x groups / users groups (the server allows 100 by default)
+    #[structopt(long, default_value = "8")]
+    users: u32,
+    /// Users (the first ones) issuing the timed GetHistory calls, one call
+    /// at a time each, over the groups they are in
+    #[structopt(long, default_value = "2")]
+    callers: u32,
+    /// Groups filled and read (a warm-up set of as many is filled first)
+    #[structopt(long, default_value = "100")]
+    groups: u32,
+    /// Messages sent to each group (more than the server keeps)
+    #[structopt(long, default_value = "150")]
+    messages: u32,
+    /// Bytes of each message's text
+    #[structopt(long, default_value = "100")]
+    text_bytes: u32,
+    /// Timed GetHistory calls, all callers together
+    #[structopt(long, default_value = "20000")]
+    calls: u32,
+    /// `limit` of each timed GetHistory (backward from the newest)
+    #[structopt(long, default_value = "50")]
+    limit: u32,
+    /// The server's --history-size, for the check of what each group keeps
+    #[structopt(long, default_value = "100")]
+    history_size: u32,
+    /// The server's --history-bytes, for the same check
+    #[structopt(long, default_value = "262144")]
+    history_bytes: u64,
+    /// Multiply the timed calls by this, for quick runs
+    #[structopt(long, default_value = "1.0")]
+    scale: f64,
 }
 
 #[derive(Debug, StructOpt)]
@@ -275,6 +318,23 @@ fn pingpong(bench: &Bench, o: &PingpongOpt) -> Report {
     pingpong::run(bench, o.rounds)
 }
 
+fn history(bench: &Bench, o: &HistoryOpt) -> Report {
+    history::run(
+        bench,
+        history::Sizes {
+            users: o.users,
+            callers: o.callers,
+            groups: o.groups,
+            messages: o.messages,
+            text_bytes: o.text_bytes,
+            calls: scaled(o.calls, o.scale),
+            limit: o.limit,
+            history_size: o.history_size,
+            history_bytes: o.history_bytes,
+        },
+    )
+}
+
 /// Runs one scenario, emits its JSON and waits for the server to let go of
 /// every user this process connected, so the next one starts quiet. Against
 /// several nodes the report is named `cluster-<scenario>`.
@@ -355,6 +415,10 @@ fn main() -> ExitCode {
         Command::Pingpong(o) => {
             let bench = for_pingpong();
             reports.push(run_one(&bench, json_out, || pingpong(&bench, o)));
+        }
+        Command::History(o) => {
+            let bench = general();
+            reports.push(run_one(&bench, json_out, || history(&bench, o)));
         }
         Command::All(all) => {
             let s = all.scale;

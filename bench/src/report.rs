@@ -44,6 +44,9 @@ pub struct Report {
     pub extra: Map<String, Value>,
     /// Why the scenario failed, apart from checks and errors.
     pub failures: Vec<String>,
+    /// Lines printed under the table for figures it has no column for
+    /// (their numbers are in `extra` too).
+    pub notes: Vec<String>,
 }
 
 impl Report {
@@ -228,6 +231,11 @@ pub fn table(reports: &[Report]) -> String {
             let rule: Vec<String> = widths.iter().map(|&w| "-".repeat(w)).collect();
             out.push_str(&rule.join("  "));
             out.push('\n');
+        }
+    }
+    for r in reports {
+        for note in &r.notes {
+            out.push_str(&format!("{}: {note}\n", r.scenario));
         }
     }
     for r in reports.iter().filter(|r| !r.failures.is_empty()) {

@@ -6,6 +6,7 @@
 
 pub mod closed_loop;
 pub mod connections;
+pub mod history;
 pub mod mixed;
 pub mod pingpong;
 
