@@ -258,20 +258,42 @@ impl History {
         if limits.messages == 0 || size > limits.bytes {
             self.evicted.record(message.id);
         } else {
+            // Room first, so a full history never grows its ring.
+            while self.kept.len() >= limits.messages {
+                self.evict_oldest();
+            }
+            if self.kept.len() == self.kept.capacity() {
+                // Grow by doubling, but never past the limit: a full
+                // history holds no spare slots.
+                let room = self
+                    .kept
+                    .len()
+                    .max(4)
+                    .min(limits.messages - self.kept.len());
+                self.kept.reserve_exact(room);
+            }
             self.kept.push_back(KeptMessage::of(message));
             self.bytes += size;
         }
         while self.kept.len() > limits.messages || self.bytes > limits.bytes {
-            let Some(oldest) = self.kept.pop_front() else {
+            if !self.evict_oldest() {
                 break;
-            };
-            self.bytes -= oldest.text.len();
-            self.evicted.record(oldest.id);
+            }
         }
         (
             self.kept.len() as isize - before.0,
             self.bytes as isize - before.1,
         )
+    }
+
+    /// Evicts the oldest kept message; false when none is kept.
+    fn evict_oldest(&mut self) -> bool {
+        let Some(oldest) = self.kept.pop_front() else {
+            return false;
+        };
+        self.bytes -= oldest.text.len();
+        self.evicted.record(oldest.id);
+        true
     }
 
     /// The page `query` reads from the messages of `group`.
@@ -437,6 +459,17 @@ mod tests {
         assert!(page.messages.is_empty() && page.truncated);
         let page = history.page(&group, &query(7, 0, 0));
         assert!(!page.truncated);
+    }
+
+    #[test]
+    fn a_full_history_has_no_spare_slots() {
+        let limits = HistoryLimits {
+            messages: 100,
+            bytes: 1 << 20,
+        };
+        let history = history(1..=250, limits);
+        assert_eq!(history.kept.len(), 100);
+        assert_eq!(history.kept.capacity(), 100);
     }
 
     #[test]
