@@ -3,7 +3,8 @@
 //! `authorization` header (a bare name, or in token mode a bearer token:
 //! see [`Credentials`]), and an [`Inbox`] that reads a Connect stream on its
 //! own thread and hands events over a channel, so callers can wait for them
-//! with a deadline.
+//! with a deadline: messages, and the membership and typing events a
+//! stream asked for ([`Api::open_session_with`]).
 
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -12,7 +13,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use chat_proto::chat::{
-    connect_response, ConnectRequest, ConnectResponse, Connected, Message, ResumeRequest,
+    connect_response, ConnectRequest, ConnectResponse, Connected, EventType, MembershipChange,
+    Message, ResumeRequest, TypingStarted,
 };
 use chat_proto::chat_grpc::ChatServiceClient;
 use crossbeam_channel::Receiver;
@@ -258,9 +260,42 @@ impl Api {
         resume: Option<ResumeRequest>,
         timeout: Duration,
     ) -> Result<(Inbox, Connected), RpcStatus> {
+        self.open_session_with(username, resume, &[], timeout)
+    }
+
+    /// Opens `username`'s inbox asking for the extra `events` (membership
+    /// changes, typing notices) besides messages, and waits up to
+    /// `timeout` for `connected`.
+    ///
+    /// # Errors
+    /// The status the server refused the stream with.
+    pub fn open_inbox_with(
+        &self,
+        username: &str,
+        events: &[EventType],
+        timeout: Duration,
+    ) -> Result<Inbox, RpcStatus> {
+        self.open_session_with(username, None, events, timeout)
+            .map(|(inbox, _)| inbox)
+    }
+
+    /// Like [`Api::open_session`], asking for the extra `events` too: the
+    /// stream then also carries [`InboxEvent::Membership`] and
+    /// [`InboxEvent::Typing`] as asked.
+    ///
+    /// # Errors
+    /// The status the server refused the stream with.
+    pub fn open_session_with(
+        &self,
+        username: &str,
+        resume: Option<ResumeRequest>,
+        events: &[EventType],
+        timeout: Duration,
+    ) -> Result<(Inbox, Connected), RpcStatus> {
         let mut request = ConnectRequest::new();
         request.username = username.to_owned();
         request.resume = resume.into();
+        request.events = events.iter().map(|&event| event.into()).collect();
         let stream = self
             .client
             .connect_opt(&request, self.connect_options(username))
@@ -274,10 +309,12 @@ impl Api {
                 RpcStatusCode::INTERNAL,
                 format!("connected as {:?}, not {username:?}", connected.username),
             )),
-            Some(InboxEvent::Messages(_)) => Err(RpcStatus::with_message(
-                RpcStatusCode::INTERNAL,
-                "a delivery came before `connected`".into(),
-            )),
+            Some(InboxEvent::Messages(_) | InboxEvent::Membership(_) | InboxEvent::Typing(_)) => {
+                Err(RpcStatus::with_message(
+                    RpcStatusCode::INTERNAL,
+                    "an event came before `connected`".into(),
+                ))
+            }
             Some(InboxEvent::Ended(status)) => Err(status),
             None => Err(RpcStatus::with_message(
                 RpcStatusCode::DEADLINE_EXCEEDED,
@@ -439,6 +476,13 @@ pub enum InboxEvent {
     Connected(Connected),
     /// A `delivery`: its messages, in order.
     Messages(Vec<Message>),
+    /// A member joined, left, disconnected from or was removed from one of
+    /// the user's groups (only on a stream that asked for
+    /// `EVENT_TYPE_MEMBERSHIP`), in its place among the group's messages.
+    Membership(MembershipChange),
+    /// Someone started typing to the user or in one of its groups (only on
+    /// a stream that asked for `EVENT_TYPE_TYPING`).
+    Typing(TypingStarted),
     /// The stream ended with this status (OK if it ended without one).
     Ended(RpcStatus),
 }
@@ -461,6 +505,8 @@ impl Inbox {
                 future::Either::Left((Some(Ok(response)), _)) => match response.event {
                     Some(connect_response::Event::Connected(c)) => InboxEvent::Connected(c),
                     Some(connect_response::Event::Delivery(d)) => InboxEvent::Messages(d.messages),
+                    Some(connect_response::Event::Membership(m)) => InboxEvent::Membership(m),
+                    Some(connect_response::Event::Typing(t)) => InboxEvent::Typing(t),
                     // An event kind this client does not know yet.
                     Some(_) | None => continue,
                 },

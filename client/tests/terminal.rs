@@ -5,7 +5,9 @@
 //! fails before it exits. The restart tests run the server in this process
 //! on a fixed loopback port, stop it completely and start a new one on the
 //! same port underneath the client: in the pseudo-terminal, and once in the
-//! plain line mode (pipes, no terminal).
+//! plain line mode (pipes, no terminal). The presence tests check what the
+//! chat shows of who joins, leaves and types, and the typing notices it
+//! sends.
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -13,7 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chat_client::api::{Api, Inbox, InboxEvent};
-use chat_proto::chat::{JoinGroupChatRequest, SendMessageRequest};
+use chat_proto::chat::{
+    EventType, JoinGroupChatRequest, LeaveGroupChatRequest, SendMessageRequest, SendTypingRequest,
+};
 use chat_server::config::Config;
 use chat_server::logging;
 use chat_server::server::{start, RunningServer};
@@ -531,4 +535,175 @@ fn the_line_mode_reconnects_too_and_runs_the_lines_that_waited() {
     };
     assert!(status.success(), "{status:?}");
     second.stop();
+}
+
+/// Both event kinds, as the chat asks for them.
+const EVENTS: [EventType; 2] = [
+    EventType::EVENT_TYPE_MEMBERSHIP,
+    EventType::EVENT_TYPE_TYPING,
+];
+
+fn leave(api: &Api, user: &str, group: &str) {
+    let mut request = LeaveGroupChatRequest::new();
+    request.name = group.to_owned();
+    api.client
+        .leave_group_chat_opt(&request, Api::as_user(user))
+        .expect("leave");
+}
+
+fn send_typing(api: &Api, from: &str, to: &str) {
+    let mut request = SendTypingRequest::new();
+    request.recipient = to.to_owned();
+    api.client
+        .send_typing_opt(&request, Api::as_user(from))
+        .expect("typing");
+}
+
+/// Waits up to `within` for `done`.
+#[track_caller]
+fn wait_until(what: &str, within: Duration, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The typing notices `inbox` receives until nothing more comes for
+/// `quiet`, as (conversation, user); other events are skipped.
+fn typing_notices(inbox: &Inbox, quiet: Duration) -> Vec<(String, String)> {
+    let mut notices = Vec::new();
+    while let Some(event) = inbox.next_event(quiet) {
+        if let InboxEvent::Typing(typing) = event {
+            notices.push((typing.conversation, typing.user));
+        }
+    }
+    notices
+}
+
+#[test]
+fn membership_lines_the_typing_indicator_and_members_show_and_typing_notices_go_out() {
+    let server = start_server();
+    let address = format!("127.0.0.1:{}", server.port());
+    let api = Api::connect(&address, WAIT).unwrap();
+    let bob = api.open_inbox_with("bob", &EVENTS, WAIT).unwrap();
+    let carol = api.open_inbox("carol", WAIT).unwrap();
+
+    let mut alice = Terminal::start(&address, "alice");
+    alice.wait_for_row("the status line", |row| row.contains("│ connected"));
+    alice.type_keys("/create general\r");
+    alice.wait_for_row("the new group", |row| {
+        row.contains("to #general │ connected")
+    });
+    join(&api, "bob", "general");
+    alice.wait_for_row("bob's join", |row| {
+        row.contains("bob joined #general (2 members)")
+    });
+
+    // Bob types in the group: alice's status line says so until his
+    // message arrives.
+    send_typing(&api, "bob", "general");
+    alice.wait_for_row("bob typing", |row| {
+        row.ends_with("to #general │ connected │ bob is typing...")
+    });
+    send(&api, "bob", "general", "hello all");
+    alice.wait_for_row("bob's message", |row| {
+        row.contains("[#general] bob: hello all")
+    });
+    let typing_shown = || alice.rows().iter().any(|row| row.contains("is typing"));
+    wait_until("bob's message clears it", Duration::from_secs(2), || {
+        !typing_shown()
+    });
+
+    // Carol's notice goes by itself, five seconds after it came.
+    join(&api, "carol", "general");
+    alice.wait_for_row("carol's join", |row| {
+        row.contains("carol joined #general (3 members)")
+    });
+    send_typing(&api, "carol", "general");
+    alice.wait_for_row("carol typing", |row| row.ends_with("│ carol is typing..."));
+    let shown = Instant::now();
+    wait_until("the notice expires", WAIT, || !typing_shown());
+    assert!(
+        shown.elapsed() >= Duration::from_secs(4),
+        "gone after {:?}",
+        shown.elapsed()
+    );
+
+    alice.type_keys("/members\r");
+    alice.wait_for_row("the member list", |row| {
+        row.contains("#general has 3 members: alice, bob, carol")
+    });
+
+    // Alice types: bob hears of it once, however much she types.
+    typing_notices(&bob, Duration::from_millis(100));
+    alice.type_keys("hel");
+    let deadline = Instant::now() + WAIT;
+    let first = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match bob.next_event(left) {
+            Some(InboxEvent::Typing(typing)) => break (typing.conversation, typing.user),
+            Some(_) => continue,
+            None => panic!("bob got no typing notice within {WAIT:?}"),
+        }
+    };
+    assert_eq!(first, ("general".to_owned(), "alice".to_owned()));
+    alice.type_keys("lo there");
+    alice.wait_for_row("the typed line", |row| row == "> hello there");
+    assert_eq!(typing_notices(&bob, Duration::from_millis(500)), []);
+    alice.type_keys("\r");
+    alice.wait_for_row("alice's message", |row| {
+        row.contains("[#general] alice: hello there")
+    });
+
+    leave(&api, "bob", "general");
+    alice.wait_for_row("bob's leave", |row| {
+        row.contains("bob left #general (2 members)")
+    });
+    carol.close();
+    alice.wait_for_row("carol's disconnect", |row| {
+        row.contains("carol disconnected from #general (1 member)")
+    });
+    alice.type_keys("/quit\r");
+    assert_eq!(alice.wait_exit(), 0);
+    server.stop();
+}
+
+#[test]
+fn the_line_mode_prints_membership_lines_and_members() {
+    let server = start_server();
+    let address = format!("127.0.0.1:{}", server.port());
+    let api = Api::connect(&address, WAIT).unwrap();
+    let _bob = api.open_inbox("bob", WAIT).unwrap();
+    let mut client = Command::new(env!("CARGO_BIN_EXE_chat-client"))
+        .args(["--server", &address, "chat", "--user", "alice"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the client starts");
+    let mut stdin = client.stdin.take().expect("piped stdin");
+    let stdout = collect(client.stdout.take().expect("piped stdout"));
+    writeln!(stdin, "/create team").unwrap();
+    wait_for_text("the group", &stdout, "created #team");
+    join(&api, "bob", "team");
+    wait_for_text("bob's join", &stdout, "bob joined #team (2 members)\n");
+    writeln!(stdin, "/members").unwrap();
+    wait_for_text("the members", &stdout, "#team has 2 members: alice, bob\n");
+    leave(&api, "bob", "team");
+    wait_for_text("bob's leave", &stdout, "bob left #team (1 member)\n");
+    drop(stdin);
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = client.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = client.kill();
+            panic!("the client did not exit at end of input");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status:?}");
+    server.stop();
 }

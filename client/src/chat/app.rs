@@ -1,19 +1,23 @@
 //! The interactive chat's state, with no terminal and no network in it: the
 //! conversations (users and groups) with their unread counts, the messages
-//! shown in each, the input line, the status line's notice and the
-//! connection state, and what a reconnect needs to catch up (the groups
-//! joined, the newest message seen from each). Keys and received messages
-//! go in; [`Effect`]s (the calls to make on the server) come out, and their
-//! [`Outcome`]s go back in. `tui` and `lines` drive it, `view` draws it,
+//! shown in each (membership changes among them), the input line, the
+//! status line's notice, who is typing and the connection state, and what a
+//! reconnect needs to catch up (the groups joined, the newest message seen
+//! from each). Keys, received messages and events go in; [`Effect`]s (the
+//! calls to make on the server, typing notices among them) come out, and
+//! their [`Outcome`]s go back in. Time comes in as a parameter where it
+//! matters ([`App::key_at`], [`App::typing`]). `tui` and `lines` drive it, `view` draws it,
 //! `session` makes the calls, `link` keeps the stream open; its unit tests
 //! below need none of them.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::Instant;
 
 use chrono::NaiveTime;
 
 use super::command::{self, Command, COMMANDS, KEYS, NAME_RULE};
 use super::input::InputLine;
+use super::presence::{self, count_members, Change, Membership, Typing, TypingThrottle, Typists};
 use crate::format::{describe_group, visible};
 
 /// Most entries kept; past it the oldest are dropped.
@@ -207,6 +211,11 @@ pub enum Effect {
         group: String,
         read: HistoryRead,
     },
+    /// ListGroupMembers of a group, every page.
+    Members(String),
+    /// SendTyping to a user or group: sent without waiting for the reply,
+    /// whose errors nobody needs to see.
+    Typing(String),
 }
 
 /// A user or group as ListChannels reports it.
@@ -263,6 +272,16 @@ pub enum Outcome {
         truncated: bool,
     },
     Left(String),
+    /// A group's members, sorted by name; `count` as the server counted
+    /// them, `complete` false when there were too many to read them all.
+    Members {
+        group: String,
+        members: Vec<String>,
+        count: u32,
+        complete: bool,
+    },
+    /// The call went out and nobody waits for its reply (SendTyping).
+    Dispatched,
     /// The call failed: `action` says what was tried ("send to bob"),
     /// `error` the status (code and message).
     Failed {
@@ -297,6 +316,10 @@ pub struct App {
     input: InputLine,
     notice: Option<Notice>,
     connection: Connection,
+    /// Who is typing where, shown in the status line until it expires.
+    typists: Typists,
+    /// Holds back this client's own typing notices.
+    throttle: TypingThrottle,
     /// Rows the message pane is scrolled up from the newest line.
     scroll: usize,
     quit: bool,
@@ -335,6 +358,8 @@ impl App {
             input: InputLine::default(),
             notice: None,
             connection: Connection::Connected,
+            typists: Typists::default(),
+            throttle: TypingThrottle::default(),
             scroll: 0,
             quit: false,
             printed: plain.then(Vec::new),
@@ -407,11 +432,22 @@ impl App {
             .unwrap_or_default()
     }
 
-    /// Handles a key; returns the call to make, if the key submitted one.
+    /// Handles a key pressed now; see [`App::key_at`].
     pub fn key(&mut self, key: Key) -> Option<Effect> {
+        self.key_at(key, Instant::now())
+    }
+
+    /// Handles a key pressed at `now`; returns the call to make, if the key
+    /// submitted one, or a typing notice for the current conversation when
+    /// a character of a text went in (at most one per conversation per
+    /// [`presence::TYPING_EVERY`]).
+    pub fn key_at(&mut self, key: Key, now: Instant) -> Option<Effect> {
         let input = &mut self.input;
         match key {
-            Key::Char(c) => input.insert(c),
+            Key::Char(c) => {
+                input.insert(c);
+                return self.typed(now);
+            }
             Key::Enter => {
                 // A line that needs the server stays in the input while the
                 // client is not connected: nothing typed is lost.
@@ -475,6 +511,14 @@ impl App {
                 then: AfterLookup::Send(text),
             }),
             Command::List => Some(Effect::List),
+            Command::Members(Some(group)) => Some(Effect::Members(group)),
+            Command::Members(None) => match self.current_conversation().kind {
+                Kind::Group => Some(Effect::Members(self.current_conversation().name.clone())),
+                Kind::Home | Kind::User => {
+                    self.error("no group open: /members GROUP, or /to #GROUP first");
+                    None
+                }
+            },
             Command::Create(name) => Some(Effect::Create(name)),
             Command::Join(name) => Some(Effect::Join(name)),
             Command::Leave(name) => Some(Effect::Leave(name)),
@@ -591,6 +635,24 @@ impl App {
                 self.joined.remove(&name);
                 self.note(format!("left #{name}"));
             }
+            Outcome::Members {
+                group,
+                members,
+                count,
+                complete,
+            } => {
+                let shown = if complete {
+                    String::new()
+                } else {
+                    format!("; the first {}", members.len())
+                };
+                self.info(format!(
+                    "#{group} has {}{shown}: {}",
+                    count_members(count),
+                    members.join(", ")
+                ));
+            }
+            Outcome::Dispatched => {}
             Outcome::Failed { action, error } => self.error(format!("cannot {action}: {error}")),
         }
         None
@@ -603,16 +665,82 @@ impl App {
         }
     }
 
+    /// A membership change in one of this user's groups: a line in the
+    /// group's conversation (printed in line mode). This user's own join
+    /// is not shown again (the join said so); its removal takes the group
+    /// out of those rejoined after a reconnect.
+    pub fn membership(&mut self, change: Membership) {
+        let index = self.open(&change.group, Kind::Group);
+        if change.user == self.me {
+            if change.change == Change::Removed {
+                self.joined.remove(&change.group);
+                let text = format!("you were removed from #{}", change.group);
+                self.info_in(index, text.clone());
+                self.notice = Some(Notice { text, error: true });
+            }
+            return;
+        }
+        if change.change != Change::Joined {
+            self.typists.stopped(&change.group, &change.user);
+        }
+        self.info_in(index, change.line());
+    }
+
+    /// Someone is typing, as of `now`: shown in the status line while
+    /// their conversation is the current one, until [`App::expire_typing`]
+    /// finds it old or their message arrives. The line mode shows none.
+    pub fn typing(&mut self, typing: Typing, now: Instant) {
+        if typing.user == self.me || self.printed.is_some() {
+            return;
+        }
+        self.typists
+            .started(&typing.conversation, &typing.user, now);
+    }
+
+    /// Who is typing in the current conversation, for the status line.
+    pub fn typing_status(&self) -> Option<String> {
+        let conversation = self.current_conversation();
+        match conversation.kind {
+            Kind::Home => None,
+            Kind::User | Kind::Group => self.typists.status(&conversation.name),
+        }
+    }
+
+    /// When the next typing notice is to go, if one is shown.
+    pub fn typing_deadline(&self) -> Option<Instant> {
+        self.typists.next_expiry()
+    }
+
+    /// Drops the typing notices shown long enough by `now`.
+    pub fn expire_typing(&mut self, now: Instant) {
+        self.typists.expire(now);
+    }
+
     /// The inbox stream ended for good.
     pub fn disconnected(&mut self, reason: String) {
         self.error(format!("disconnected: {reason}"));
         self.connection = Connection::Lost(reason);
+        self.typists.clear();
     }
 
     /// The inbox stream ended and the client connects again.
     pub fn reconnecting(&mut self, reason: String) {
         self.error(format!("connection lost: {reason}; reconnecting"));
         self.connection = Connection::Reconnecting(reason);
+        self.typists.clear();
+    }
+
+    /// A character of the input line went in at `now`: a typing notice for
+    /// the current conversation, if the line is a text for it and the
+    /// throttle lets one go.
+    fn typed(&mut self, now: Instant) -> Option<Effect> {
+        let conversation = &self.conversations[self.current];
+        let open = matches!(conversation.kind, Kind::User | Kind::Group);
+        let wanted = open
+            && self.connection == Connection::Connected
+            && presence::is_text(&self.input.text());
+        (wanted && self.throttle.allow(&conversation.name, now))
+            .then(|| Effect::Typing(conversation.name.clone()))
     }
 
     /// A reconnect attempt failed (`why`); the next is in `next`. Shown in
@@ -688,6 +816,9 @@ impl App {
             (message.sender.as_str(), Kind::User)
         };
         let index = self.open(name, kind);
+        // Their text is here: they are no longer typing it.
+        let conversation = self.conversations[index].name.clone();
+        self.typists.stopped(&conversation, &message.sender);
         if message.group {
             self.saw_from_group(&message.recipient, message.id);
         }
@@ -1493,6 +1624,200 @@ mod tests {
                 ),
                 Printed::Out("created #g; you are talking there now".into()),
                 Printed::Out("08:05:09 [#g] alice: tab    and \"quotes\"".into()),
+            ]
+        );
+    }
+
+    fn joined(group: &str, user: &str, members: u32) -> Membership {
+        Membership {
+            group: group.into(),
+            user: user.into(),
+            change: Change::Joined,
+            members,
+        }
+    }
+
+    #[test]
+    fn membership_changes_show_in_the_groups_conversation_and_print_in_line_mode() {
+        let mut app = App::new("alice", "srv", true);
+        app.outcome(Outcome::Created("general".into()));
+        app.take_printed();
+        // Her own join was said when she made it.
+        app.membership(joined("general", "alice", 1));
+        app.membership(joined("general", "bob", 2));
+        app.membership(Membership {
+            change: Change::Left,
+            ..joined("general", "bob", 1)
+        });
+        app.membership(Membership {
+            change: Change::Disconnected,
+            ..joined("general", "carol", 1)
+        });
+        let lines = [
+            "bob joined #general (2 members)",
+            "bob left #general (1 member)",
+            "carol disconnected from #general (1 member)",
+        ];
+        let general = app.current();
+        assert_eq!(infos(&app, general), lines);
+        assert_eq!(
+            app.take_printed(),
+            lines.map(|line| Printed::Out(line.to_owned()))
+        );
+        // A change in another group goes to that group's conversation,
+        // without counting as unread.
+        app.membership(joined("news", "bob", 4));
+        let news = app.conversations().len() - 1;
+        assert_eq!(infos(&app, news), ["bob joined #news (4 members)"]);
+        assert_eq!(app.conversations()[news].unread, 0);
+        assert_eq!(app.current(), general);
+    }
+
+    #[test]
+    fn being_removed_from_a_group_says_so_and_it_is_not_rejoined() {
+        let mut app = App::new("alice", "srv", false);
+        app.outcome(Outcome::Created("general".into()));
+        app.outcome(Outcome::Created("news".into()));
+        app.membership(Membership {
+            change: Change::Removed,
+            ..joined("general", "alice", 3)
+        });
+        assert_eq!(
+            app.notice().map(|n| (n.error, n.text.as_str())),
+            Some((true, "you were removed from #general"))
+        );
+        app.reconnecting("UNAVAILABLE".into());
+        assert_eq!(
+            app.reconnected(Resume::Resumed, false),
+            [Effect::Rejoin("news".into())]
+        );
+    }
+
+    #[test]
+    fn typing_shows_for_the_current_conversation_until_the_message_or_five_seconds() {
+        let start = Instant::now();
+        let mut app = talking_to("general", true);
+        let typing = |conversation: &str, user: &str| Typing {
+            conversation: conversation.into(),
+            user: user.into(),
+        };
+        app.typing(typing("general", "bob"), start);
+        app.typing(typing("general", "alice"), start);
+        app.typing(typing("carol", "carol"), start);
+        assert_eq!(app.typing_status().as_deref(), Some("bob is typing..."));
+        assert_eq!(app.typing_deadline(), Some(start + presence::TYPING_SHOWN));
+        // Her message clears it at once.
+        app.incoming(vec![message(1, "bob", "general", true, "hi")]);
+        assert_eq!(app.typing_status(), None);
+        // Carol's, to alice directly, shows in carol's conversation.
+        app.incoming(vec![message(2, "carol", "alice", false, "psst")]);
+        app.typing(typing("carol", "carol"), start);
+        app.key(Key::NextConversation);
+        assert_eq!(app.current_conversation().label(), "carol");
+        assert_eq!(app.typing_status().as_deref(), Some("carol is typing..."));
+        app.expire_typing(start + presence::TYPING_SHOWN);
+        assert_eq!(app.typing_status(), None);
+        assert_eq!(app.typing_deadline(), None);
+        // A member who leaves stops typing; a lost stream forgets everyone.
+        app.typing(typing("general", "bob"), start);
+        app.membership(Membership {
+            change: Change::Left,
+            ..joined("general", "bob", 1)
+        });
+        app.typing(typing("carol", "carol"), start);
+        app.reconnecting("UNAVAILABLE".into());
+        assert_eq!(app.typing_deadline(), None);
+    }
+
+    #[test]
+    fn the_line_mode_keeps_no_typing_notices() {
+        let mut app = App::new("alice", "srv", true);
+        app.typing(
+            Typing {
+                conversation: "bob".into(),
+                user: "bob".into(),
+            },
+            Instant::now(),
+        );
+        assert_eq!(app.typing_deadline(), None);
+    }
+
+    #[test]
+    fn typing_a_text_sends_a_notice_at_most_every_two_seconds_and_commands_none() {
+        let start = Instant::now();
+        let at = |millis| start + std::time::Duration::from_millis(millis);
+        let notice = Some(Effect::Typing("general".into()));
+        let mut app = App::new("alice", "srv", false);
+        assert_eq!(app.key_at(Key::Char('h'), at(0)), None, "no conversation");
+        app.key(Key::KillToStart);
+        app.outcome(Outcome::Created("general".into()));
+        assert_eq!(app.key_at(Key::Char('/'), at(0)), None, "a command");
+        assert_eq!(app.key_at(Key::Char('/'), at(10)), notice, "//text");
+        app.key(Key::KillToStart);
+        assert_eq!(app.key_at(Key::Char(' '), at(20)), None, "blank");
+        assert_eq!(app.key_at(Key::Char('h'), at(30)), None, "throttled");
+        assert_eq!(app.key_at(Key::Char('i'), at(1999)), None);
+        assert_eq!(app.key_at(Key::Char('!'), at(2010)), notice);
+        assert_eq!(app.key_at(Key::Backspace, at(5000)), None, "not typing");
+        // Each conversation has its own throttle.
+        app.key(Key::KillToStart);
+        let bob = type_line(&mut app, "/to bob");
+        assert!(matches!(bob, Some(Effect::Lookup { .. })));
+        app.outcome(Outcome::Found {
+            name: "bob".into(),
+            then: AfterLookup::Switch,
+            channels: vec![channel("bob", false, false)],
+        });
+        assert_eq!(app.current_conversation().label(), "bob");
+        assert_eq!(
+            app.key_at(Key::Char('y'), at(2020)),
+            Some(Effect::Typing("bob".into()))
+        );
+        // Not while reconnecting.
+        app.reconnecting("UNAVAILABLE".into());
+        assert_eq!(app.key_at(Key::Char('o'), at(9000)), None);
+        // Typing notices come back to nothing.
+        assert_eq!(app.outcome(Outcome::Dispatched), None);
+    }
+
+    #[test]
+    fn members_lists_the_current_group_or_the_one_named() {
+        let mut app = App::new("alice", "srv", true);
+        app.take_printed();
+        assert_eq!(app.submit("/members"), None);
+        assert_eq!(
+            app.take_printed(),
+            [Printed::Err(
+                "error: no group open: /members GROUP, or /to #GROUP first".into()
+            )]
+        );
+        assert_eq!(
+            app.submit("/members #news"),
+            Some(Effect::Members("news".into()))
+        );
+        app.outcome(Outcome::Created("general".into()));
+        app.take_printed();
+        assert_eq!(
+            app.submit("/MEMBERS"),
+            Some(Effect::Members("general".into()))
+        );
+        app.outcome(Outcome::Members {
+            group: "general".into(),
+            members: vec!["alice".into(), "bob".into(), "carol".into()],
+            count: 3,
+            complete: true,
+        });
+        app.outcome(Outcome::Members {
+            group: "big".into(),
+            members: vec!["a".into(), "b".into()],
+            count: 9000,
+            complete: false,
+        });
+        assert_eq!(
+            app.take_printed(),
+            [
+                Printed::Out("#general has 3 members: alice, bob, carol".into()),
+                Printed::Out("#big has 9000 members; the first 2: a, b".into()),
             ]
         );
     }

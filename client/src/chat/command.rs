@@ -11,6 +11,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ),
     ("/msg NAME TEXT", "send TEXT to NAME without switching"),
     ("/list", "list connected users and groups"),
+    (
+        "/members [GROUP]",
+        "list the members of the current group (or of GROUP)",
+    ),
     ("/create GROUP", "create a group and join it"),
     ("/join GROUP", "join a group"),
     ("/leave GROUP", "leave a group"),
@@ -53,6 +57,8 @@ pub enum Command {
     Msg { to: String, text: String },
     /// `/list`.
     List,
+    /// `/members [GROUP]`: the group named, or `None` for the current one.
+    Members(Option<String>),
     /// `/create GROUP`.
     Create(String),
     /// `/join GROUP`.
@@ -108,6 +114,10 @@ pub fn parse(line: &str) -> Command {
             _ => usage("/msg NAME TEXT"),
         },
         "list" => Command::List,
+        "members" if rest.is_empty() => Command::Members(None),
+        "members" => {
+            name().map_or_else(|| usage("/members [GROUP]"), |g| Command::Members(Some(g)))
+        }
         "create" => name().map_or_else(|| usage("/create GROUP"), Command::Create),
         "join" => name().map_or_else(|| usage("/join GROUP"), Command::Join),
         "leave" => name().map_or_else(|| usage("/leave GROUP"), Command::Leave),
@@ -143,6 +153,12 @@ mod tests {
     fn names_keep_their_case_and_lose_a_group_mark() {
         assert_eq!(parse("/to Bob"), Command::To("Bob".into()));
         assert_eq!(parse("/join #general"), Command::Join("general".into()));
+        assert_eq!(
+            parse("/Members #general"),
+            Command::Members(Some("general".into()))
+        );
+        assert_eq!(parse("/members"), Command::Members(None));
+        assert_eq!(parse("/members a b"), usage("/members [GROUP]"));
         assert_eq!(parse("/create  team.a "), Command::Create("team.a".into()));
     }
 

@@ -1,24 +1,32 @@
-//! Keeps the chat's inbox stream open: reads it into the app, and when it
-//! ends with a status worth retrying (the server went away, the connection
-//! dropped, the client read too slowly) connects again on a thread of its
-//! own, with exponential backoff and jitter ([`Backoff`], at most 30 s),
+//! Keeps the chat's inbox stream open: reads it into the app (messages,
+//! membership changes and typing notices: every connect, reconnects
+//! included, asks for [`EVENTS`]), and when it ends with a status worth
+//! retrying (the server went away, the connection dropped, the client read
+//! too slowly) connects again on a thread of its own, with exponential backoff and jitter ([`Backoff`], at most 30 s),
 //! resuming the old session with its token and the last message id
 //! received; then has the app rejoin its groups and catch up. The loops of
 //! `tui` and `lines` wait on it and on their own input at once
-//! ([`Link::next`]), so nothing typed waits for the network.
+//! ([`Link::next`]), so nothing typed waits for the network; it also wakes
+//! them when a typing notice is to leave the status line.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
-use chat_proto::chat::{Connected, ResumeRequest, ResumeStatus};
+use chat_proto::chat::{Connected, EventType, ResumeRequest, ResumeStatus};
 use crossbeam_channel::{at, never, select, Receiver, RecvError};
 use grpcio::{RpcStatus, RpcStatusCode};
 
 use super::app::{App, Resume};
-use super::session::{describe_status, incoming, Session};
+use super::session::{describe_status, incoming, membership, typing, Session};
 use super::tui::run_effects;
 use crate::api::{Api, Inbox, InboxEvent};
+
+/// The events every stream of the chat asks for besides messages.
+pub const EVENTS: &[EventType] = &[
+    EventType::EVENT_TYPE_MEMBERSHIP,
+    EventType::EVENT_TYPE_TYPING,
+];
 
 /// How long a reconnect may take to reach the server.
 const REACH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -154,8 +162,8 @@ impl Link {
     }
 
     /// Waits for `other` (the person's keys or lines) and, meanwhile, for
-    /// the stream, the reconnect timer and attempts, taking those into
-    /// `app`. Returns what `other` gave, or `None` after a link event
+    /// the stream, the reconnect timer and attempts and the end of a typing
+    /// notice, taking those into `app`. Returns what `other` gave, or `None` after a link event
     /// (the screen may have changed).
     pub fn next<T>(&mut self, app: &mut App, other: &Receiver<T>) -> Option<Result<T, RecvError>> {
         let events = self
@@ -164,6 +172,7 @@ impl Link {
             .map_or_else(never, |inbox| inbox.events().clone());
         let timer = self.retry_at.map_or_else(never, at);
         let attempt = self.attempt.clone().unwrap_or_else(never);
+        let typing_ends = app.typing_deadline().map_or_else(never, at);
         select! {
             recv(other) -> item => return Some(item),
             recv(events) -> event => self.take_event(app, event),
@@ -178,6 +187,7 @@ impl Link {
                 });
                 self.attempted(app, result);
             }
+            recv(typing_ends) -> _ => app.expire_typing(Instant::now()),
         }
         None
     }
@@ -191,6 +201,13 @@ impl Link {
                 }
                 app.incoming(messages.into_iter().map(incoming).collect());
             }
+            Ok(InboxEvent::Membership(change)) => {
+                // A kind this client does not know is skipped.
+                if let Some(change) = membership(change) {
+                    app.membership(change);
+                }
+            }
+            Ok(InboxEvent::Typing(notice)) => app.typing(typing(notice), Instant::now()),
             Ok(InboxEvent::Connected(_)) => {}
             Ok(InboxEvent::Ended(status)) => {
                 let reason = format!("the server ended the session: {}", describe_status(&status));
@@ -275,16 +292,16 @@ impl Link {
 /// opened on it.
 fn attempt(api: &Api, user: &str, resume: Option<ResumeRequest>) -> Attempt {
     let api = api.reconnect(REACH_TIMEOUT).map_err(Refused::Retry)?;
-    let (inbox, connected) =
-        api.open_session(user, resume, CONNECTED_TIMEOUT)
-            .map_err(|status: RpcStatus| {
-                let why = format!("the server refused: {}", describe_status(&status));
-                if retries_after(status.code()) {
-                    Refused::Retry(why)
-                } else {
-                    Refused::GiveUp(why)
-                }
-            })?;
+    let (inbox, connected) = api
+        .open_session_with(user, resume, EVENTS, CONNECTED_TIMEOUT)
+        .map_err(|status: RpcStatus| {
+            let why = format!("the server refused: {}", describe_status(&status));
+            if retries_after(status.code()) {
+                Refused::Retry(why)
+            } else {
+                Refused::GiveUp(why)
+            }
+        })?;
     Ok((api, inbox, connected))
 }
 

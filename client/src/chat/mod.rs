@@ -3,14 +3,15 @@
 //! a terminal it reads and prints plain lines ([`lines`]) so scripts and
 //! pipes work. Both run the same [`app`] state, which knows neither the
 //! terminal nor the network; [`session`] makes the calls, [`link`] keeps
-//! the stream open (reconnecting and resuming when it ends), [`view`]
-//! draws.
+//! the stream open (reconnecting and resuming when it ends), [`presence`]
+//! keeps who joined, left and is typing, [`view`] draws.
 
 pub mod app;
 pub mod command;
 pub mod input;
 pub mod lines;
 pub mod link;
+pub mod presence;
 pub mod session;
 pub mod tui;
 pub mod view;
@@ -22,7 +23,7 @@ use grpcio::RpcStatusCode;
 
 use crate::api::Api;
 use app::App;
-use link::Link;
+use link::{Link, EVENTS};
 use session::describe_status;
 
 /// How the chat talks to the person using it.
@@ -52,7 +53,7 @@ impl Mode {
 /// lost (empty if that was already printed).
 pub fn run(api: Api, user: &str, mode: Mode) -> Result<(), String> {
     let (inbox, connected) = api
-        .open_session(user, None, Duration::from_secs(10))
+        .open_session_with(user, None, EVENTS, Duration::from_secs(10))
         .map_err(|status| match status.code() {
             RpcStatusCode::ALREADY_EXISTS => format!("the name {user:?} is taken"),
             RpcStatusCode::INVALID_ARGUMENT => {

@@ -1,19 +1,21 @@
 //! The chat's side of the calls: makes the calls that `app` asks for (as
-//! [`Effect`]s) on the server and turns their replies, and the messages of
-//! the inbox stream, into the app's plain types. With `link`, the only part
-//! of the chat that knows the generated protocol types.
+//! [`Effect`]s) on the server and turns their replies, and the messages and
+//! events of the inbox stream, into the app's plain types. With `link`, the
+//! only part of the chat that knows the generated protocol types.
 
 use std::time::{Duration, UNIX_EPOCH};
 
 use chat_proto::chat::{
     ChannelType, CreateGroupChatRequest, GetHistoryRequest, JoinGroupChatRequest,
-    LeaveGroupChatRequest, ListChannelsRequest, Message, SendMessageRequest,
+    LeaveGroupChatRequest, ListChannelsRequest, ListGroupMembersRequest, MembershipChange,
+    MembershipChangeKind, Message, SendMessageRequest, SendTypingRequest, TypingStarted,
 };
 use chrono::{DateTime, Local, NaiveTime};
 use grpcio::{CallOption, RpcStatus, RpcStatusCode};
 use protobuf::well_known_types::timestamp::Timestamp;
 
 use super::app::{ChannelInfo, Effect, HistoryRead, Incoming, Outcome};
+use super::presence::{Change, Membership, Typing};
 use crate::api::{status_of, Api};
 use crate::format::code_name;
 
@@ -23,6 +25,10 @@ const CALL_DEADLINE: Duration = Duration::from_secs(5);
 /// a catch-up reads as much as the server gives at once.
 const RECENT_LIMIT: u32 = 50;
 const CATCH_UP_LIMIT: u32 = 500;
+/// Members one page of ListGroupMembers asks for, and the most pages
+/// `/members` reads: a group larger than that shows its first names.
+const MEMBERS_PAGE: u32 = 500;
+const MAX_MEMBER_PAGES: usize = 20;
 
 /// Makes calls as one user.
 pub struct Session {
@@ -121,6 +127,19 @@ impl Session {
                     })
                     .map_err(failed(format!("read the history of #{group}")))
             }
+            Effect::Members(group) => self
+                .members(&group)
+                .map(|(members, count, complete)| Outcome::Members {
+                    group: group.clone(),
+                    members,
+                    count,
+                    complete,
+                })
+                .map_err(failed(format!("list the members of #{group}"))),
+            Effect::Typing(to) => {
+                self.send_typing(&to);
+                Ok(Outcome::Dispatched)
+            }
             Effect::Leave(name) => {
                 let mut request = LeaveGroupChatRequest::new();
                 request.name = name.clone();
@@ -131,6 +150,40 @@ impl Session {
             }
         };
         result.unwrap_or_else(|failure| failure)
+    }
+
+    /// Every member of `group`, read a page at a time (at most
+    /// [`MAX_MEMBER_PAGES`]); with the count the last page gave and whether
+    /// the list is complete.
+    fn members(&self, group: &str) -> Result<(Vec<String>, u32, bool), grpcio::Error> {
+        all_pages(MAX_MEMBER_PAGES, |token| {
+            let mut request = ListGroupMembersRequest::new();
+            request.group = group.to_owned();
+            request.limit = MEMBERS_PAGE;
+            request.page_token = token.to_owned();
+            let opts = self.api.call_as(&self.user).timeout(CALL_DEADLINE);
+            let reply = self.api.client.list_group_members_opt(&request, opts)?;
+            Ok(Page {
+                members: reply.members,
+                next: reply.next_page_token,
+                count: reply.member_count,
+            })
+        })
+    }
+
+    /// SendTyping to `to`, without waiting: the reply is read on the
+    /// channel's completion queue and dropped. A notice that does not
+    /// arrive (the user went away, the connection dropped) is not worth
+    /// telling the person about.
+    fn send_typing(&self, to: &str) {
+        let mut request = SendTypingRequest::new();
+        request.recipient = to.to_owned();
+        let opts = self.api.call_as(&self.user).timeout(CALL_DEADLINE);
+        if let Ok(reply) = self.api.client.send_typing_async_opt(&request, opts) {
+            self.api.client.spawn(async move {
+                let _ = reply.await;
+            });
+        }
     }
 
     /// JoinGroupChat; the group's position.
@@ -215,6 +268,67 @@ pub fn incoming(message: Message) -> Incoming {
     }
 }
 
+/// One page of a paged list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page {
+    pub members: Vec<String>,
+    /// The next page's token; empty on the last page.
+    pub next: String,
+    /// How many there are in all, as of this page.
+    pub count: u32,
+}
+
+/// Reads pages with `fetch` (given the page token, empty for the first)
+/// until the last one or `max_pages` of them; returns every name, the
+/// count the last page read gave, and whether the last page was reached.
+///
+/// # Errors
+/// The first error `fetch` returns.
+pub fn all_pages<E>(
+    max_pages: usize,
+    mut fetch: impl FnMut(&str) -> Result<Page, E>,
+) -> Result<(Vec<String>, u32, bool), E> {
+    let mut members = Vec::new();
+    let mut token = String::new();
+    let mut count = 0;
+    for _ in 0..max_pages {
+        let page = fetch(&token)?;
+        members.extend(page.members);
+        count = page.count;
+        if page.next.is_empty() {
+            return Ok((members, count, true));
+        }
+        token = page.next;
+    }
+    Ok((members, count, false))
+}
+
+/// A membership change in the app's terms; `None` for a kind this client
+/// does not know.
+pub fn membership(change: MembershipChange) -> Option<Membership> {
+    let change_kind = match change.kind.enum_value() {
+        Ok(MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_JOINED) => Change::Joined,
+        Ok(MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_LEFT) => Change::Left,
+        Ok(MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_DISCONNECTED) => Change::Disconnected,
+        Ok(MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_REMOVED) => Change::Removed,
+        Ok(MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_UNSPECIFIED) | Err(_) => return None,
+    };
+    Some(Membership {
+        group: change.group,
+        user: change.user,
+        change: change_kind,
+        members: change.member_count,
+    })
+}
+
+/// A typing notice in the app's terms.
+pub fn typing(typing: TypingStarted) -> Typing {
+    Typing {
+        conversation: typing.conversation,
+        user: typing.user,
+    }
+}
+
 /// A status as one line: `NOT_FOUND no such group`.
 pub fn describe_status(status: &RpcStatus) -> String {
     format!("{} {}", code_name(status.code()), status.message())
@@ -231,4 +345,65 @@ fn local_time(at: Option<&Timestamp>) -> NaiveTime {
         None => Local::now(),
     };
     when.time()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(members: &[&str], next: &str, count: u32) -> Page {
+        Page {
+            members: members.iter().map(|m| (*m).to_owned()).collect(),
+            next: next.to_owned(),
+            count,
+        }
+    }
+
+    #[test]
+    fn every_page_is_read_with_the_token_of_the_one_before() {
+        let mut asked = Vec::new();
+        let result: Result<_, ()> = all_pages(10, |token| {
+            asked.push(token.to_owned());
+            Ok(match token {
+                "" => page(&["alice", "bob"], "bob", 5),
+                "bob" => page(&["carol", "dave"], "dave", 5),
+                _ => page(&["erin"], "", 5),
+            })
+        });
+        assert_eq!(asked, ["", "bob", "dave"]);
+        let names = ["alice", "bob", "carol", "dave", "erin"].map(String::from);
+        assert_eq!(result, Ok((names.to_vec(), 5, true)));
+    }
+
+    #[test]
+    fn paging_stops_at_the_page_limit_or_the_first_error() {
+        let endless: Result<_, ()> =
+            all_pages(3, |token| Ok(page(&["x"], &format!("{token}x"), 900)));
+        assert_eq!(endless, Ok((vec!["x".to_owned(); 3], 900, false)));
+        let failed = all_pages(3, |token| match token {
+            "" => Ok(page(&["a"], "a", 2)),
+            _ => Err("NOT_FOUND"),
+        });
+        assert_eq!(failed, Err("NOT_FOUND"));
+    }
+
+    #[test]
+    fn membership_kinds_map_and_unknown_ones_are_skipped() {
+        let mut change = MembershipChange::new();
+        change.group = "general".into();
+        change.user = "bob".into();
+        change.member_count = 2;
+        change.kind = MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_DISCONNECTED.into();
+        assert_eq!(
+            membership(change.clone()).map(|m| m.line()),
+            Some("bob disconnected from #general (2 members)".to_owned())
+        );
+        change.kind = MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_REMOVED.into();
+        assert_eq!(
+            membership(change.clone()).map(|m| m.change),
+            Some(Change::Removed)
+        );
+        change.kind = protobuf::EnumOrUnknown::from_i32(99);
+        assert_eq!(membership(change), None);
+    }
 }

@@ -75,11 +75,13 @@ fn handle_terminal_event(app: &mut App, session: &Session, event: Event) {
             }
         }
         // A pasted block is typed in as one line: its line breaks would
-        // otherwise send the first part before the rest is in.
+        // otherwise send the first part before the rest is in. Its typing
+        // notice goes once, as the throttle allows.
         Event::Paste(text) => {
             for c in text.chars() {
                 let c = if c == '\n' || c == '\r' { ' ' } else { c };
-                app.key(Key::Char(c));
+                let effect = app.key(Key::Char(c));
+                run_effects(app, session, effect);
             }
         }
         // A resize needs only the redraw that follows every event.

@@ -1,6 +1,7 @@
 //! Draws an [`App`] into a ratatui frame: the conversation list on the
 //! left, the current conversation's messages on the right, then the status
-//! line, the notice line and the input line. Reads the state, never changes
+//! line (with who is typing in the current conversation), the notice line
+//! and the input line. Reads the state, never changes
 //! it, and knows nothing of the terminal it draws on (the tests draw on
 //! ratatui's `TestBackend`).
 
@@ -165,11 +166,19 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
         Connection::Reconnecting(_) => ("reconnecting", Style::new().fg(Color::Yellow)),
         Connection::Lost(_) => ("disconnected", Style::new().fg(Color::Red)),
     };
-    let line = Line::from(vec![
+    let mut spans = vec![
         Span::raw(format!(" {} on {} │ ", app.me(), app.server())),
         Span::raw(format!("to {} │ ", app.current_conversation().label())),
         Span::styled(state, state_style.add_modifier(Modifier::BOLD)),
-    ]);
+    ];
+    if let Some(typing) = app.typing_status() {
+        spans.push(Span::raw(" │ "));
+        spans.push(Span::styled(
+            typing,
+            Style::new().add_modifier(Modifier::ITALIC),
+        ));
+    }
+    let line = Line::from(spans);
     let bar = Style::new().add_modifier(Modifier::REVERSED);
     frame.render_widget(Paragraph::new(line).style(bar), area);
 }
@@ -228,6 +237,7 @@ mod tests {
     use ratatui::Terminal;
 
     use super::super::app::{AfterLookup, ChannelInfo, Incoming, Key, Outcome};
+    use super::super::presence::Typing;
     use super::*;
 
     /// The screen as text, one string per row, trailing spaces trimmed.
@@ -401,6 +411,32 @@ mod tests {
         let x = rows[5].find("reconnecting").unwrap();
         let x = rows[5][..x].chars().count() as u16;
         assert_eq!(buffer[(x, 5)].fg, Color::Yellow);
+    }
+
+    #[test]
+    fn who_is_typing_in_the_current_conversation_shows_in_the_status_line() {
+        let mut app = general_with_bob();
+        let now = std::time::Instant::now();
+        let typing = |conversation: &str, user: &str| Typing {
+            conversation: conversation.into(),
+            user: user.into(),
+        };
+        app.typing(typing("general", "bob"), now);
+        app.typing(typing("carol", "carol"), now);
+        let (rows, buffer, _) = screen(&app, 80, 10);
+        assert_eq!(
+            rows[7],
+            " alice on 127.0.0.1:13111 │ to #general │ connected │ bob is typing..."
+        );
+        let x = rows[7].find("bob is").unwrap();
+        let x = rows[7][..x].chars().count() as u16;
+        assert!(buffer[(x, 7)].modifier.contains(Modifier::ITALIC));
+        app.expire_typing(now + crate::chat::presence::TYPING_SHOWN);
+        let (rows, _, _) = screen(&app, 80, 10);
+        assert_eq!(
+            rows[7],
+            " alice on 127.0.0.1:13111 │ to #general │ connected"
+        );
     }
 
     #[test]
