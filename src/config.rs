@@ -86,13 +86,15 @@ pub struct Opt {
     pub resume_window: String,
 
     /// Most messages kept per ended session for a resume (at most
-    /// --queue-depth)
-    #[structopt(long, default_value = "300")]
-    pub resume_size: usize,
+    /// --queue-depth) [default: 300, or --queue-depth if smaller]
+    #[structopt(long)]
+    pub resume_size: Option<usize>,
 
-    /// Most bytes of text kept per ended session for a resume
-    #[structopt(long, default_value = "262144")]
-    pub resume_bytes: usize,
+    /// Most bytes of text kept per ended session for a resume (with 160
+    /// bytes per --resume-size message, at most --queue-bytes) [default:
+    /// 262144, or what --queue-bytes leaves if smaller]
+    #[structopt(long)]
+    pub resume_bytes: Option<usize>,
 
     /// Most members a group may have, before or after a join or leave, for
     /// the change to send membership events (larger groups send none:
@@ -494,15 +496,22 @@ fn resume_limits(
                 "--resume-window must be a duration of at most 3600s such as 0, 120s or 90; got {text:?}"
             ))
         })?;
-    if opt.resume_size > queue_depth {
+    // The defaults shrink to fit a smaller queue; values given are checked.
+    let resume_size = opt
+        .resume_size
+        .unwrap_or_else(|| ResumeLimits::DEFAULT.messages.min(queue_depth));
+    if resume_size > queue_depth {
         return Err(ConfigError(format!(
-            "--resume-size must be at most --queue-depth ({queue_depth}), got {}",
-            opt.resume_size
+            "--resume-size must be at most --queue-depth ({queue_depth}), got {resume_size}"
         )));
     }
-    let replay_bytes = opt
-        .resume_bytes
-        .saturating_add(opt.resume_size.saturating_mul(QUEUED_OVERHEAD));
+    let overhead = resume_size.saturating_mul(QUEUED_OVERHEAD);
+    let resume_bytes = opt.resume_bytes.unwrap_or_else(|| {
+        ResumeLimits::DEFAULT
+            .bytes
+            .min(queue_bytes.saturating_sub(overhead))
+    });
+    let replay_bytes = resume_bytes.saturating_add(overhead);
     if replay_bytes > queue_bytes {
         return Err(ConfigError(format!(
             "--resume-bytes plus {QUEUED_OVERHEAD} bytes per --resume-size message must fit in --queue-bytes ({queue_bytes}), got {replay_bytes}"
@@ -510,8 +519,8 @@ fn resume_limits(
     }
     Ok(ResumeLimits {
         window,
-        messages: opt.resume_size,
-        bytes: opt.resume_bytes,
+        messages: resume_size,
+        bytes: resume_bytes,
     })
 }
 
@@ -740,5 +749,36 @@ mod tests {
             assert!(error.0.contains("--auth-token-secret-file"), "{error}");
             assert!(error.0.contains(problem), "{contents:?}: {error}");
         }
+    }
+
+    #[test]
+    fn history_and_resume_flags_have_their_defaults_and_bounds() {
+        let limits = parse(&[]).unwrap().limits;
+        assert_eq!(limits.history, HistoryLimits::DEFAULT);
+        assert_eq!(limits.resume, ResumeLimits::DEFAULT);
+        let off = parse(&["--history-size", "0", "--resume-window", "0"])
+            .unwrap()
+            .limits;
+        assert_eq!(off.history.messages, 0);
+        assert!(!off.resume.on());
+        let window = |text: &str| parse(&["--resume-window", text]).map(|c| c.limits.resume.window);
+        assert_eq!(window("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(window("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(window("3600s"), Ok(Duration::from_secs(3600)));
+        for bad in ["3601", "2h", "-1", ""] {
+            let error = window(bad).unwrap_err();
+            assert!(error.0.contains("--resume-window"), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn resume_defaults_shrink_to_a_small_queue_and_given_values_must_fit() {
+        let small = parse(&["--queue-depth", "100", "--queue-bytes", "65536"]).unwrap();
+        assert_eq!(small.limits.resume.messages, 100);
+        assert_eq!(small.limits.resume.bytes, 65536 - 100 * QUEUED_OVERHEAD);
+        let error = parse(&["--queue-depth", "100", "--resume-size", "101"]).unwrap_err();
+        assert!(error.0.contains("--resume-size"), "{error}");
+        let error = parse(&["--queue-bytes", "65536", "--resume-bytes", "65536"]).unwrap_err();
+        assert!(error.0.contains("--resume-bytes"), "{error}");
     }
 }

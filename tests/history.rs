@@ -367,6 +367,11 @@ fn only_members_read_history_and_bad_requests_are_refused() {
         Code::UNAUTHENTICATED,
         history_with(server.next_api(), CallOption::default(), "room", 0, 0, 0),
     );
+    // The caller is checked first, as on every call, even with a bad limit.
+    assert_code(
+        Code::UNAUTHENTICATED,
+        history(&server, "nobody", "room", 0, 0, 501),
+    );
     // A member who leaves may no longer read.
     server.join("bob", "room").unwrap();
     assert_eq!(page(&server, "bob", "room", 0, 0, 0).0.len(), 2);

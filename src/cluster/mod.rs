@@ -816,6 +816,15 @@ impl ChatEngine for ClusterEngine {
         self.node.connect(username, resume, events)
     }
 
+    fn authenticate(&self, caller: &str) -> Reply<()> {
+        self.node.call(caller, Script::Whoami, &[], |answer| {
+            match answer.status() {
+                "OK" => Ok(()),
+                other => Err(unexpected(other)),
+            }
+        })
+    }
+
     fn create_group(&self, caller: &str, name: &str) -> Reply<()> {
         self.group_call(caller, name, Script::CreateGroup, |_| ())
     }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
+use futures::FutureExt;
 
 use super::error::ChatError;
 use super::events::EventKinds;
@@ -46,6 +47,25 @@ impl<T> Reply<T> {
         match self {
             Reply::Ready(Some(result)) => Ok(result),
             other => Err(other),
+        }
+    }
+}
+
+impl Reply<()> {
+    /// The refusal this reply (an authentication) answers with, else
+    /// `invalid`: a call whose arguments are bad is refused for its caller
+    /// first, as every call is.
+    pub fn then_refuse<T: Send + 'static>(self, invalid: ChatError) -> Reply<T> {
+        match self.try_now() {
+            Ok(Ok(())) => Reply::now(Err(invalid)),
+            Ok(Err(refused)) => Reply::now(Err(refused)),
+            Err(later) => Reply::Later(
+                async move {
+                    later.await?;
+                    Err(invalid)
+                }
+                .boxed(),
+            ),
         }
     }
 }
@@ -100,6 +120,10 @@ pub trait ChatEngine: Send + Sync {
         resume: Option<ResumeRequest>,
         events: EventKinds,
     ) -> Reply<Connected>;
+
+    /// Checks only that `caller` is connected. Errors: `Unauthenticated`,
+    /// `ShuttingDown`, `Unavailable`.
+    fn authenticate(&self, caller: &str) -> Reply<()>;
 
     /// Creates group `name` with `caller` as its only member. Errors:
     /// `Unauthenticated`, `InvalidName`, `NameTaken`, `TooManyGroups`,

@@ -694,6 +694,10 @@ impl ChatEngine for Registry {
         Reply::now(self.connect_resuming(username, resume.as_ref(), events))
     }
 
+    fn authenticate(&self, caller: &str) -> Reply<()> {
+        Reply::now(self.lock().authenticate(caller).map(|_| ()))
+    }
+
     fn create_group(&self, caller: &str, name: &str) -> Reply<()> {
         Reply::now(Registry::create_group(self, caller, name))
     }

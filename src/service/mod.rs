@@ -541,7 +541,7 @@ impl ChatService for ChatHandler {
             let query = HistoryQuery::new(req.after_id, req.before_id, req.limit);
             Ok(match query {
                 Ok(query) => self.inner.engine.history(&caller, &req.group, query),
-                Err(invalid) => Reply::now(Err(invalid)),
+                Err(invalid) => self.inner.engine.authenticate(&caller).then_refuse(invalid),
             })
         });
         self.answer(&ctx, sink, Rpc::GetHistory, caller, reply, |_, _, page| {
@@ -561,7 +561,7 @@ impl ChatService for ChatHandler {
         let reply = guarded(|| {
             Ok(match MemberQuery::new(req.limit, &req.page_token) {
                 Ok(query) => self.inner.engine.list_members(&caller, &req.group, query),
-                Err(invalid) => Reply::now(Err(invalid)),
+                Err(invalid) => self.inner.engine.authenticate(&caller).then_refuse(invalid),
             })
         });
         self.answer(
