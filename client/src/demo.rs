@@ -1,7 +1,10 @@
 //! `chat-client demo`: a scripted session of three users that exercises every
 //! RPC and every error case of the contract against a running server, then
 //! a group's history on join and the three ways a session resume turns out
-//! (RESUMED with the missed messages replayed, GAP, UNKNOWN). Each call is
+//! (RESUMED with the missed messages replayed, GAP, UNKNOWN), and last who
+//! is here: membership events (JOINED, LEFT, DISCONNECTED, with the group's
+//! position) and typing notices on streams that ask for them, none on those
+//! that do not, and ListGroupMembers a page at a time. Each call is
 //! logged with its input, outcome and expected outcome, and each received
 //! message as it arrives. Any outcome that differs from the expected one is
 //! marked `MISMATCH`, and the demo exits non-zero: it is also a check.
@@ -10,16 +13,20 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chat_proto::chat::{
-    Connected, CreateGroupChatRequest, GetHistoryRequest, JoinGroupChatRequest,
-    LeaveGroupChatRequest, ListChannelsRequest, Message, ResumeRequest, ResumeStatus,
-    SendMessageRequest,
+    ChannelType, Connected, CreateGroupChatRequest, EventType, GetHistoryRequest,
+    JoinGroupChatRequest, LeaveGroupChatRequest, ListChannelsRequest, ListGroupMembersRequest,
+    MembershipChangeKind, Message, ResumeRequest, ResumeStatus, SendMessageRequest,
+    SendTypingRequest,
 };
 use grpcio::{RpcStatus, RpcStatusCode};
 
 use crate::api::{
     final_status, open_unread, open_unread_session, status_of, Api, Inbox, InboxEvent,
 };
-use crate::format::{code_name, describe_channel, describe_message};
+use crate::format::{
+    code_name, describe_channel, describe_membership, describe_message, describe_typing,
+    membership_kind_name,
+};
 
 const WAIT: Duration = Duration::from_secs(5);
 /// Most sends the slow-consumer step makes before giving up.
@@ -29,6 +36,11 @@ const MAX_STALL_SENDS: usize = 50_000;
 const GAP_SENDS: usize = 310;
 /// How long "nothing more arrives" is watched for.
 const QUIET: Duration = Duration::from_millis(300);
+/// The events the presence steps' streams ask for.
+const EVENTS: [EventType; 2] = [
+    EventType::EVENT_TYPE_MEMBERSHIP,
+    EventType::EVENT_TYPE_TYPING,
+];
 
 /// What a call is expected to return.
 #[derive(Clone, Copy)]
@@ -232,6 +244,270 @@ impl Demo {
 
         self.section("resume: more missed than the server keeps is a GAP, and nothing is replayed");
         self.resume_gap("frank", "bob");
+
+        self.presence();
+    }
+
+    /// Membership events, ListGroupMembers and SendTyping. grace, heidi and
+    /// ivan ask for both event kinds; bob, in the group too, asks for none
+    /// and gets none; carol is in no group.
+    fn presence(&mut self) {
+        use MembershipChangeKind as K;
+        use RpcStatusCode as C;
+        let group = "presence";
+
+        self.section("membership events: JOINED to every member that asked, the joiner included");
+        for user in ["grace", "heidi", "ivan"] {
+            self.connect_with_events(user);
+        }
+        self.create("grace", group, Expect::Ok);
+        let joined = K::MEMBERSHIP_CHANGE_KIND_JOINED;
+        self.expect_membership(&["grace"], group, "grace", joined, 1, 0);
+        self.join("heidi", group, Expect::Ok);
+        self.expect_membership(&["grace", "heidi"], group, "heidi", joined, 2, 0);
+        self.join("bob", group, Expect::Ok);
+        self.expect_membership(&["grace", "heidi"], group, "bob", joined, 3, 0);
+        self.expect_quiet(&["bob"]);
+        let said = "hello, whoever is here";
+        let members = ["bob", "grace", "heidi"];
+        let position = self.send("heidi", group, said, Expect::Ok, &members);
+        let position = position.unwrap_or(0);
+        self.join("ivan", group, Expect::Ok);
+        let told = ["grace", "heidi", "ivan"];
+        self.expect_membership(&told, group, "ivan", joined, 4, position);
+
+        self.section("ListGroupMembers: any user lists any group, a page at a time, sorted");
+        let everyone = ["bob", "grace", "heidi", "ivan"];
+        self.members_paged("carol", group, 2, &everyone);
+        self.list_members("carol", "no-such-group", 0, "", Expect::Code(C::NOT_FOUND));
+        let bad = Expect::Code(C::INVALID_ARGUMENT);
+        self.list_members("carol", group, 1001, "", bad);
+        self.list_members("carol", group, 2, "not a token!", bad);
+
+        self.section("SendTyping: to a user, to a group's other members, one per 2 s");
+        self.send_typing("grace", "heidi", Expect::Ok);
+        self.expect_typing(&["heidi"], "grace", "grace", false);
+        self.send_typing("grace", "heidi", Expect::Ok);
+        println!(
+            "[demo] {:<14} (within 2 s of the last: answered OK, not forwarded)",
+            "grace"
+        );
+        self.expect_quiet(&["heidi", "grace"]);
+        self.send_typing("heidi", group, Expect::Ok);
+        self.expect_typing(&["grace", "ivan"], group, "heidi", true);
+        self.expect_quiet(&["heidi", "bob", "grace", "ivan"]);
+        self.send_typing("carol", group, Expect::Code(C::PERMISSION_DENIED));
+        self.send_typing("carol", "ghost", Expect::Code(C::NOT_FOUND));
+        self.send_typing("carol", "not valid!", bad);
+
+        self.section("LEFT and DISCONNECTED go to the members that remain");
+        self.leave("ivan", group, Expect::Ok);
+        let left = K::MEMBERSHIP_CHANGE_KIND_LEFT;
+        self.expect_membership(&["grace", "heidi"], group, "ivan", left, 3, position);
+        self.disconnect("heidi");
+        let gone = K::MEMBERSHIP_CHANGE_KIND_DISCONNECTED;
+        self.expect_membership(&["grace"], group, "heidi", gone, 2, position);
+        self.leave("bob", group, Expect::Ok);
+        self.expect_membership(&["grace"], group, "bob", left, 1, position);
+        self.leave("grace", group, Expect::Ok);
+        self.expect_quiet(&["grace", "ivan"]);
+    }
+
+    /// Connects `user` asking for membership and typing events.
+    fn connect_with_events(&mut self, user: &'static str) {
+        let result = self.api.open_inbox_with(user, &EVENTS, WAIT);
+        let shown = result
+            .as_ref()
+            .map(|_| "connected".to_owned())
+            .map_err(Clone::clone);
+        let call = format!("Connect(username={user:?}, events=[MEMBERSHIP, TYPING])");
+        if self.record(user, call, &shown, Expect::Ok) {
+            if let Ok(inbox) = result {
+                self.inboxes.insert(user, inbox);
+            }
+        }
+    }
+
+    /// Each of `receivers` gets, next, the membership change `user` `kind`
+    /// in `group` with `members` members after it and the group's
+    /// `position`.
+    fn expect_membership(
+        &mut self,
+        receivers: &[&str],
+        group: &str,
+        user: &str,
+        kind: MembershipChangeKind,
+        members: u32,
+        position: u64,
+    ) {
+        for receiver in receivers {
+            let Some(inbox) = self.inboxes.get(receiver) else {
+                continue;
+            };
+            let failure = match inbox.next_event(WAIT) {
+                Some(InboxEvent::Membership(change)) => {
+                    println!(
+                        "[demo] {receiver:<14} event    {}",
+                        describe_membership(&change)
+                    );
+                    let expected = change.group == group
+                        && change.user == user
+                        && change.kind.enum_value() == Ok(kind)
+                        && change.member_count == members
+                        && change.position == position
+                        && change.at.is_some();
+                    (!expected).then(|| describe_membership(&change))
+                }
+                Some(other) => Some(format!("{other:?}")),
+                None => Some(format!("nothing within {WAIT:?}")),
+            };
+            if let Some(got) = failure {
+                let kind = membership_kind_name(Ok(kind));
+                let wanted =
+                    format!("#{group}: {user} {kind} ({members} members, position {position})");
+                println!("[demo] {receiver:<14} MISMATCH: got {got}, expected {wanted}");
+                self.failures
+                    .push(format!("{receiver} got {got}, expected {wanted}"));
+            }
+        }
+    }
+
+    /// Each of `receivers` gets, next, `user`'s typing notice for
+    /// `conversation` (a group, or for a direct one the typing user).
+    fn expect_typing(&mut self, receivers: &[&str], conversation: &str, user: &str, group: bool) {
+        let kind = if group {
+            ChannelType::CHANNEL_TYPE_GROUP
+        } else {
+            ChannelType::CHANNEL_TYPE_USER
+        };
+        for receiver in receivers {
+            let Some(inbox) = self.inboxes.get(receiver) else {
+                continue;
+            };
+            let failure = match inbox.next_event(WAIT) {
+                Some(InboxEvent::Typing(typing)) => {
+                    println!(
+                        "[demo] {receiver:<14} event    {}",
+                        describe_typing(&typing)
+                    );
+                    let expected = typing.conversation == conversation
+                        && typing.user == user
+                        && typing.conversation_type.enum_value() == Ok(kind);
+                    (!expected).then(|| format!("{typing:?}"))
+                }
+                Some(other) => Some(format!("{other:?}")),
+                None => Some(format!("nothing within {WAIT:?}")),
+            };
+            if let Some(got) = failure {
+                println!("[demo] {receiver:<14} MISMATCH: got {got}, expected {user} typing");
+                self.failures.push(format!(
+                    "{receiver} got {got}, expected {user}'s typing notice in {conversation}"
+                ));
+            }
+        }
+    }
+
+    /// Nothing more arrives for any of `users` (watched for [`QUIET`] in
+    /// all).
+    fn expect_quiet(&mut self, users: &[&str]) {
+        let mut wait = QUIET;
+        for user in users {
+            let Some(inbox) = self.inboxes.get(user) else {
+                continue;
+            };
+            match inbox.next_event(wait) {
+                None => println!("[demo] {user:<14} nothing more arrives"),
+                Some(event) => {
+                    println!("[demo] {user:<14} MISMATCH: unexpected event {event:?}");
+                    self.failures
+                        .push(format!("{user} got an unexpected event: {event:?}"));
+                }
+            }
+            wait = Duration::ZERO;
+        }
+    }
+
+    /// ListGroupMembers, one page; returns the page when the outcome was
+    /// the expected one and OK.
+    fn list_members(
+        &mut self,
+        user: &str,
+        group: &str,
+        limit: u32,
+        token: &str,
+        expect: Expect,
+    ) -> Option<chat_proto::chat::ListGroupMembersResponse> {
+        let mut request = ListGroupMembersRequest::new();
+        request.group = group.to_owned();
+        request.limit = limit;
+        request.page_token = token.to_owned();
+        let result = self
+            .api
+            .client
+            .list_group_members_opt(&request, self.api.call_as(user))
+            .map_err(status_of);
+        let shown = result
+            .as_ref()
+            .map(|page| {
+                format!(
+                    "members=[{}], next_page_token={:?}, member_count={}",
+                    page.members.join(", "),
+                    page.next_page_token,
+                    page.member_count
+                )
+            })
+            .map_err(Clone::clone);
+        let call =
+            format!("ListGroupMembers(group={group:?}, limit={limit}, page_token={token:?})");
+        if self.record(user, call, &shown, expect) {
+            result.ok()
+        } else {
+            None
+        }
+    }
+
+    /// Reads every page of `group`'s members, `limit` at a time; checks
+    /// that together they are exactly `members` and the count agrees.
+    fn members_paged(&mut self, user: &str, group: &str, limit: u32, members: &[&str]) {
+        let mut listed = Vec::new();
+        let mut token = String::new();
+        let mut count = 0;
+        // One page more than needed at most: a token that never ends is a
+        // failure, not a hang.
+        for _ in 0..=members.len() {
+            let Some(page) = self.list_members(user, group, limit, &token, Expect::Ok) else {
+                return;
+            };
+            listed.extend(page.members);
+            count = page.member_count;
+            token = page.next_page_token;
+            if token.is_empty() {
+                break;
+            }
+        }
+        if listed != members || count as usize != members.len() || !token.is_empty() {
+            self.failures.push(format!(
+                "{group}'s members read {limit} at a time: {listed:?} (count {count}), \
+                 expected {members:?}"
+            ));
+        }
+    }
+
+    fn send_typing(&mut self, user: &str, to: &str, expect: Expect) {
+        let mut request = SendTypingRequest::new();
+        request.recipient = to.to_owned();
+        let result = self
+            .api
+            .client
+            .send_typing_opt(&request, self.api.call_as(user))
+            .map(|_| String::new())
+            .map_err(status_of);
+        self.record(
+            user,
+            format!("SendTyping(recipient={to:?})"),
+            &result,
+            expect,
+        );
     }
 
     fn section(&self, title: &str) {
@@ -682,8 +958,15 @@ impl Demo {
     }
 
     /// Sends and, when it succeeds, checks that exactly `receivers` get the
-    /// message with the id and timestamp the send returned.
-    fn send(&mut self, user: &str, to: &str, text: &str, expect: Expect, receivers: &[&str]) {
+    /// message with the id and timestamp the send returned; returns the id.
+    fn send(
+        &mut self,
+        user: &str,
+        to: &str,
+        text: &str,
+        expect: Expect,
+        receivers: &[&str],
+    ) -> Option<u64> {
         let mut request = SendMessageRequest::new();
         request.recipient = to.to_owned();
         request.text = text.to_owned();
@@ -703,9 +986,9 @@ impl Demo {
             .map_err(Clone::clone);
         let call = format!("SendMessage(recipient={to:?}, text={shown_text})");
         if !self.record(user, call, &shown, expect) {
-            return;
+            return None;
         }
-        let Ok(reply) = result else { return };
+        let reply = result.ok()?;
         for receiver in receivers {
             match self.receive(receiver) {
                 Some(message)
@@ -733,6 +1016,7 @@ impl Demo {
                 }
             }
         }
+        Some(reply.message_id)
     }
 
     fn receive(&mut self, user: &str) -> Option<Message> {

@@ -3,7 +3,9 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use chat_proto::chat::{Channel, ChannelType, Message};
+use chat_proto::chat::{
+    Channel, ChannelType, MembershipChange, MembershipChangeKind, Message, TypingStarted,
+};
 use grpcio::RpcStatusCode;
 
 /// A status code's name, e.g. `NOT_FOUND`.
@@ -52,8 +54,55 @@ pub fn describe_message(message: &Message) -> String {
     )
 }
 
+/// One line describing a membership change:
+/// `#general: bob JOINED (2 members, position 7, at 12:03:04.005Z)`.
+pub fn describe_membership(change: &MembershipChange) -> String {
+    format!(
+        "#{}: {} {} ({} member{}, position {}, at {})",
+        change.group,
+        change.user,
+        membership_kind_name(change.kind.enum_value()),
+        change.member_count,
+        if change.member_count == 1 { "" } else { "s" },
+        change.position,
+        utc_time(change.at.as_ref())
+    )
+}
+
+/// A membership change kind's name, as the proto spells it without its
+/// prefix.
+pub fn membership_kind_name(kind: Result<MembershipChangeKind, i32>) -> String {
+    match kind {
+        Ok(MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_UNSPECIFIED) => "UNSPECIFIED".to_owned(),
+        Ok(MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_JOINED) => "JOINED".to_owned(),
+        Ok(MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_LEFT) => "LEFT".to_owned(),
+        Ok(MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_DISCONNECTED) => "DISCONNECTED".to_owned(),
+        Ok(MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_REMOVED) => "REMOVED".to_owned(),
+        Err(value) => format!("unknown kind {value}"),
+    }
+}
+
+/// One line describing a typing notice: `bob is typing in #general`, or
+/// `bob is typing to you` in a direct conversation.
+pub fn describe_typing(typing: &TypingStarted) -> String {
+    match typing.conversation_type.enum_value_or_default() {
+        ChannelType::CHANNEL_TYPE_GROUP => {
+            format!("{} is typing in #{}", typing.user, typing.conversation)
+        }
+        _ => format!(
+            "{} is typing to you (conversation {})",
+            typing.user, typing.conversation
+        ),
+    }
+}
+
 fn sent_at(message: &Message) -> String {
-    match message.sent_at.as_ref() {
+    utc_time(message.sent_at.as_ref())
+}
+
+/// A timestamp's UTC time of day, `12:03:04.005Z`; `unset` without one.
+fn utc_time(at: Option<&protobuf::well_known_types::timestamp::Timestamp>) -> String {
+    match at {
         Some(ts) => {
             let at = UNIX_EPOCH
                 + Duration::from_secs(u64::try_from(ts.seconds).unwrap_or(0))
