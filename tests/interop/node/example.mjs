@@ -23,7 +23,7 @@ export async function runExample(target, username = 'grace', group = 'hall') {
     longs: String, // uint64 ids as strings
     enums: String, // CHANNEL_TYPE_GROUP rather than 2
     defaults: true, // member_count: 0 and joined: false are present
-    oneofs: true, // event: 'connected' | 'delivery'
+    oneofs: true, // event: 'connected' | 'delivery' (also 'membership' | 'typing' when asked for)
   });
   const { ChatService } = grpc.loadPackageDefinition(definition).chat.v1;
   const client = new ChatService(target, grpc.credentials.createInsecure());

@@ -91,8 +91,9 @@ def test_a_scrape_parses_with_prometheus_clients_parser(monitored):
     assert send_handled("OK") == 1
     assert send_handled("NotFound") == 1
     assert send_handled("Unauthenticated") == 0
-    # Seven methods (GetHistory included) by seventeen codes.
-    assert len(families["grpc_server_handled"].samples) == 7 * 17
+    # Nine methods (GetHistory, ListGroupMembers and SendTyping included)
+    # by seventeen codes.
+    assert len(families["grpc_server_handled"].samples) == 9 * 17
     assert value("chat_connected_users") == 2
     assert value("chat_connections_total") == 2
     assert value("chat_messages_total", kind="direct") == 1

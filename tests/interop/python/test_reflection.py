@@ -21,6 +21,8 @@ CHAT_METHODS = {
     "SendMessage",
     "ListChannels",
     "GetHistory",
+    "ListGroupMembers",
+    "SendTyping",
 }
 
 
