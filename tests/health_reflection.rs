@@ -129,7 +129,9 @@ fn reflection_v1_lists_services_and_serves_descriptors() {
             "LeaveGroupChat",
             "SendMessage",
             "ListChannels",
-            "GetHistory"
+            "GetHistory",
+            "ListGroupMembers",
+            "SendTyping"
         ]
     );
     assert_eq!(
