@@ -116,7 +116,7 @@ unit-test: deps
 
 # The contract tests again, against a 3-node cluster on a Redis each test
 # starts (redis-server is installed when missing).
-CLUSTER_TESTS := --test connect --test auth --test groups --test messages --test stress --test history --test resume
+CLUSTER_TESTS := --test connect --test auth --test groups --test messages --test stress --test history --test resume --test presence
 cluster-test: deps
 	@scripts/install-deps.sh redis
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
