@@ -470,6 +470,11 @@ fn listing_members_refuses_what_it_must() {
     assert_code(Code::UNAUTHENTICATED, list("", "room", 10, ""));
     assert_code(Code::UNAUTHENTICATED, list("ghost", "bad name!", 10, ""));
     assert_code(Code::UNAUTHENTICATED, list("ghost", "nosuch", 10, ""));
+    assert_code(Code::UNAUTHENTICATED, list("ghost", "room", 1001, ""));
+    assert_code(
+        Code::UNAUTHENTICATED,
+        list("ghost", "room", 10, "bad token!"),
+    );
     // A group deleted by its last member's leave is gone.
     server.leave("alice", "room").unwrap();
     assert_code(Code::NOT_FOUND, list("alice", "room", 10, ""));
