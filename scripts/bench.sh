@@ -3,23 +3,28 @@
 # loopback port, runs every chat-bench scenario against it, and stops it;
 # then the `history` scenario against a fresh server started with
 # `--resume-window 0` (its memory figure needs a server whose allocator has
-# not yet held an earlier scenario's peak, and no resume rings).
+# not yet held an earlier scenario's peak, and no resume rings); then the
+# `presence` scenario (membership events: joins into a group at the events'
+# threshold, a mass rejoin of 1,000 members) against another fresh server.
 # With NODES=2 (or more) it starts its own redis-server on a free loopback
 # port instead (no persistence) and that many chat-server nodes joined to it
 # under a prefix of their own, and runs the cluster scenarios (`cluster`:
 # direct, fanout and pingpong with users placed across nodes), then
-# `history` on a fresh Redis and fresh nodes (`cluster-history`).
+# `history` and `presence` each on a fresh Redis and fresh nodes
+# (`cluster-history`, `cluster-presence`).
 #   NODES         how many server nodes (default 1: one server, no Redis)
 #   SERVER_FLAGS  extra server flags, e.g. "--threads 1" or "--write-delay 1ms"
-#   BENCH_ARGS    extra flags after `all` (or `cluster`) and `history`,
-#                 e.g. "--scale 0.1"
+#   BENCH_ARGS    extra flags after `all` (or `cluster`), `history` and
+#                 `presence`, e.g. "--scale 0.1"
 #   BENCH_CMD     what to run instead of `all --with-19k ${BENCH_ARGS}`
 #                 (`cluster ${BENCH_ARGS}` with NODES > 1) and the history
-#                 round, e.g. "mixed --duration-secs 5"
+#                 and presence rounds, e.g. "mixed --duration-secs 5"
 #                 (scripts/bench-targets.sh uses it)
 #   BENCH_OUT     where the JSON lines go (default target/bench/results.jsonl)
 # A command starting with `history` gets the server flag `--resume-window 0`
-# unless SERVER_FLAGS sets --resume-window. Everything it starts it stops by
+# unless SERVER_FLAGS sets --resume-window; one starting with `presence` gets
+# `--events-max-members N` when SERVER_FLAGS sets
+# --membership-events-max-members N. Everything it starts it stops by
 # PID on exit. Exits non-zero if any scenario lost, duplicated or reordered
 # a message, or found a group's history other than what was sent.
 set -euo pipefail
@@ -132,6 +137,10 @@ run_round() {
   case "$1" in
     history*) [[ " $flags " == *" --resume-window"* ]] || flags="--resume-window 0${flags:+ $flags}" ;;
   esac
+  local cmd=$1
+  if [[ "$cmd" == presence* && " $flags " =~ \ --membership-events-max-members[\ =]([0-9]+)\  ]]; then
+    cmd="$cmd --events-max-members ${BASH_REMATCH[1]}"
+  fi
   start_servers "$flags"
   if [ "$nodes" -gt 1 ]; then
     what="$nodes nodes and redis-server (pid $redis_pid)"
@@ -142,7 +151,7 @@ run_round() {
   echo "bench: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $what; server flags: ${flags:-(defaults)}; results: $out"
   # shellcheck disable=SC2086
   "$target/chat-bench" --server "$(join "${servers[@]}")" --server-pid "$(join "${server_pids[@]}")" \
-    "${redis_args[@]}" --json-out "$out" $1 || status=$?
+    "${redis_args[@]}" --json-out "$out" $cmd || status=$?
   stop_servers
 }
 
@@ -151,5 +160,6 @@ if [ -n "${BENCH_CMD:-}" ]; then
 else
   run_round "$default_cmd"
   run_round "history ${BENCH_ARGS:-}"
+  run_round "presence ${BENCH_ARGS:-}"
 fi
 exit "$status"

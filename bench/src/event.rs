@@ -4,7 +4,9 @@
 //! decoded [`Payload`]), without building the generated message types and
 //! their strings. At hundreds of thousands of messages per second the
 //! generated decoder's allocations were a tenth of the load generator's
-//! CPU, taken from the server it shares the machine with. Field numbers are
+//! CPU, taken from the server it shares the machine with. Membership
+//! events (`presence`) are read into a [`Membership`] with the fields the
+//! checks use; typing events are not read (`Other`). Field numbers are
 //! those of `proto/chat/v1/chat.proto`; unknown fields are skipped as
 //! protobuf requires.
 
@@ -22,13 +24,44 @@ pub enum Event {
     /// `delivery`: each message's id and its payload (`None` when the text
     /// is not a benchmark payload).
     Delivery(Vec<(u64, Option<Payload>)>),
-    /// An event this bench does not know.
+    /// `membership`: a change in one of the stream's groups.
+    Membership(Membership),
+    /// An event this bench does not read (`typing`, or one it does not
+    /// know).
     Other,
 }
 
-/// `ConnectResponse`: `connected` = 1, `delivery` = 2.
+/// A `MembershipChange` as the bench sees it (`at` is not read).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Membership {
+    /// The group.
+    pub group: String,
+    /// The user who joined, left, disconnected or was removed.
+    pub user: String,
+    /// `MembershipChangeKind` as a number: see [`JOINED`] and [`LEFT`].
+    pub kind: u32,
+    /// Members after the change.
+    pub member_count: u32,
+    /// Id of the group's newest message at the change.
+    pub position: u64,
+}
+
+/// `MEMBERSHIP_CHANGE_KIND_JOINED`.
+pub const JOINED: u32 = 1;
+/// `MEMBERSHIP_CHANGE_KIND_LEFT`.
+pub const LEFT: u32 = 2;
+
+/// `ConnectResponse`: `connected` = 1, `delivery` = 2, `membership` = 3.
 const RESPONSE_CONNECTED: u32 = 1;
 const RESPONSE_DELIVERY: u32 = 2;
+const RESPONSE_MEMBERSHIP: u32 = 3;
+/// `MembershipChange`: `group` = 1, `user` = 2, `kind` = 3,
+/// `member_count` = 4, `position` = 5.
+const CHANGE_GROUP: u32 = 1;
+const CHANGE_USER: u32 = 2;
+const CHANGE_KIND: u32 = 3;
+const CHANGE_MEMBER_COUNT: u32 = 4;
+const CHANGE_POSITION: u32 = 5;
 /// `Delivery.messages` = 1.
 const DELIVERY_MESSAGES: u32 = 1;
 /// `Message.id` = 1, `Message.text` = 5.
@@ -118,6 +151,26 @@ fn delivery(bytes: &[u8]) -> Option<Vec<(u64, Option<Payload>)>> {
     Some(messages)
 }
 
+fn text(bytes: &[u8]) -> Option<String> {
+    String::from_utf8(bytes.to_vec()).ok()
+}
+
+fn membership(bytes: &[u8]) -> Option<Membership> {
+    let mut wire = Wire(bytes);
+    let mut change = Membership::default();
+    while let Some((field, kind)) = wire.key()? {
+        match (field, kind) {
+            (CHANGE_GROUP, LENGTH_DELIMITED) => change.group = text(wire.delimited()?)?,
+            (CHANGE_USER, LENGTH_DELIMITED) => change.user = text(wire.delimited()?)?,
+            (CHANGE_KIND, VARINT) => change.kind = wire.varint()? as u32,
+            (CHANGE_MEMBER_COUNT, VARINT) => change.member_count = wire.varint()? as u32,
+            (CHANGE_POSITION, VARINT) => change.position = wire.varint()?,
+            _ => wire.skip(kind)?,
+        }
+    }
+    Some(change)
+}
+
 /// Decodes an encoded `ConnectResponse`; `None` when the bytes are not one.
 pub fn decode(bytes: &[u8]) -> Option<Event> {
     let mut wire = Wire(bytes);
@@ -130,6 +183,9 @@ pub fn decode(bytes: &[u8]) -> Option<Event> {
             }
             (RESPONSE_DELIVERY, LENGTH_DELIMITED) => {
                 event = Event::Delivery(delivery(wire.delimited()?)?);
+            }
+            (RESPONSE_MEMBERSHIP, LENGTH_DELIMITED) => {
+                event = Event::Membership(membership(wire.delimited()?)?);
             }
             _ => wire.skip(kind)?,
         }
@@ -164,7 +220,10 @@ pub const CONNECT: Method<ConnectRequest, Event> = Method {
 
 #[cfg(test)]
 mod tests {
-    use chat_proto::chat::{connect_response, ConnectResponse, Connected, Delivery, Message};
+    use chat_proto::chat::{
+        connect_response, ChannelType, ConnectResponse, Connected, Delivery, MembershipChange,
+        MembershipChangeKind, Message, TypingStarted,
+    };
     use protobuf::Message as _;
 
     use super::*;
@@ -205,6 +264,43 @@ mod tests {
             Some(Event::Connected)
         );
         assert_eq!(decode(&[]), Some(Event::Other));
+    }
+
+    #[test]
+    fn reads_membership_changes_and_passes_over_typing() {
+        let mut change = MembershipChange::new();
+        change.group = "general".into();
+        change.user = "bob".into();
+        change.kind = MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_LEFT.into();
+        change.member_count = 999;
+        change.position = 1 << 40;
+        change.at = protobuf::MessageField::some(Default::default());
+        let bytes = encoded(connect_response::Event::Membership(change));
+        assert_eq!(
+            decode(&bytes),
+            Some(Event::Membership(Membership {
+                group: "general".into(),
+                user: "bob".into(),
+                kind: LEFT,
+                member_count: 999,
+                position: 1 << 40,
+            }))
+        );
+        for cut in 1..bytes.len() {
+            assert_eq!(decode(&bytes[..cut]), None, "cut at {cut}");
+        }
+        assert_eq!(
+            MembershipChangeKind::MEMBERSHIP_CHANGE_KIND_JOINED as u32,
+            JOINED
+        );
+        let mut typing = TypingStarted::new();
+        typing.conversation = "general".into();
+        typing.conversation_type = ChannelType::CHANNEL_TYPE_GROUP.into();
+        typing.user = "alice".into();
+        assert_eq!(
+            decode(&encoded(connect_response::Event::Typing(typing))),
+            Some(Event::Other)
+        );
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! `fanout` and `pingpong`, the scenarios `make bench` runs against several
 //! nodes of one cluster (`--server A,B`). `history` (group history's
 //! memory, Redis cost and `GetHistory` latency) runs on its own, on a fresh
-//! server started with `--resume-window 0`, as `make bench` does. Each prints one JSON
+//! server started with `--resume-window 0`, as `make bench` does; so does
+//! `presence` (membership events: a join in a group at the events'
+//! threshold, a mass rejoin of 1,000 members), on a fresh server. Each prints one JSON
 //! object per scenario on stdout (and appends it to `--json-out`), then a
 //! table; the exit code is 1 when any scenario failed a check, hit an
 //! error or timed out. Every simulated user has its own channel (HTTP/2
@@ -32,7 +34,7 @@ use structopt::StructOpt;
 use net::{wait_gone, Bench};
 use procfs::Pids;
 use report::Report;
-use scenario::{closed_loop, connections, history, mixed, pingpong};
+use scenario::{closed_loop, connections, history, mixed, pingpong, presence};
 use util::Deadline;
 
 /// Command-line flags.
@@ -94,6 +96,11 @@ enum Command {
     /// kept message, Redis CPU per group message, GetHistory latency (run
     /// the server with --resume-window 0)
     History(HistoryOpt),
+    /// Membership events: joins one at a time into a group at the events'
+    /// threshold (CPU, latency, events per join), then a mass leave and
+    /// rejoin of every member (events, time, slow-consumer drops); every
+    /// member must see every change in one order
+    Presence(PresenceOpt),
     /// Every scenario in turn with its defaults
     All(AllOpt),
     /// direct, fanout and pingpong in turn with their defaults: the
@@ -211,6 +218,33 @@ struct HistoryOpt {
     #[structopt(long, default_value = "262144")]
     history_bytes: u64,
     /// Multiply the timed calls by this, for quick runs
+    #[structopt(long, default_value = "1.0")]
+    scale: f64,
+}
+
+#[derive(Debug, StructOpt)]
+struct PresenceOpt {
+    /// Members that leave and rejoin in the mass rejoin, each on its own
+    /// channel with membership events on (an anchor who stays and the
+    /// joiners are connected too)
+    #[structopt(long, default_value = "1000")]
+    members: u32,
+    /// Members of the group after each measured join, the joiner and the
+    /// anchor included (at most members + 2) [default: the
+    /// --events-max-members: the largest group whose joins send events]
+    #[structopt(long)]
+    join_size: Option<u32>,
+    /// Measured joins, each by its own joiner, each followed by its leave
+    #[structopt(long, default_value = "50")]
+    joins: u32,
+    /// Join or leave calls in flight at once in the mass rejoin
+    #[structopt(long, default_value = "128")]
+    concurrency: u32,
+    /// The server's --membership-events-max-members, for the expected
+    /// events
+    #[structopt(long, default_value = "1000")]
+    events_max_members: u32,
+    /// Multiply the measured joins by this, for quick runs
     #[structopt(long, default_value = "1.0")]
     scale: f64,
 }
@@ -335,6 +369,19 @@ fn history(bench: &Bench, o: &HistoryOpt) -> Report {
     )
 }
 
+fn presence(bench: &Bench, o: &PresenceOpt) -> Report {
+    presence::run(
+        bench,
+        presence::Sizes {
+            members: o.members,
+            join_size: o.join_size.unwrap_or(o.events_max_members),
+            joins: scaled(o.joins, o.scale),
+            concurrency: o.concurrency,
+            events_max_members: o.events_max_members,
+        },
+    )
+}
+
 /// Runs one scenario, emits its JSON and waits for the server to let go of
 /// every user this process connected, so the next one starts quiet. Against
 /// several nodes the report is named `cluster-<scenario>`.
@@ -419,6 +466,10 @@ fn main() -> ExitCode {
         Command::History(o) => {
             let bench = general();
             reports.push(run_one(&bench, json_out, || history(&bench, o)));
+        }
+        Command::Presence(o) => {
+            let bench = general();
+            reports.push(run_one(&bench, json_out, || presence(&bench, o)));
         }
         Command::All(all) => {
             let s = all.scale;

@@ -4,7 +4,8 @@
 //! name in the `authorization` header, and the receiver that reads a user's
 //! Connect stream as a future on the environment's completion queues,
 //! timestamping every message, feeding the senders' flow control and keeping
-//! a record of each receipt for the correctness checks.
+//! a record of each receipt for the correctness checks (and handing each
+//! membership event to the scenario that asked for them).
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_proto::chat::{
-    ChannelType, ConnectRequest, CreateGroupChatRequest, JoinGroupChatRequest,
+    ChannelType, ConnectRequest, CreateGroupChatRequest, EventType, JoinGroupChatRequest,
     LeaveGroupChatRequest, ListChannelsRequest, SendMessageRequest, SendMessageResponse,
 };
 use chat_proto::chat_grpc::ChatServiceClient;
@@ -28,7 +29,7 @@ use grpcio::{
     MetadataBuilder,
 };
 
-use crate::event::{self, Event};
+use crate::event::{self, Event, Membership};
 use crate::flow::Flow;
 use crate::payload::Payload;
 use crate::procfs::{Pids, Sample};
@@ -250,6 +251,23 @@ impl User {
             .map_err(|e| error_code(&e))
     }
 
+    /// Starts leaving group `name`.
+    ///
+    /// # Errors
+    /// The status code name.
+    pub fn leave_group_async(
+        &self,
+        name: &str,
+    ) -> Result<impl std::future::Future<Output = Result<(), String>>, String> {
+        let mut request = LeaveGroupChatRequest::new();
+        request.name = name.to_owned();
+        let call = self
+            .client
+            .leave_group_chat_async_opt(&request, self.auth.clone())
+            .map_err(|e| error_code(&e))?;
+        Ok(async move { call.await.map(drop).map_err(|e| error_code(&e)) })
+    }
+
     /// The names of the connected users, waiting for the answer.
     ///
     /// # Errors
@@ -271,6 +289,10 @@ impl User {
 /// Called by a receiver for each benchmark message it gets: the receiving
 /// user's index and the message's payload.
 pub type Hook = Arc<dyn Fn(u32, &Payload) + Send + Sync>;
+
+/// Called by a receiver for each membership event it gets: the receiving
+/// user's index and the event.
+pub type MembershipHook = Arc<dyn Fn(u32, &Membership) + Send + Sync>;
 
 /// Which flow a received message counts against.
 pub enum FlowMap {
@@ -302,6 +324,10 @@ pub struct RecvShared {
     pub broken: AtomicBool,
     /// Messages received by all receivers so far.
     pub received: AtomicU64,
+    /// Called on each membership event, if set.
+    pub membership: Option<MembershipHook>,
+    /// Membership events received by all receivers so far.
+    pub membership_events: AtomicU64,
 }
 
 impl RecvShared {
@@ -312,6 +338,21 @@ impl RecvShared {
             hook,
             broken: AtomicBool::new(false),
             received: AtomicU64::new(0),
+            membership: None,
+            membership_events: AtomicU64::new(0),
+        })
+    }
+
+    /// Shared receiver state for streams that read membership events:
+    /// `hook` is called on each.
+    pub fn with_membership(hook: MembershipHook) -> Arc<RecvShared> {
+        Arc::new(RecvShared {
+            flows: FlowMap::None,
+            hook: None,
+            broken: AtomicBool::new(false),
+            received: AtomicU64::new(0),
+            membership: Some(hook),
+            membership_events: AtomicU64::new(0),
         })
     }
 }
@@ -342,6 +383,8 @@ pub struct ReceiverOutcome {
     pub deliveries: u64,
     /// Messages whose text was not a benchmark payload.
     pub foreign: u64,
+    /// Membership events read.
+    pub membership_events: u64,
     /// When the last message arrived (process clock, ns); 0 if none did.
     pub last_recv_ns: u64,
     /// How the stream ended when the bench had not asked: the status code
@@ -390,6 +433,22 @@ pub fn connect_users(
     shared: &Arc<RecvShared>,
     deadline: Deadline,
 ) -> Result<Online, String> {
+    connect_users_asking(bench, names, node_of, &[], shared, deadline)
+}
+
+/// [`connect_users`] with streams that ask for the extra `events`
+/// (`ConnectRequest.events`).
+///
+/// # Errors
+/// A message naming the first user that could not connect.
+pub fn connect_users_asking(
+    bench: &Bench,
+    names: Vec<String>,
+    node_of: impl Fn(u32) -> usize,
+    events: &[EventType],
+    shared: &Arc<RecvShared>,
+    deadline: Deadline,
+) -> Result<Online, String> {
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
     let (outcome_tx, outcomes) = crossbeam_channel::unbounded();
     let mut users = Vec::with_capacity(names.len());
@@ -412,6 +471,7 @@ pub fn connect_users(
         });
         let mut request = ConnectRequest::new();
         request.username = user.name.clone();
+        request.events = events.iter().map(|&e| e.into()).collect();
         match user
             .client
             .client
@@ -526,6 +586,15 @@ async fn receive(
                         id,
                     });
                 }
+            }
+            Event::Membership(change) => {
+                outcome.membership_events += 1;
+                if let Some(hook) = &shared.membership {
+                    hook(user, &change);
+                }
+                // After the hook, so a count seen by the scenario covers
+                // what the hook recorded.
+                shared.membership_events.fetch_add(1, Ordering::AcqRel);
             }
             Event::Other => {}
         }

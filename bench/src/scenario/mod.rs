@@ -9,6 +9,7 @@ pub mod connections;
 pub mod history;
 pub mod mixed;
 pub mod pingpong;
+pub mod presence;
 
 use crate::check::{self, Membership, SendRec};
 use crate::net::{ErrorCounts, ReceiverOutcome};
