@@ -352,11 +352,7 @@ fn deliver(
             held.push(item.clone());
             continue;
         }
-        let queued = match item {
-            Item::Message(message) => connection.outbox.push(Arc::clone(message)),
-            Item::Event(event) => connection.outbox.push_event(Arc::clone(event)),
-        };
-        if queued.is_ok() {
+        if connection.outbox.queue(item.clone()).is_ok() {
             wake.push(connection.outbox.clone());
         } else {
             connection.evicted = true;

@@ -533,7 +533,7 @@ impl Node {
             }
             _ => None,
         };
-        let (mut status, replay) = match kept {
+        let (status, replay) = match kept {
             Some(recent) => recent.replay_after(resume.after_id),
             None => (ResumeStatus::Unknown, Vec::new()),
         };
@@ -542,22 +542,9 @@ impl Node {
             // Ended already (fenced, or a slow consumer): nothing to queue.
             return status;
         };
-        if status == ResumeStatus::Resumed {
-            if self.limits.fits_in_queue(&replay) {
-                for message in replay {
-                    // Fits: checked just above, on an empty mailbox.
-                    let _ = outbox.push(message);
-                }
-            } else {
-                status = ResumeStatus::Gap;
-            }
-        }
+        let status = self.limits.queue_replay(outbox, status, replay);
         for item in connection.held.take().unwrap_or_default() {
-            let queued = match item {
-                Item::Message(message) => outbox.push(message),
-                Item::Event(event) => outbox.push_event(event),
-            };
-            if queued.is_err() {
+            if outbox.queue(item).is_err() {
                 // A burst larger than the queue while the answer was on its
                 // way: the slow-consumer rule ends the stream.
                 connection.evicted = true;

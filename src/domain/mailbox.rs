@@ -191,6 +191,18 @@ impl Outbox {
         self.push_item(Item::Event(event))
     }
 
+    /// Queues a message ([`Outbox::push`]) or an event
+    /// ([`Outbox::push_event`]).
+    ///
+    /// # Errors
+    /// [`QueueFull`], as they do.
+    pub fn queue(&self, item: Item) -> Result<(), QueueFull> {
+        match item {
+            Item::Message(message) => self.push(message),
+            Item::Event(event) => self.push_event(event),
+        }
+    }
+
     fn push_item(&self, item: Item) -> Result<(), QueueFull> {
         let signal = &self.signal;
         let size = item.queued_bytes();

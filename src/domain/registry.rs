@@ -127,12 +127,29 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Whether a resume replay of `replay` fits in a fresh mailbox under
-    /// these limits (it always does when the resume flags are within the
-    /// queue's, which the configuration checks).
-    pub fn fits_in_queue(&self, replay: &[Arc<Message>]) -> bool {
-        replay.len() <= self.queue_depth
-            && replay.iter().map(|m| m.queued_bytes()).sum::<usize>() <= self.queue_bytes
+    /// Queues a resume's `replay` in a new connection's empty `outbox` when
+    /// `status` is `Resumed`, and answers the status the client is told:
+    /// `Gap` instead when the replay would not fit in the queue (it always
+    /// does when the resume flags are within the queue's, which the
+    /// configuration checks).
+    pub fn queue_replay(
+        &self,
+        outbox: &Outbox,
+        status: ResumeStatus,
+        replay: Vec<Arc<Message>>,
+    ) -> ResumeStatus {
+        if status != ResumeStatus::Resumed {
+            return status;
+        }
+        let bytes: usize = replay.iter().map(|m| m.queued_bytes()).sum();
+        if replay.len() > self.queue_depth || bytes > self.queue_bytes {
+            return ResumeStatus::Gap;
+        }
+        for message in replay {
+            // Fits: checked just above, on an empty mailbox.
+            let _ = outbox.push(message);
+        }
+        ResumeStatus::Resumed
     }
 }
 
@@ -333,17 +350,8 @@ impl Registry {
             if state.users.len() >= self.limits.max_connections {
                 return Err(ChatError::TooManyConnections(self.limits.max_connections));
             }
-            let (mut status, replay) = state.parked.claim(username, resume, Instant::now());
-            if status == ResumeStatus::Resumed {
-                if self.limits.fits_in_queue(&replay) {
-                    for message in replay {
-                        // Fits: checked just above, on an empty mailbox.
-                        let _ = outbox.push(message);
-                    }
-                } else {
-                    status = ResumeStatus::Gap;
-                }
-            }
+            let (status, replay) = state.parked.claim(username, resume, Instant::now());
+            let status = self.limits.queue_replay(&outbox, status, replay);
             state.users.insert(
                 Arc::clone(&name),
                 Connection {

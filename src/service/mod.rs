@@ -378,6 +378,21 @@ pub fn chat_service(handler: ChatHandler, codec: RequestCodec) -> grpcio::Servic
     builder.build()
 }
 
+/// Runs `call` with a request's checked arguments, or refuses a request
+/// whose arguments did not check out once its caller is authenticated
+/// (every call answers `UNAUTHENTICATED` first).
+fn checked<Q, T: Send + 'static>(
+    engine: &Arc<dyn ChatEngine>,
+    caller: &str,
+    query: Result<Q, crate::domain::ChatError>,
+    call: impl FnOnce(Q) -> Reply<T>,
+) -> Reply<T> {
+    match query {
+        Ok(query) => call(query),
+        Err(invalid) => engine.authenticate(caller).then_refuse(invalid),
+    }
+}
+
 /// The caller's username from the `authorization` header, bare or as
 /// `Bearer <name>`; empty when the header is missing or not UTF-8, which the
 /// registry refuses as unauthenticated.
@@ -537,12 +552,12 @@ impl ChatService for ChatHandler {
         let Some((caller, sink)) = self.authenticated(&ctx, sink, "GetHistory") else {
             return;
         };
+        let engine = &self.inner.engine;
+        let query = HistoryQuery::new(req.after_id, req.before_id, req.limit);
         let reply = guarded(|| {
-            let query = HistoryQuery::new(req.after_id, req.before_id, req.limit);
-            Ok(match query {
-                Ok(query) => self.inner.engine.history(&caller, &req.group, query),
-                Err(invalid) => self.inner.engine.authenticate(&caller).then_refuse(invalid),
-            })
+            Ok(checked(engine, &caller, query, |query| {
+                engine.history(&caller, &req.group, query)
+            }))
         });
         self.answer(&ctx, sink, Rpc::GetHistory, caller, reply, |_, _, page| {
             (convert::history_to_proto(&page), None)
@@ -558,11 +573,12 @@ impl ChatService for ChatHandler {
         let Some((caller, sink)) = self.authenticated(&ctx, sink, "ListGroupMembers") else {
             return;
         };
+        let engine = &self.inner.engine;
+        let query = MemberQuery::new(req.limit, &req.page_token);
         let reply = guarded(|| {
-            Ok(match MemberQuery::new(req.limit, &req.page_token) {
-                Ok(query) => self.inner.engine.list_members(&caller, &req.group, query),
-                Err(invalid) => self.inner.engine.authenticate(&caller).then_refuse(invalid),
-            })
+            Ok(checked(engine, &caller, query, |query| {
+                engine.list_members(&caller, &req.group, query)
+            }))
         });
         self.answer(
             &ctx,
