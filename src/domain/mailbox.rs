@@ -9,7 +9,7 @@
 //! nothing of gRPC or of how messages are written.
 
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::Waker;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -62,13 +62,60 @@ struct Signal {
     message_limit: usize,
     /// Defers the reader's wake-ups for new messages (not for closing).
     ticker: Option<WakeTicker>,
-    /// The most recent messages addressed to the connection, queued or
-    /// already written, kept for a resume once it ends; `None` with resume
-    /// off. Pushes happen under the engine's lock, so this lock is never
-    /// contended.
-    recent: Option<(Mutex<Recent>, ResumeLimits)>,
+    /// What is kept for a resume once the connection ends; `None` with
+    /// resume off.
+    resume: Option<ResumeKeep>,
     /// The events the reader asked for besides messages.
     events: EventKinds,
+}
+
+/// The most recent messages addressed to a connection, queued or already
+/// written, for a resume. Every message is in exactly one place at any
+/// moment the lock is free: still in the queue, in the reader's ring (it
+/// moves what it took there under the lock, in one go per delivery, so a
+/// message costs no extra reference count), or refused by a full queue.
+/// Gathered by [`Outbox::take_recent`] once the connection has ended.
+#[derive(Debug)]
+struct ResumeKeep {
+    kept: Mutex<Kept>,
+    limits: ResumeLimits,
+    /// The queue's other end, to gather what is still queued at the end.
+    queued: Receiver<Item>,
+}
+
+/// See [`ResumeKeep`].
+#[derive(Debug, Default)]
+pub struct Kept {
+    /// What the reader took, oldest first, within the resume limits.
+    written: Recent,
+    /// Messages a full queue refused (the connection is being dropped as a
+    /// slow consumer): addressed to it all the same.
+    refused: Vec<Arc<Message>>,
+}
+
+/// The reader's hold on what is kept for a resume while it takes messages
+/// for one delivery: what it takes goes into the ring when it is done.
+#[derive(Debug)]
+pub struct Taking<'a> {
+    kept: MutexGuard<'a, Kept>,
+    limits: &'a ResumeLimits,
+}
+
+impl Taking<'_> {
+    /// Keeps the messages of a delivery just built, moving them out of
+    /// `batch` (oldest first), but for the first `kept_already` (kept
+    /// when they were carried over from the last delivery).
+    pub fn keep(&mut self, batch: &mut Vec<Arc<Message>>, kept_already: usize) {
+        for message in batch.drain(..).skip(kept_already) {
+            self.kept.written.push(message, self.limits);
+        }
+    }
+
+    /// Keeps one message taken but not yet written (carried to the next
+    /// delivery): a clone, as the reader still holds it.
+    pub fn keep_one(&mut self, message: &Arc<Message>) {
+        self.kept.written.push(Arc::clone(message), self.limits);
+    }
 }
 
 /// The sending half, held by the registry. Cheap to clone.
@@ -140,7 +187,11 @@ pub fn resumable_mailbox(
         byte_limit,
         message_limit: capacity,
         ticker,
-        recent: resume.on().then(|| (Mutex::new(Recent::default()), resume)),
+        resume: resume.on().then(|| ResumeKeep {
+            kept: Mutex::new(Kept::default()),
+            limits: resume,
+            queued: receiver.clone(),
+        }),
         events,
         ..Signal::default()
     });
@@ -167,14 +218,17 @@ impl Outbox {
     /// queued or not: a message refused here was still addressed to the
     /// connection, and a resume of it replays the message.
     pub fn push(&self, message: Arc<Message>) -> Result<(), QueueFull> {
-        let signal = &self.signal;
-        if let Some((recent, limits)) = &signal.recent {
-            recent
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(Arc::clone(&message), limits);
+        match &self.signal.resume {
+            None => self.push_item(Item::Message(message)),
+            Some(resume) => {
+                let refused = Arc::clone(&message);
+                let pushed = self.push_item(Item::Message(message));
+                if pushed.is_err() {
+                    lock_kept(resume).refused.push(refused);
+                }
+                pushed
+            }
         }
-        self.push_item(Item::Message(message))
     }
 
     /// Whether the reader asked for events of `kind`.
@@ -250,13 +304,24 @@ impl Outbox {
         )
     }
 
-    /// The messages kept for a resume, taken once the connection has ended
-    /// (nothing is pushed to it any more); `None` with resume off.
+    /// The messages kept for a resume, oldest first: those the reader took,
+    /// then those still queued, then those a full queue refused. Taken once
+    /// the connection has ended (nothing is pushed to it any more, and its
+    /// reader takes nothing more); `None` with resume off.
     pub fn take_recent(&self) -> Option<Recent> {
-        let (recent, _) = self.signal.recent.as_ref()?;
-        Some(std::mem::take(
-            &mut *recent.lock().unwrap_or_else(PoisonError::into_inner),
-        ))
+        let resume = self.signal.resume.as_ref()?;
+        let mut kept = lock_kept(resume);
+        let Kept { written, refused } = &mut *kept;
+        let mut recent = std::mem::take(written);
+        while let Ok(item) = resume.queued.try_recv() {
+            if let Item::Message(message) = item {
+                recent.push(message, &resume.limits);
+            }
+        }
+        for message in refused.drain(..) {
+            recent.push(message, &resume.limits);
+        }
+        Some(recent)
     }
 
     /// Keeps what the user's removal changed, for [`Outbox::take_departure`].
@@ -275,6 +340,11 @@ impl Outbox {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+fn lock_kept(resume: &ResumeKeep) -> MutexGuard<'_, Kept> {
+    // Each step leaves the ring consistent: a poisoned lock still is.
+    resume.kept.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Marks the mailbox closed for `reason` (the first reason wins) and wakes
@@ -341,6 +411,17 @@ impl Inbox {
             .fetch_sub(item.queued_bytes(), Ordering::AcqRel);
         self.signal.queued_messages.fetch_sub(1, Ordering::AcqRel);
         Some(item)
+    }
+
+    /// The hold on what is kept for a resume, for the reader to take one
+    /// delivery's messages under (`None` with resume off): nothing is
+    /// gathered for a resume while it is held.
+    pub fn taking(&self) -> Option<Taking<'_>> {
+        let resume = self.signal.resume.as_ref()?;
+        Some(Taking {
+            kept: lock_kept(resume),
+            limits: &resume.limits,
+        })
     }
 
     /// How many messages are waiting.

@@ -25,6 +25,8 @@ use protobuf::Message as _;
 use super::convert::event_to_proto;
 use super::convert::message_to_proto;
 use super::status::close_status;
+use std::sync::Arc;
+
 use crate::domain::{mailbox, CloseReason, Event, Inbox, Item, Message};
 use crate::metrics::Metrics;
 
@@ -66,8 +68,9 @@ pub struct DeliveryStream {
     /// The `connected` event, until it is sent.
     connected: Option<EncodedEvent>,
     /// What was taken from the inbox but not written yet: a message that
-    /// did not fit in the last delivery, or an event that ended it.
-    carry: Option<Item>,
+    /// did not fit in the last delivery (and whether it is already kept
+    /// for a resume), or an event that ended it.
+    carry: Option<(Item, bool)>,
     /// The messages of the delivery being built (kept to reuse its capacity).
     batch: Vec<std::sync::Arc<Message>>,
     /// Set when the server closed the inbox; the stream has ended.
@@ -193,55 +196,102 @@ impl Stream for DeliveryStream {
         if let Some(reason) = this.inbox.close_reason() {
             return this.close(reason);
         }
-        this.batch.clear();
-        let mut body = 0;
-        match this.carry.take() {
-            Some(Item::Event(event)) => return this.write_event(&event),
-            Some(Item::Message(message)) => {
-                body += entry(&message).len();
-                this.batch.push(message);
+        match fill(&this.inbox, &mut this.batch, &mut this.carry, cx.waker()) {
+            Filled::Delivery(event, messages) => {
+                this.delivered.0 += messages as u64;
+                this.delivered.1 += 1;
+                this.metrics.delivery_written(messages);
+                // More is already waiting: let C-core hold this write and
+                // send it with the next one. The last delivery of a burst
+                // goes without the hint, which flushes; a lone message is
+                // never held back.
+                let more = this.carry.is_some() || this.inbox.queued() > 0;
+                let flags = WriteFlags::default().buffer_hint(more);
+                Poll::Ready(Some(Ok((event, flags))))
             }
-            None => {}
+            Filled::Event(event) => this.write_event(&event),
+            Filled::Pending => Poll::Pending,
+            Filled::Closed(reason) => this.close(reason),
         }
-        while this.batch.len() < MAX_MESSAGES {
-            let next = if this.batch.is_empty() {
-                match this.inbox.poll(cx.waker()) {
-                    mailbox::Poll::Item(Item::Message(message)) => message,
-                    mailbox::Poll::Item(Item::Event(event)) => return this.write_event(&event),
-                    mailbox::Poll::Empty => return Poll::Pending,
-                    mailbox::Poll::Closed(reason) => return this.close(reason),
-                }
-            } else {
-                match this.inbox.try_take() {
-                    Some(Item::Message(message)) => message,
-                    Some(event @ Item::Event(_)) => {
-                        // The delivery so far goes first: the event keeps
-                        // its place in the order.
-                        this.carry = Some(event);
-                        break;
-                    }
-                    None => break,
-                }
-            };
-            let size = entry(&next).len();
-            if body + size > MAX_DELIVERY_BYTES && !this.batch.is_empty() {
-                this.carry = Some(Item::Message(next));
-                break;
-            }
-            body += size;
-            this.batch.push(next);
-        }
-        let event = delivery_event(&this.batch, body);
-        this.delivered.0 += this.batch.len() as u64;
-        this.delivered.1 += 1;
-        this.metrics.delivery_written(this.batch.len());
-        // More is already waiting: let C-core hold this write and send it
-        // with the next one. The last delivery of a burst goes without the
-        // hint, which flushes; a lone message is never held back.
-        let more = this.carry.is_some() || this.inbox.queued() > 0;
-        let flags = WriteFlags::default().buffer_hint(more);
-        Poll::Ready(Some(Ok((event, flags))))
     }
+}
+
+/// What one look at the inbox gave.
+enum Filled {
+    /// A delivery, and how many messages it holds.
+    Delivery(EncodedEvent, usize),
+    /// An event to write on its own.
+    Event(Arc<Event>),
+    /// Nothing queued: the waker is registered.
+    Pending,
+    /// The server closed the inbox.
+    Closed(CloseReason),
+}
+
+/// Takes what is queued (after `carry`, what the last look took and could
+/// not write) into one delivery, or finds an event, nothing, or the close.
+/// With resume on, the messages of the delivery are kept for a resume as
+/// they are taken, under the keep's lock (see `Inbox::taking`); a message
+/// carried to the next delivery is kept now, and not again then.
+fn fill(
+    inbox: &Inbox,
+    batch: &mut Vec<Arc<Message>>,
+    carry: &mut Option<(Item, bool)>,
+    waker: &std::task::Waker,
+) -> Filled {
+    let mut taking = inbox.taking();
+    batch.clear();
+    let mut body = 0;
+    let mut kept_already = 0;
+    match carry.take() {
+        Some((Item::Event(event), _)) => return Filled::Event(event),
+        Some((Item::Message(message), kept)) => {
+            body += entry(&message).len();
+            kept_already = usize::from(kept);
+            batch.push(message);
+        }
+        None => {}
+    }
+    while batch.len() < MAX_MESSAGES {
+        let next = if batch.is_empty() {
+            match inbox.poll(waker) {
+                mailbox::Poll::Item(Item::Message(message)) => message,
+                mailbox::Poll::Item(Item::Event(event)) => return Filled::Event(event),
+                mailbox::Poll::Empty => return Filled::Pending,
+                mailbox::Poll::Closed(reason) => return Filled::Closed(reason),
+            }
+        } else {
+            match inbox.try_take() {
+                Some(Item::Message(message)) => message,
+                Some(event @ Item::Event(_)) => {
+                    // The delivery so far goes first: the event keeps its
+                    // place in the order.
+                    *carry = Some((event, false));
+                    break;
+                }
+                None => break,
+            }
+        };
+        let size = entry(&next).len();
+        if body + size > MAX_DELIVERY_BYTES && !batch.is_empty() {
+            *carry = Some((Item::Message(next), false));
+            break;
+        }
+        body += size;
+        batch.push(next);
+    }
+    let event = delivery_event(batch, body);
+    let messages = batch.len();
+    if let Some(taking) = &mut taking {
+        taking.keep(batch, kept_already);
+        // A message carried over is kept now, after the delivery's, in the
+        // order it was taken.
+        if let Some((Item::Message(message), kept)) = carry {
+            taking.keep_one(message);
+            *kept = true;
+        }
+    }
+    Filled::Delivery(event, messages)
 }
 
 #[cfg(test)]
@@ -392,6 +442,35 @@ mod tests {
             let mut input = protobuf::CodedInputStream::from_bytes(&out);
             assert_eq!(input.read_raw_varint64().unwrap(), value as u64);
         }
+    }
+
+    #[test]
+    fn what_was_written_queued_and_carried_is_kept_for_a_resume_once_in_order() {
+        let limits = crate::domain::ResumeLimits::DEFAULT;
+        let (outbox, inbox) = crate::domain::mailbox::resumable_mailbox(
+            64,
+            1 << 20,
+            None,
+            limits,
+            crate::domain::EventKinds::NONE,
+        );
+        let mut stream = DeliveryStream::new(bob_connected(), inbox, Metrics::off());
+        assert_eq!(poll(&mut stream).unwrap().unwrap(), Vec::<u64>::new());
+        for id in 0..40 {
+            push(&outbox, id, 4000);
+        }
+        // Two deliveries written (the second began with a carried message,
+        // and another is carried now); the rest still queued.
+        let mut written = poll(&mut stream).unwrap().unwrap();
+        written.extend(poll(&mut stream).unwrap().unwrap());
+        assert!(written.len() < 40);
+        let kept: Vec<u64> = outbox
+            .take_recent()
+            .unwrap()
+            .messages()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(kept, (0..40).collect::<Vec<_>>());
     }
 
     #[test]

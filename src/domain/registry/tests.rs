@@ -420,10 +420,15 @@ fn waiting_reader(inbox: &Inbox) -> Arc<WakeCount> {
 }
 
 /// A registry whose wake-ups wait at a ticker with a period no test run
-/// reaches, so only the ticker's stop or a flush can wake a reader.
+/// reaches, so only the ticker's stop or a flush can wake a reader. Resume
+/// is off: an ended session's queue is then left to its reader.
 fn registry_with_idle_ticker() -> Arc<Registry> {
     let ticker = WakeTicker::start(std::time::Duration::from_secs(3600)).unwrap();
-    Registry::with_ticker(registry().limits(), Some(ticker))
+    let limits = Limits {
+        resume: crate::domain::ResumeLimits::OFF,
+        ..registry().limits()
+    };
+    Registry::with_ticker(limits, Some(ticker))
 }
 
 #[test]
