@@ -21,8 +21,9 @@
 //! - `B:u:<user>`: set of the user's groups.
 //! - `B:h:<group>`: stream, the group's kept history, entry ids
 //!   `<message id>-0`, fields `s` sender, `t` text, `ts`/`tu` time.
-//!   `B:hm:<group>`: hash, `last` (newest message id), `bytes` (text kept),
-//!   `old`/`new` (the oldest and newest evicted id). Both go with the group.
+//!   `B:hm:<group>`: hash, `last` (newest message id), `count` and
+//!   `bytes` (messages and text kept), `old`/`new` (the oldest and newest
+//!   evicted id). Both go with the group.
 //! - `B:hist`: hash, `messages` and `bytes` kept over every group.
 //! - `B:r:<user>`: hash, an ended session kept for a resume: `t` token, `d`
 //!   newest dropped id, `m` its recent messages (encoded by the node);
@@ -72,37 +73,44 @@ local function remove_member(g, name, n)
   end
   return false
 end
-local function evicted(hm, id)
-  redis.call('HSETNX', hm, 'old', id)
-  redis.call('HSET', hm, 'new', id)
-end
 -- Keeps a group message in the group's history, in the same step that
 -- gave it its id, evicting the oldest past `size` messages or `most`
--- bytes of text.
+-- bytes of text. The group's counts live in its hm hash, read and written
+-- once per message.
 local function keep_history(g, id, sender, text, ts, tu, size, most)
   local hm = B .. ':hm:' .. g
-  redis.call('HSET', hm, 'last', id)
+  local state = redis.call('HMGET', hm, 'bytes', 'count', 'old')
   if size == 0 or #text > most then
-    evicted(hm, id)
+    redis.call('HSET', hm, 'last', id, 'new', id)
+    if not state[3] then redis.call('HSET', hm, 'old', id) end
     return
   end
   local h = B .. ':h:' .. g
   redis.call('XADD', h, id .. '-0', 's', sender, 't', text, 'ts', ts, 'tu', tu)
-  local bytes = redis.call('HINCRBY', hm, 'bytes', #text)
-  local kept = redis.call('XLEN', h)
-  local gone, gone_bytes = 0, 0
+  local bytes = tonumber(state[1] or '0') + #text
+  local kept = tonumber(state[2] or '0') + 1
+  local gone, gone_bytes, oldest_gone, newest_gone = 0, 0, nil, nil
   while kept > size or bytes > most do
     local oldest = redis.call('XRANGE', h, '-', '+', 'COUNT', 1)[1]
     if not oldest then break end
     local len = #oldest[2][4]
     redis.call('XDEL', h, oldest[1])
-    bytes = redis.call('HINCRBY', hm, 'bytes', -len)
-    kept = kept - 1
+    bytes, kept = bytes - len, kept - 1
     gone, gone_bytes = gone + 1, gone_bytes + len
-    evicted(hm, string.match(oldest[1], '^(%d+)'))
+    newest_gone = string.match(oldest[1], '^(%d+)')
+    oldest_gone = oldest_gone or newest_gone
   end
-  redis.call('HINCRBY', B .. ':hist', 'messages', 1 - gone)
-  redis.call('HINCRBY', B .. ':hist', 'bytes', #text - gone_bytes)
+  if not newest_gone then
+    redis.call('HSET', hm, 'last', id, 'bytes', bytes, 'count', kept)
+  elseif state[3] then
+    redis.call('HSET', hm, 'last', id, 'bytes', bytes, 'count', kept, 'new', newest_gone)
+  else
+    -- The group's first eviction: its oldest evicted message from now on.
+    redis.call('HSET', hm, 'last', id, 'bytes', bytes, 'count', kept, 'new', newest_gone,
+      'old', oldest_gone)
+  end
+  if gone ~= 1 then redis.call('HINCRBY', B .. ':hist', 'messages', 1 - gone) end
+  if #text ~= gone_bytes then redis.call('HINCRBY', B .. ':hist', 'bytes', #text - gone_bytes) end
 end
 -- Tells every node holding a member of group g that user's membership
 -- changed (kind j, l, d or r), in the group's order, unless the group had
