@@ -83,9 +83,9 @@ struct ResumeKeep {
     queued: Receiver<Item>,
 }
 
-/// See [`ResumeKeep`].
+/// What the keep holds: see [`ResumeKeep`].
 #[derive(Debug, Default)]
-pub struct Kept {
+struct Kept {
     /// What the reader took, oldest first, within the resume limits.
     written: Recent,
     /// Messages a full queue refused (the connection is being dropped as a
