@@ -199,8 +199,10 @@ impl TestServer {
             .unwrap()
     }
 
-    /// In cluster mode, waits until Redis holds no user, group or
-    /// membership (only the cluster's own keys: epoch, sequence, nodes).
+    /// In cluster mode, waits until Redis holds no user, group, membership
+    /// or history: only the cluster's own keys (epoch, sequence, nodes, the
+    /// history counters at zero) and ended sessions kept for a resume,
+    /// which expire with their window.
     pub fn assert_nothing_left_in_redis(&self) {
         let Some(redis) = &self.redis else { return };
         let mut client = redis.client();
@@ -211,6 +213,15 @@ impl TestServer {
                 .into_iter()
                 .filter(|key| {
                     let rest = key.split_once("}:").map_or("", |(_, rest)| rest);
+                    if rest.starts_with("r:") {
+                        let ttl: i64 = ::redis::cmd("PTTL").arg(key).query(&mut client).unwrap();
+                        return ttl <= 0;
+                    }
+                    if rest == "hist" {
+                        let counts: Vec<i64> =
+                            ::redis::cmd("HVALS").arg(key).query(&mut client).unwrap();
+                        return counts.iter().any(|count| *count != 0);
+                    }
                     !(rest == "epoch"
                         || rest == "seq"
                         || rest == "nodes"
