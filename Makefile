@@ -93,7 +93,7 @@ fuzz:
 
 # The contract from other languages, against the real server binary.
 interop-python: build-debug
-	@scripts/install-deps.sh promtool
+	@scripts/install-deps.sh promtool redis
 	tests/interop/python/run.sh
 
 # The same Python suite against a 2-node cluster on a Redis each test starts.

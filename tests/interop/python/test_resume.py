@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from chat.v1 import chat_pb2
-from harness import CLUSTER_NODES, GROUP, USER, WAIT, Code, rpc_error, wait_until
+from harness import GROUP, USER, WAIT, ChatCluster, Code, rpc_error, wait_until
 
 UNSPECIFIED = chat_pb2.RESUME_STATUS_UNSPECIFIED
 RESUMED = chat_pb2.RESUME_STATUS_RESUMED
@@ -335,23 +335,26 @@ def test_with_resume_off_every_resume_is_unknown(start_server, chat_on):
     assert_nothing_pending(again)
 
 
-@pytest.mark.skipif(not CLUSTER_NODES, reason="a cluster: resume on another node")
-def test_a_session_ended_by_its_nodes_sigterm_resumes_on_another_node(start_server, chat_on):
-    server = start_server()
-    chat = chat_on(server)
-    alice = chat.connect("alice", node=0)
-    bob = chat.connect("bob", node=1)
-    alice.create("room")
-    bob.join("room")
-    sent = [bob.send("alice", "direct").message_id, bob.send("room", "group").message_id]
+def test_a_session_ended_by_its_nodes_sigterm_resumes_on_another_node(server_bin, chat_on):
+    # A 2-node cluster of its own, whichever way the suite runs.
+    server = ChatCluster(server_bin, (), 2)
+    try:
+        chat = chat_on(server)
+        alice = chat.connect("alice", node=0)
+        bob = chat.connect("bob", node=1)
+        alice.create("room")
+        bob.join("room")
+        sent = [bob.send("alice", "direct").message_id, bob.send("room", "group").message_id]
 
-    # A rolling deploy: alice's node stops, her stream ends UNAVAILABLE.
-    server.nodes[0].sigterm()
-    assert alice.inbox.end().code == Code.UNAVAILABLE
-    resumed = chat.reconnect("alice", alice.resume_request(0), node=1)
-    assert_status(resumed, RESUMED)
-    assert [m.id for m in resumed.receive(2)] == sent
-    assert_nothing_pending(resumed)
+        # A rolling deploy: alice's node stops, her stream ends UNAVAILABLE.
+        server.nodes[0].sigterm()
+        assert alice.inbox.end().code == Code.UNAVAILABLE
+        resumed = chat.reconnect("alice", alice.resume_request(0), node=1)
+        assert_status(resumed, RESUMED)
+        assert [m.id for m in resumed.receive(2)] == sent
+        assert_nothing_pending(resumed)
+    finally:
+        server.stop()
 
 
 def scrape(server) -> dict:
