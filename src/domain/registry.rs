@@ -540,18 +540,12 @@ impl Registry {
         name: &str,
         query: &HistoryQuery,
     ) -> Result<HistoryPage, ChatError> {
-        let valid = check_group_name(name);
-        let state = self.lock();
-        let caller = state.authenticate(caller)?;
-        valid?;
-        let (group_name, group) = state
-            .groups
-            .get_key_value(name)
-            .ok_or_else(|| ChatError::GroupNotFound(name.to_owned()))?;
-        if !group.members.contains_key(&caller) {
-            return Err(ChatError::MembersOnly(name.to_owned()));
-        }
-        Ok(group.history.page(group_name, query))
+        self.read_group(caller, name, |caller, group_name, group| {
+            if !group.members.contains_key(caller) {
+                return Err(ChatError::MembersOnly(name.to_owned()));
+            }
+            Ok(group.history.page(group_name, query))
+        })
     }
 
     /// One page of group `name`'s members, sorted by name.
@@ -564,15 +558,29 @@ impl Registry {
         name: &str,
         query: &MemberQuery,
     ) -> Result<MemberPage, ChatError> {
+        self.read_group(caller, name, |_, _, group| {
+            Ok(MemberPage::of(query, group.members.keys()))
+        })
+    }
+
+    /// Runs `read` on group `name` for `caller`, under the lock, after the
+    /// checks every read of a group makes (the caller first, then the name,
+    /// then that the group exists).
+    fn read_group<T>(
+        &self,
+        caller: &str,
+        name: &str,
+        read: impl FnOnce(&Name, &Name, &Group) -> Result<T, ChatError>,
+    ) -> Result<T, ChatError> {
         let valid = check_group_name(name);
         let state = self.lock();
-        state.authenticate(caller)?;
+        let caller = state.authenticate(caller)?;
         valid?;
-        let group = state
+        let (group_name, group) = state
             .groups
-            .get(name)
+            .get_key_value(name)
             .ok_or_else(|| ChatError::GroupNotFound(name.to_owned()))?;
-        Ok(MemberPage::of(query, group.members.keys()))
+        read(&caller, group_name, group)
     }
 
     /// Tells `recipient` that `caller` is typing: a connected user, or every
