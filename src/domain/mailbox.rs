@@ -5,8 +5,11 @@
 //! queue is reported to the sender, which decides what to do with the slow
 //! reader. The queue is bounded in messages and in bytes. With a
 //! [`WakeTicker`] the reader is woken at the ticker's next tick rather than
-//! at once, so what arrives meanwhile is read in one go. This module knows
-//! nothing of gRPC or of how messages are written.
+//! at once, so what arrives meanwhile is read in one go. With resume on, the
+//! mailbox also keeps the connection's most recent messages for a resume
+//! once it ends (see `ResumeKeep`). The queue carries messages and the
+//! events the reader asked for ([`Item`]). This module knows nothing of gRPC
+//! or of how messages are written.
 
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -170,9 +173,9 @@ pub fn mailbox(capacity: usize, byte_limit: usize, ticker: Option<WakeTicker>) -
     )
 }
 
-/// [`mailbox`], also keeping the most recent messages pushed (within
-/// `resume`) for [`Outbox::take_recent`] when resume is on, for a reader
-/// that asked for the `events` kinds besides messages.
+/// [`mailbox`], also keeping the most recent messages addressed to the
+/// connection (within `resume`) for [`Outbox::take_recent`] when resume is
+/// on, for a reader that asked for the `events` kinds besides messages.
 pub fn resumable_mailbox(
     capacity: usize,
     byte_limit: usize,
