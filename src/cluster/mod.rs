@@ -528,7 +528,7 @@ impl Node {
                 // added to the ring is kept within the same bounds.
                 Some(match parked::decode(stored) {
                     Some(messages) => Recent::refilled(messages, dropped, &self.limits.resume),
-                    None => Recent::from_parts(Vec::new(), u64::MAX),
+                    None => Recent::refilled(Vec::new(), u64::MAX, &self.limits.resume),
                 })
             }
             _ => None,

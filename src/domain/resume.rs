@@ -105,16 +105,6 @@ impl Recent {
         }
     }
 
-    /// A ring rebuilt from its parts (as the cluster engine stores it).
-    pub fn from_parts(messages: Vec<Arc<Message>>, dropped_through: u64) -> Recent {
-        let bytes = messages.iter().map(|m| m.text.len()).sum();
-        Recent {
-            messages: messages.into(),
-            bytes,
-            dropped_through,
-        }
-    }
-
     /// A ring refilled with `messages` (oldest first) within `limits`,
     /// after a ring that had dropped up to `dropped_through`.
     pub fn refilled(
@@ -197,8 +187,6 @@ pub struct Parked {
     /// Names in the order they were parked, which is the order their
     /// windows end (the window is one for all).
     expiry: VecDeque<(Instant, Name)>,
-    /// Messages and bytes of text kept across all parked sessions.
-    kept: (usize, usize),
 }
 
 impl Parked {
@@ -222,18 +210,15 @@ impl Parked {
             self.forget_if(&oldest, until);
         }
         let until = now + window;
-        self.add(recent.kept());
         self.expiry.push_back((until, Arc::clone(&name)));
-        if let Some(old) = self.by_name.insert(
+        self.by_name.insert(
             name,
             ParkedSession {
                 token,
                 recent,
                 until,
             },
-        ) {
-            self.remove_kept(old.recent.kept());
-        }
+        );
     }
 
     /// Ends what `name` left: the first successful Connect of `name` calls
@@ -246,9 +231,6 @@ impl Parked {
     ) -> (ResumeStatus, Vec<Arc<Message>>) {
         self.expire(now);
         let parked = self.by_name.remove(name);
-        if let Some(parked) = &parked {
-            self.remove_kept(parked.recent.kept());
-        }
         let Some(resume) = resume else {
             return (ResumeStatus::NotAsked, Vec::new());
         };
@@ -258,11 +240,6 @@ impl Parked {
             }
             _ => (ResumeStatus::Unknown, Vec::new()),
         }
-    }
-
-    /// Messages and bytes of text kept for resumes.
-    pub fn kept(&self) -> (usize, usize) {
-        self.kept
     }
 
     /// How many sessions are parked.
@@ -292,20 +269,8 @@ impl Parked {
     /// may have been parked again since, with a later end).
     fn forget_if(&mut self, name: &Name, until: Instant) {
         if self.by_name.get(name).is_some_and(|p| p.until == until) {
-            if let Some(old) = self.by_name.remove(name) {
-                self.remove_kept(old.recent.kept());
-            }
+            self.by_name.remove(name);
         }
-    }
-
-    fn add(&mut self, (messages, bytes): (usize, usize)) {
-        self.kept.0 += messages;
-        self.kept.1 += bytes;
-    }
-
-    fn remove_kept(&mut self, (messages, bytes): (usize, usize)) {
-        self.kept.0 -= messages;
-        self.kept.1 -= bytes;
     }
 }
 
@@ -406,7 +371,7 @@ mod tests {
             SMALL.window,
             10,
         );
-        assert_eq!(parked.kept(), (2, 10));
+        assert_eq!(parked.len(), 1);
         let ask = ResumeRequest {
             token: "t1".into(),
             after_id: 1,
@@ -418,7 +383,7 @@ mod tests {
             parked.claim("bob", Some(&ask), now).0,
             ResumeStatus::Unknown
         );
-        assert_eq!(parked.kept(), (0, 0));
+        assert!(parked.is_empty());
     }
 
     #[test]
