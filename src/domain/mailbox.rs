@@ -221,17 +221,15 @@ impl Outbox {
     /// queued or not: a message refused here was still addressed to the
     /// connection, and a resume of it replays the message.
     pub fn push(&self, message: Arc<Message>) -> Result<(), QueueFull> {
-        match &self.signal.resume {
-            None => self.push_item(Item::Message(message)),
-            Some(resume) => {
-                let refused = Arc::clone(&message);
-                let pushed = self.push_item(Item::Message(message));
-                if pushed.is_err() {
-                    lock_kept(resume).refused.push(refused);
-                }
-                pushed
+        // No reference is counted for the keep up front: a refused message
+        // comes back from the queue (one shared count per delivery would
+        // be touched by every recipient's pusher).
+        self.push_item(Item::Message(message)).map_err(|refused| {
+            if let (Some(resume), Item::Message(message)) = (&self.signal.resume, refused) {
+                lock_kept(resume).refused.push(message);
             }
-        }
+            QueueFull
+        })
     }
 
     /// Whether the reader asked for events of `kind`.
@@ -245,7 +243,7 @@ impl Outbox {
     /// # Errors
     /// [`QueueFull`], as for a message: events count against the limits.
     pub fn push_event(&self, event: Arc<Event>) -> Result<(), QueueFull> {
-        self.push_item(Item::Event(event))
+        self.push_item(Item::Event(event)).map_err(|_| QueueFull)
     }
 
     /// Queues a message ([`Outbox::push`]) or an event
@@ -260,17 +258,18 @@ impl Outbox {
         }
     }
 
-    fn push_item(&self, item: Item) -> Result<(), QueueFull> {
+    /// Queues `item`, or hands it back when the queue has no room for it.
+    fn push_item(&self, item: Item) -> Result<(), Item> {
         let signal = &self.signal;
         let size = item.queued_bytes();
         if signal.queued_messages.fetch_add(1, Ordering::AcqRel) >= signal.message_limit {
             signal.queued_messages.fetch_sub(1, Ordering::AcqRel);
-            return Err(QueueFull);
+            return Err(item);
         }
         if signal.queued_bytes.fetch_add(size, Ordering::AcqRel) + size > signal.byte_limit {
             signal.queued_bytes.fetch_sub(size, Ordering::AcqRel);
             signal.queued_messages.fetch_sub(1, Ordering::AcqRel);
-            return Err(QueueFull);
+            return Err(item);
         }
         // An unbounded channel only refuses when the reader is gone; its
         // cleanup is on its way, so the message is dropped.
