@@ -61,6 +61,7 @@ generate() {
 }
 
 generate chat/v1/chat.proto ""
+generate chat/admin/v1/admin.proto ""
 generate grpc/health/v1/health.proto ""
 generate grpc/reflection/v1/reflection.proto reflection_v1
 generate grpc/reflection/v1alpha/reflection.proto reflection_v1alpha

@@ -14,6 +14,16 @@ pub mod chat;
 #[rustfmt::skip]
 pub mod chat_grpc;
 
+/// Messages of `chat.admin.v1` (from `proto/chat/admin/v1/admin.proto`).
+#[allow(clippy::all, missing_docs, rustdoc::all, renamed_and_removed_lints)]
+#[rustfmt::skip]
+pub mod admin;
+
+/// grpcio client and service stubs of `chat.admin.v1.AdminService`.
+#[allow(clippy::all, missing_docs, rustdoc::all, renamed_and_removed_lints)]
+#[rustfmt::skip]
+pub mod admin_grpc;
+
 /// Messages of the standard health checking protocol, `grpc.health.v1`.
 #[allow(clippy::all, missing_docs, rustdoc::all, renamed_and_removed_lints)]
 #[rustfmt::skip]
