@@ -13,7 +13,7 @@ use structopt::StructOpt;
 
 use crate::auth::{self, TokenConfig};
 use crate::cluster::ClusterConfig;
-use crate::domain::{HistoryLimits, Limits, ResumeLimits};
+use crate::domain::{HistoryLimits, Limits, ResumeLimits, SendLimit};
 use crate::logging::LogFormat;
 use crate::metrics::http::HttpLimits;
 use crate::service::codec::DEFAULT_MAX_REQUEST_BYTES;
@@ -101,6 +101,17 @@ pub struct Opt {
     /// clients list their members instead)
     #[structopt(long, default_value = "1000")]
     pub membership_events_max_members: usize,
+
+    /// Messages per second one user may send (SendMessage; bursts up to
+    /// --send-burst); more are refused with RESOURCE_EXHAUSTED. In a
+    /// cluster the limit is cluster-wide. 0: no limit
+    #[structopt(long, default_value = "0")]
+    pub send_rate: u32,
+
+    /// Messages one user may send at once under --send-rate [default: twice
+    /// --send-rate]
+    #[structopt(long)]
+    pub send_burst: Option<u32>,
 
     /// Seconds of idleness after which the server pings a connection
     #[structopt(long, default_value = "30")]
@@ -304,6 +315,7 @@ impl Config {
             bytes: opt.history_bytes,
         };
         let resume = resume_limits(&opt, queue_depth, queue_bytes)?;
+        let send_limit = send_limit(opt.send_rate, opt.send_burst)?;
         let write_delay = delay_flag("write-delay", &opt.write_delay)?;
         let busy_write_delay = delay_flag("busy-write-delay", &opt.busy_write_delay)?;
         let cluster = cluster_config(opt.redis, opt.redis_prefix, opt.node_lease_secs)?;
@@ -340,6 +352,7 @@ impl Config {
                 history,
                 resume,
                 membership_events_max_members: opt.membership_events_max_members,
+                send_limit,
             },
             log_level,
             log_format: opt.log_format,
@@ -373,6 +386,7 @@ impl Config {
                 history: HistoryLimits::DEFAULT,
                 resume: ResumeLimits::DEFAULT,
                 membership_events_max_members: 1000,
+                send_limit: SendLimit::OFF,
             },
             log_level: Level::Info,
             log_format: LogFormat::Term,
@@ -469,6 +483,22 @@ fn delay_flag(flag: &str, text: &str) -> Result<Duration, ConfigError> {
                 "--{flag} must be a duration of at most 1s such as 0, 500us or 2ms; got {text:?}"
             ))
         })
+}
+
+/// Checks `--send-rate` and `--send-burst`: a burst needs a rate, and is
+/// at least 1.
+fn send_limit(rate: u32, burst: Option<u32>) -> Result<SendLimit, ConfigError> {
+    match (rate, burst) {
+        (0, None) => Ok(SendLimit::OFF),
+        (0, Some(_)) => Err(ConfigError(
+            "--send-burst needs --send-rate (a rate above 0)".to_owned(),
+        )),
+        (_, Some(0)) => Err(ConfigError("--send-burst must be at least 1".to_owned())),
+        (rate, burst) => Ok(SendLimit {
+            rate,
+            burst: burst.unwrap_or(rate.saturating_mul(2)),
+        }),
+    }
 }
 
 /// Longest `--resume-window`.

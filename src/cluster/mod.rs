@@ -793,14 +793,45 @@ impl ClusterEngine {
     }
 }
 
+/// The operator actions the cluster engine does not carry out yet.
+fn not_yet() -> ChatError {
+    ChatError::Unavailable("operator actions are not yet available in cluster mode".to_owned())
+}
+
 impl ChatEngine for ClusterEngine {
     fn connect(
         &self,
         username: &str,
+        _peer: &str,
         resume: Option<ResumeRequest>,
         events: EventKinds,
     ) -> Reply<Connected> {
         self.node.connect(username, resume, events)
+    }
+
+    fn disconnect_user(
+        &self,
+        _username: &str,
+        _reason: &str,
+        _ban: Option<std::time::Duration>,
+    ) -> Reply<Departure> {
+        Reply::now(Err(not_yet()))
+    }
+
+    fn remove_member(&self, _group: &str, _username: &str) -> Reply<Left> {
+        Reply::now(Err(not_yet()))
+    }
+
+    fn delete_group(&self, _group: &str) -> Reply<u32> {
+        Reply::now(Err(not_yet()))
+    }
+
+    fn publish(&self, _recipient: &str, _text: String, _sender: &str) -> Reply<(Sent, Wakeups)> {
+        Reply::now(Err(not_yet()))
+    }
+
+    fn list_users(&self, _query: MemberQuery) -> Reply<crate::domain::UserPage> {
+        Reply::now(Err(not_yet()))
     }
 
     fn authenticate(&self, caller: &str) -> Reply<()> {

@@ -16,6 +16,7 @@ use std::task::{Context, Poll};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 
+use super::admin::UserPage;
 use super::error::ChatError;
 use super::events::EventKinds;
 use super::history::{HistoryPage, HistoryQuery};
@@ -112,11 +113,15 @@ pub trait ChatEngine: Send + Sync {
     /// session left for a resume: with `resume` and the right token, its
     /// kept messages after `resume.after_id` are queued first (or the
     /// status says why not). The stream gets the `events` kinds besides
-    /// messages. Errors: `InvalidName`, `NameTaken`, `TooManyConnections`,
-    /// `ShuttingDown`, `Unavailable`; a refused connect changes nothing.
+    /// messages; `peer` is the client's address as the transport saw it,
+    /// for an operator's list. A username an operator banned is refused
+    /// before anything but a bad name. Errors: `InvalidName`, `Banned`,
+    /// `NameTaken`, `TooManyConnections`, `ShuttingDown`, `Unavailable`; a
+    /// refused connect changes nothing.
     fn connect(
         &self,
         username: &str,
+        peer: &str,
         resume: Option<ResumeRequest>,
         events: EventKinds,
     ) -> Reply<Connected>;
@@ -143,9 +148,12 @@ pub trait ChatEngine: Send + Sync {
 
     /// Sends `text` from `caller` to the user or group `recipient`. The
     /// returned [`Wakeups`] wake the local readers it queued for, when
-    /// dropped. Errors: `Unauthenticated`, `InvalidText`, `InvalidName`,
-    /// `RecipientNotFound`, `NotMemberOfRecipient`, `RecipientOverloaded`,
-    /// `ShuttingDown`, `Unavailable`.
+    /// dropped. Every send of a connected caller spends one message of its
+    /// send limit (`Limits::send_limit`) whatever its outcome, but for one
+    /// the limit refuses. Errors: `Unauthenticated`, `SendingTooFast`,
+    /// `InvalidText`, `InvalidName`, `RecipientNotFound`,
+    /// `NotMemberOfRecipient`, `RecipientOverloaded`, `ShuttingDown`,
+    /// `Unavailable`.
     fn send(&self, caller: &str, recipient: &str, text: String) -> Reply<(Sent, Wakeups)>;
 
     /// Every connected user, then every group, each sorted by name, as seen
@@ -169,6 +177,49 @@ pub trait ChatEngine: Send + Sync {
     /// `NotMemberOfRecipient`, `RecipientOverloaded`, `ShuttingDown`,
     /// `Unavailable`.
     fn send_typing(&self, caller: &str, recipient: &str) -> Reply<()>;
+
+    /// An operator's disconnect: ends `username`'s stream wherever it is
+    /// (closed with [`CloseReason::Operator`](super::CloseReason) and
+    /// `reason`), the user leaves every group as on any disconnect, and
+    /// nothing is kept for a resume. With `ban`, Connect refuses the
+    /// username for that long, connected or not (and a session it left for
+    /// a resume is dropped). Answers what the disconnect changed (nothing
+    /// for a ban of a user not connected). Errors: `InvalidName`,
+    /// `UserNotFound` (not connected, no ban asked), `ShuttingDown`,
+    /// `Unavailable`.
+    fn disconnect_user(
+        &self,
+        username: &str,
+        reason: &str,
+        ban: Option<std::time::Duration>,
+    ) -> Reply<Departure>;
+
+    /// An operator's removal of `username` from group `group`, deleting the
+    /// group if it empties. The remaining members (within the membership
+    /// events' threshold) and the removed user get a `Removed` event where
+    /// they asked for membership events. Errors: `InvalidName`,
+    /// `GroupNotFound`, `NotMember`, `ShuttingDown`, `Unavailable`.
+    fn remove_member(&self, group: &str, username: &str) -> Reply<Left>;
+
+    /// An operator's deletion of group `group` with its history: every
+    /// member is removed, and each that asked for membership events gets
+    /// one `Removed` event about itself (member count 0). Answers how many
+    /// members were removed. Errors: `InvalidName`, `GroupNotFound`,
+    /// `ShuttingDown`, `Unavailable`.
+    fn delete_group(&self, group: &str) -> Reply<u32>;
+
+    /// An operator's message: `text` to the connected user or group
+    /// `recipient` (no membership needed), delivered as a send is, in the
+    /// group's order and history, from `sender` (already checked by
+    /// [`operator_sender`](super::admin::operator_sender)) with
+    /// `from_operator` set. Spends no send limit. Errors: `InvalidText`,
+    /// `InvalidName`, `RecipientNotFound`, `RecipientOverloaded`,
+    /// `ShuttingDown`, `Unavailable`.
+    fn publish(&self, recipient: &str, text: String, sender: &str) -> Reply<(Sent, Wakeups)>;
+
+    /// One page of the connected users (every node's), sorted by name.
+    /// Errors: `ShuttingDown`, `Unavailable`.
+    fn list_users(&self, query: MemberQuery) -> Reply<UserPage>;
 
     /// Starts shutdown: new work is refused and every local stream is told
     /// to end with the shutdown reason.

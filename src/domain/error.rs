@@ -29,6 +29,9 @@ pub enum ChatError {
     },
     /// A page token that no page gave. Status: INVALID_ARGUMENT.
     InvalidPageToken,
+    /// An operator's sender name is not 1-64 printable ASCII characters
+    /// without a leading or trailing space. Status: INVALID_ARGUMENT.
+    InvalidSender(&'static str),
     /// The caller did not name a connected user. Status: UNAUTHENTICATED.
     Unauthenticated,
     /// The name is held by a connected user or an existing group.
@@ -44,6 +47,15 @@ pub enum ChatError {
     GroupNotFound(String),
     /// No connected user or group has this name. Status: NOT_FOUND.
     RecipientNotFound(String),
+    /// No connected user has this name (an operator's disconnect).
+    /// Status: NOT_FOUND.
+    UserNotFound(String),
+    /// An operator banned the username for this many more seconds.
+    /// Status: PERMISSION_DENIED.
+    Banned(u64),
+    /// The caller sent more than its send limit allows; it may send again
+    /// in this many milliseconds. Status: RESOURCE_EXHAUSTED.
+    SendingTooFast(u64),
     /// The caller is already a member of the group. Status: ALREADY_EXISTS.
     AlreadyMember(String),
     /// The caller tried to leave a group it is not in.
@@ -94,6 +106,7 @@ impl fmt::Display for ChatError {
                 write!(f, "invalid limit: {limit}, the most is {max}")
             }
             ChatError::InvalidPageToken => write!(f, "invalid page token"),
+            ChatError::InvalidSender(problem) => write!(f, "invalid sender: {problem}"),
             ChatError::Unauthenticated => write!(
                 f,
                 "the authorization header must name a connected user (connect first)"
@@ -110,6 +123,11 @@ impl fmt::Display for ChatError {
             ChatError::GroupNotFound(name) => write!(f, "no group named {name:?}"),
             ChatError::RecipientNotFound(name) => {
                 write!(f, "no connected user or group named {name:?}")
+            }
+            ChatError::UserNotFound(name) => write!(f, "no connected user named {name:?}"),
+            ChatError::Banned(secs) => write!(f, "banned for {secs} more seconds"),
+            ChatError::SendingTooFast(millis) => {
+                write!(f, "sending too fast: retry in {millis} ms")
             }
             ChatError::AlreadyMember(name) => write!(f, "already a member of group {name:?}"),
             ChatError::NotMember(name) => write!(f, "not a member of group {name:?}"),

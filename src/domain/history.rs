@@ -48,9 +48,16 @@ pub struct KeptMessage {
     pub sender: Name,
     /// Its text, shared with every other holder of the message.
     pub text: Arc<str>,
-    /// When it was accepted, in microseconds since the Unix epoch.
-    pub sent_at_micros: u64,
+    /// When it was accepted, in microseconds since the Unix epoch, with
+    /// [`OPERATOR_BIT`] set when an operator sent it (one word for both
+    /// keeps an entry at 48 bytes).
+    stamp: u64,
 }
+
+/// The bit of [`KeptMessage`]'s stamp that marks an operator's message:
+/// microseconds since 1970 need 51 bits until the year 2041 and 63 long
+/// after.
+const OPERATOR_BIT: u64 = 1 << 63;
 
 impl KeptMessage {
     /// The kept form of `message`, sharing its sender and text.
@@ -59,8 +66,23 @@ impl KeptMessage {
             id: message.id,
             sender: Arc::clone(&message.sender),
             text: Arc::clone(&message.text),
-            sent_at_micros: micros_since_epoch(message.sent_at),
+            stamp: (micros_since_epoch(message.sent_at) & !OPERATOR_BIT)
+                | if message.from_operator {
+                    OPERATOR_BIT
+                } else {
+                    0
+                },
         }
+    }
+
+    /// When it was accepted, in microseconds since the Unix epoch.
+    pub fn sent_at_micros(&self) -> u64 {
+        self.stamp & !OPERATOR_BIT
+    }
+
+    /// Whether an operator sent it.
+    pub fn from_operator(&self) -> bool {
+        self.stamp & OPERATOR_BIT != 0
     }
 
     /// The message as it was delivered to the members of `group`.
@@ -71,8 +93,9 @@ impl KeptMessage {
             Arc::clone(group),
             ChannelKind::Group,
             Arc::clone(&self.text),
-            SystemTime::UNIX_EPOCH + Duration::from_micros(self.sent_at_micros),
+            SystemTime::UNIX_EPOCH + Duration::from_micros(self.sent_at_micros()),
         )
+        .by_operator(self.from_operator())
     }
 }
 

@@ -12,7 +12,7 @@
 //! or of how messages are written.
 
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::task::Waker;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -36,6 +36,9 @@ pub enum CloseReason {
     /// The connection's credentials ran out (in token mode, its token's
     /// expiry): the client must reconnect with fresh ones.
     Expired,
+    /// An operator disconnected the user ([`Inbox::operator_reason`] says
+    /// why).
+    Operator,
 }
 
 const OPEN: u8 = 0;
@@ -43,6 +46,7 @@ const SLOW_CONSUMER: u8 = 1;
 const SHUTDOWN: u8 = 2;
 const FENCED: u8 = 3;
 const EXPIRED: u8 = 4;
+const OPERATOR: u8 = 5;
 
 /// State shared by the two halves: who to wake, and whether the server closed
 /// the mailbox.
@@ -70,6 +74,8 @@ struct Signal {
     resume: Option<ResumeKeep>,
     /// The events the reader asked for besides messages.
     events: EventKinds,
+    /// Why an operator disconnected the user, set before the close.
+    operator_reason: OnceLock<String>,
 }
 
 /// The most recent messages addressed to a connection, queued or already
@@ -297,6 +303,14 @@ impl Outbox {
         close_signal(&self.signal, reason);
     }
 
+    /// Closes the mailbox because an operator disconnected the user, for
+    /// `reason`; nothing is kept of it for a resume (see
+    /// [`Outbox::take_recent`]).
+    pub fn close_by_operator(&self, reason: &str) {
+        let _ = self.signal.operator_reason.set(reason.to_owned());
+        close_signal(&self.signal, CloseReason::Operator);
+    }
+
     /// How many messages, and how many bytes of them, are queued now (for
     /// monitoring: a relaxed read of the two counts the queue keeps anyway).
     pub fn queued(&self) -> (usize, usize) {
@@ -309,9 +323,13 @@ impl Outbox {
     /// The messages kept for a resume, oldest first: those the reader took,
     /// then those still queued, then those a full queue refused. Taken once
     /// the connection has ended (nothing is pushed to it any more, and its
-    /// reader takes nothing more); `None` with resume off.
+    /// reader takes nothing more); `None` with resume off, and for a
+    /// connection an operator closed (its session cannot be resumed).
     pub fn take_recent(&self) -> Option<Recent> {
         let resume = self.signal.resume.as_ref()?;
+        if self.signal.operator_reason.get().is_some() {
+            return None;
+        }
         let mut kept = lock_kept(resume);
         let Kept { written, refused } = &mut *kept;
         let mut recent = std::mem::take(written);
@@ -357,6 +375,7 @@ fn close_signal(signal: &Signal, reason: CloseReason) {
         CloseReason::Shutdown => SHUTDOWN,
         CloseReason::Fenced => FENCED,
         CloseReason::Expired => EXPIRED,
+        CloseReason::Operator => OPERATOR,
     };
     let _ = signal
         .closed
@@ -438,8 +457,14 @@ impl Inbox {
             SHUTDOWN => Some(CloseReason::Shutdown),
             FENCED => Some(CloseReason::Fenced),
             EXPIRED => Some(CloseReason::Expired),
+            OPERATOR => Some(CloseReason::Operator),
             _ => None,
         }
+    }
+
+    /// Why an operator disconnected the user, once it has.
+    pub fn operator_reason(&self) -> Option<&str> {
+        self.signal.operator_reason.get().map(String::as_str)
     }
 
     /// A handle that closes this mailbox without keeping it alive.

@@ -2,6 +2,7 @@
 //! plain Rust types with one typed error. Nothing in here knows about gRPC,
 //! protobuf or logging; the adapter in `crate::service` translates.
 
+pub mod admin;
 pub mod engine;
 pub mod error;
 pub mod events;
@@ -11,9 +12,11 @@ pub mod members;
 pub mod names;
 pub mod registry;
 pub mod resume;
+pub mod send_limit;
 pub mod stats;
 pub mod wake_ticker;
 
+pub use admin::{operator_sender, Bans, UserInfo, UserPage};
 pub use engine::{ChatEngine, Connected, Disconnect, Reply, Session};
 pub use error::{ChatError, TextProblem};
 pub use events::{Event, EventKinds, Item, MembershipKind};
@@ -26,5 +29,6 @@ pub use registry::{
     Name, Registry, Sent, SessionId, Wakeups,
 };
 pub use resume::{Recent, ResumeLimits, ResumeRequest, ResumeStatus};
+pub use send_limit::{SendBudgets, SendLimit};
 pub use stats::{ChatStats, StoreStats, ROUND_TRIP_BOUNDS};
 pub use wake_ticker::{WakeTicker, BUSY_WAKES_PER_MS};

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::admin::{Bans, UserPage};
 use super::engine::{ChatEngine, Connected, Disconnect, Reply, Session};
 use super::error::{ChatError, TextProblem};
 use super::events::{membership_events_allowed, Event, EventKinds, MembershipKind, TypingThrottle};
@@ -18,6 +19,7 @@ use super::mailbox::{resumable_mailbox, CloseReason, Inbox, Outbox};
 use super::members::{MemberPage, MemberQuery};
 use super::names::check_name;
 use super::resume::{new_token, Parked, ResumeLimits, ResumeRequest, ResumeStatus};
+use super::send_limit::{SendBudgets, SendLimit};
 use super::stats::ChatStats;
 use super::wake_ticker::WakeTicker;
 
@@ -68,6 +70,9 @@ pub struct Message {
     pub text: Arc<str>,
     /// When the registry accepted it, in whole microseconds.
     pub sent_at: SystemTime,
+    /// Whether an operator sent it (`sender` is then the operator's chosen
+    /// name, which may equal a username).
+    pub from_operator: bool,
     /// The transport's encoded form of this message, filled by the first
     /// connection that writes it and reused by every other recipient, so a
     /// group message is encoded once. The domain never reads it.
@@ -91,8 +96,15 @@ impl Message {
             recipient_kind,
             text,
             sent_at,
+            from_operator: false,
             encoded: OnceLock::new(),
         }
+    }
+
+    /// The same message, sent by an operator.
+    pub fn by_operator(mut self, from_operator: bool) -> Message {
+        self.from_operator = from_operator;
+        self
     }
 
     /// What the message counts for against a queue's byte limit: its
@@ -124,6 +136,8 @@ pub struct Limits {
     /// Most members a group may have, before or after a membership change,
     /// for the change to send membership events.
     pub membership_events_max_members: usize,
+    /// How fast one user may send (`SendLimit::OFF`: no limit).
+    pub send_limit: SendLimit,
 }
 
 impl Limits {
@@ -208,6 +222,10 @@ struct Connection {
     groups: HashSet<Name>,
     /// The secret that resumes this session once it ends.
     resume_token: String,
+    /// When the stream opened.
+    connected_at: SystemTime,
+    /// The client's address as the transport saw it.
+    peer: String,
 }
 
 /// A group's entry.
@@ -237,6 +255,10 @@ struct State {
     parked: Parked,
     /// Typing notices let through in the last two seconds.
     typing: TypingThrottle,
+    /// Usernames an operator banned, until when.
+    bans: Bans,
+    /// Each user's send budget (`Limits::send_limit`).
+    budgets: SendBudgets,
     /// Set by [`Registry::shutdown`]: no new work is accepted.
     closing: bool,
 }
@@ -305,7 +327,7 @@ impl Registry {
     /// # Errors
     /// `InvalidName`, `NameTaken`, `TooManyConnections`, `ShuttingDown`.
     pub fn connect(&self, username: &str) -> Result<(Session, Inbox), ChatError> {
-        self.connect_resuming(username, None, EventKinds::NONE)
+        self.connect_resuming(username, "", None, EventKinds::NONE)
             .map(|connected| (connected.session, connected.inbox))
     }
 
@@ -314,14 +336,16 @@ impl Registry {
     /// `resume` and that session's token, the kept messages after
     /// `resume.after_id` are queued in the new inbox before anything else
     /// can be (the lock is held from the claim to the registration). The
-    /// stream gets the `events` kinds besides messages.
+    /// stream gets the `events` kinds besides messages; `peer` is the
+    /// client's address, for an operator's list.
     ///
     /// # Errors
-    /// `InvalidName`, `NameTaken`, `TooManyConnections`, `ShuttingDown`; a
-    /// refused connect changes nothing.
+    /// `InvalidName`, `Banned`, `NameTaken`, `TooManyConnections`,
+    /// `ShuttingDown`; a refused connect changes nothing.
     pub fn connect_resuming(
         &self,
         username: &str,
+        peer: &str,
         resume: Option<&ResumeRequest>,
         events: EventKinds,
     ) -> Result<Connected, ChatError> {
@@ -341,6 +365,7 @@ impl Registry {
         let resume_token = new_token().unwrap_or_default();
         let resume_status = {
             let mut state = self.lock();
+            state.bans.check(username, Instant::now())?;
             if state.closing {
                 return Err(ChatError::ShuttingDown);
             }
@@ -359,6 +384,8 @@ impl Registry {
                     outbox: outbox.clone(),
                     groups: HashSet::new(),
                     resume_token: resume_token.clone(),
+                    connected_at: SystemTime::now(),
+                    peer: peer.to_owned(),
                 },
             );
             status
@@ -519,12 +546,18 @@ impl Registry {
         let mut wake = Wakeups::default();
         let mut state = self.lock();
         let sender = state.authenticate(caller)?;
+        // Spent before the other checks: every send counts but those the
+        // limit itself refuses.
+        state
+            .budgets
+            .spend(&self.limits.send_limit, &sender, Instant::now())?;
         valid?;
         // The lock is held while queueing: it is what makes a group's
         // messages reach every member in the same order, and one sender's
         // messages reach a recipient in send order. Queueing never blocks;
         // readers are woken after the lock is released.
-        let sent = state.deliver(sender, recipient, text, &self.limits, &mut wake.0)?;
+        let from = From::User(sender);
+        let sent = state.deliver(from, recipient, text, &self.limits, &mut wake.0)?;
         drop(state);
         Ok((sent, wake))
     }
@@ -704,10 +737,11 @@ impl ChatEngine for Registry {
     fn connect(
         &self,
         username: &str,
+        peer: &str,
         resume: Option<ResumeRequest>,
         events: EventKinds,
     ) -> Reply<Connected> {
-        Reply::now(self.connect_resuming(username, resume.as_ref(), events))
+        Reply::now(self.connect_resuming(username, peer, resume.as_ref(), events))
     }
 
     fn authenticate(&self, caller: &str) -> Reply<()> {
@@ -744,6 +778,31 @@ impl ChatEngine for Registry {
 
     fn send_typing(&self, caller: &str, recipient: &str) -> Reply<()> {
         Reply::now(Registry::send_typing(self, caller, recipient))
+    }
+
+    fn disconnect_user(
+        &self,
+        username: &str,
+        reason: &str,
+        ban: Option<Duration>,
+    ) -> Reply<Departure> {
+        Reply::now(Registry::disconnect_user(self, username, reason, ban))
+    }
+
+    fn remove_member(&self, group: &str, username: &str) -> Reply<Left> {
+        Reply::now(Registry::remove_member(self, group, username))
+    }
+
+    fn delete_group(&self, group: &str) -> Reply<u32> {
+        Reply::now(Registry::delete_group(self, group))
+    }
+
+    fn publish(&self, recipient: &str, text: String, sender: &str) -> Reply<(Sent, Wakeups)> {
+        Reply::now(Registry::publish(self, recipient, text, sender))
+    }
+
+    fn list_users(&self, query: MemberQuery) -> Reply<UserPage> {
+        Reply::now(Registry::list_users(self, &query))
     }
 
     fn shutdown(&self) {
@@ -832,10 +891,11 @@ impl State {
         }
     }
 
-    /// Queues a message for its recipients; see [`Registry::send`].
+    /// Queues a message for its recipients; see [`Registry::send`] and
+    /// [`Registry::publish`].
     fn deliver(
         &mut self,
-        sender: Name,
+        from: From,
         recipient: &str,
         text: String,
         limits: &Limits,
@@ -843,15 +903,22 @@ impl State {
     ) -> Result<Sent, ChatError> {
         let id = self.next_message_id;
         let sent_at = now_in_micros();
+        let (sender, from_operator) = match from {
+            From::User(name) => (name, false),
+            From::Operator(name) => (name, true),
+        };
         if let Some((recipient, connection)) = self.users.get_key_value(recipient) {
-            let message = Arc::new(Message::new(
-                id,
-                sender,
-                Arc::clone(recipient),
-                ChannelKind::User,
-                Arc::from(text),
-                sent_at,
-            ));
+            let message = Arc::new(
+                Message::new(
+                    id,
+                    sender,
+                    Arc::clone(recipient),
+                    ChannelKind::User,
+                    Arc::from(text),
+                    sent_at,
+                )
+                .by_operator(from_operator),
+            );
             self.next_message_id += 1;
             if connection.outbox.push(message).is_err() {
                 let name = Arc::clone(recipient);
@@ -870,18 +937,21 @@ impl State {
         let Some((group_name, group)) = self.groups.get_key_value(recipient) else {
             return Err(ChatError::RecipientNotFound(recipient.to_owned()));
         };
-        if !group.members.contains_key(&sender) {
+        if !from_operator && !group.members.contains_key(&sender) {
             return Err(ChatError::NotMemberOfRecipient(recipient.to_owned()));
         }
         let group_name = Arc::clone(group_name);
-        let message = Arc::new(Message::new(
-            id,
-            sender,
-            Arc::clone(&group_name),
-            ChannelKind::Group,
-            Arc::from(text),
-            sent_at,
-        ));
+        let message = Arc::new(
+            Message::new(
+                id,
+                sender,
+                Arc::clone(&group_name),
+                ChannelKind::Group,
+                Arc::from(text),
+                sent_at,
+            )
+            .by_operator(from_operator),
+        );
         self.next_message_id += 1;
         let Some(group) = self.groups.get_mut(&group_name) else {
             unreachable!("group {group_name:?} was looked up under this lock");
@@ -1133,6 +1203,14 @@ impl State {
     }
 }
 
+/// Who a message is from.
+enum From {
+    /// A connected user, who must be a member of a group it sends to.
+    User(Name),
+    /// An operator, under the name it chose.
+    Operator(Name),
+}
+
 /// A membership change, as told to a group's members.
 struct Change<'a> {
     group: &'a Name,
@@ -1144,10 +1222,12 @@ struct Change<'a> {
 
 /// Now, in whole microseconds: the precision a message's time is kept in
 /// history and in the cluster, so every copy of a message says the same.
-fn now_in_micros() -> SystemTime {
+pub(crate) fn now_in_micros() -> SystemTime {
     let micros = super::history::micros_since_epoch(SystemTime::now());
     SystemTime::UNIX_EPOCH + Duration::from_micros(micros)
 }
+
+mod operator;
 
 #[cfg(test)]
 mod model_tests;

@@ -242,6 +242,12 @@ impl Parked {
         }
     }
 
+    /// Drops what `name` left, if anything (an operator's disconnect or
+    /// ban: it cannot be resumed).
+    pub fn discard(&mut self, name: &str) {
+        self.by_name.remove(name);
+    }
+
     /// How many sessions are parked.
     pub fn len(&self) -> usize {
         self.by_name.len()

@@ -72,6 +72,7 @@ mod tests {
             history: crate::domain::HistoryLimits::DEFAULT,
             resume: crate::domain::ResumeLimits::DEFAULT,
             membership_events_max_members: 1000,
+            send_limit: crate::domain::SendLimit::OFF,
         });
         let (_alice, alice_inbox) = registry.connect("alice").unwrap();
         let (bob, _bob_inbox) = registry.connect("bob").unwrap();

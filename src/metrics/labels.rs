@@ -188,6 +188,8 @@ disconnect_reasons! {
     Fenced => "fenced",
     /// In token mode, the stream's token expired.
     TokenExpired => "token_expired",
+    /// An operator disconnected the user (`AdminService.DisconnectUser`).
+    Operator => "operator",
 }
 
 impl DisconnectReason {

@@ -26,6 +26,7 @@ pub fn message_to_proto(message: &Message) -> proto::Message {
     out.recipient_type = channel_type(message.recipient_kind);
     out.text = message.text.to_string();
     out.sent_at = MessageField::some(Timestamp::from(message.sent_at));
+    out.from_operator = message.from_operator;
     out
 }
 

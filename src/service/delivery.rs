@@ -102,6 +102,11 @@ impl DeliveryStream {
         self.closed
     }
 
+    /// Why an operator disconnected the user, if one did.
+    pub fn operator_reason(&self) -> Option<&str> {
+        self.inbox.operator_reason()
+    }
+
     /// How many messages, in how many deliveries, this stream has yielded.
     pub fn delivered(&self) -> (u64, u64) {
         self.delivered
@@ -116,7 +121,8 @@ impl DeliveryStream {
 
     fn close(&mut self, reason: CloseReason) -> Poll<Option<grpcio::Result<Written>>> {
         self.closed = Some(reason);
-        Poll::Ready(Some(Err(grpcio::Error::RpcFailure(close_status(reason)))))
+        let status = close_status(reason, self.inbox.operator_reason());
+        Poll::Ready(Some(Err(grpcio::Error::RpcFailure(status))))
     }
 }
 

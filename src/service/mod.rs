@@ -132,7 +132,9 @@ impl ChatHandler {
             Ok(expiry) => expiry,
             Err(status) => return refuse_stream(&ctx, sink, &log, "Connect", status),
         };
-        let registered = guarded(|| Ok(self.inner.engine.connect(&username, resume, events)));
+        let peer = ctx.peer();
+        let registered =
+            guarded(|| Ok(self.inner.engine.connect(&username, &peer, resume, events)));
         let reply = match registered {
             Ok(reply) => reply,
             Err(refused) => {
@@ -141,7 +143,6 @@ impl ChatHandler {
                 return;
             }
         };
-        let peer = ctx.peer();
         let metrics = &self.inner.metrics;
         match reply.try_now() {
             Ok(Err(refused)) => {
@@ -668,6 +669,9 @@ async fn serve_connection(
         (Some(CloseReason::Shutdown), _) => ("server shutdown", DisconnectReason::Shutdown),
         (Some(CloseReason::Fenced), _) => ("node fenced", DisconnectReason::Fenced),
         (Some(CloseReason::Expired), _) => ("token expired", DisconnectReason::TokenExpired),
+        (Some(CloseReason::Operator), _) => {
+            ("disconnected by an operator", DisconnectReason::Operator)
+        }
         (None, Err(grpcio::Error::RemoteStopped)) => {
             ("client closed the stream", DisconnectReason::Client)
         }
@@ -688,7 +692,8 @@ async fn serve_connection(
     if let Some(reason) = closed_by_server {
         // A client that stopped reading may never take this status; the
         // task then lives until its connection dies.
-        if let Err(error) = sink.fail(close_status(reason)).await {
+        let status = close_status(reason, stream.operator_reason());
+        if let Err(error) = sink.fail(status).await {
             debug!(log, "could not send the closing status"; "error" => %error);
         }
     }

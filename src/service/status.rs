@@ -57,7 +57,7 @@ pub fn stream_end_code(
     outcome: &grpcio::Result<()>,
 ) -> RpcStatusCode {
     match (closed_by_server, outcome) {
-        (Some(reason), _) => close_status(reason).code(),
+        (Some(reason), _) => close_status(reason, None).code(),
         (None, Ok(())) => RpcStatusCode::OK,
         (None, Err(grpcio::Error::RemoteStopped)) => RpcStatusCode::CANCELLED,
         (None, Err(grpcio::Error::RpcFailure(status))) => status.code(),
@@ -78,13 +78,18 @@ pub fn code_of(error: &ChatError) -> RpcStatusCode {
         ChatError::InvalidName { .. }
         | ChatError::InvalidText(_)
         | ChatError::InvalidLimit { .. }
-        | ChatError::InvalidPageToken => RpcStatusCode::INVALID_ARGUMENT,
+        | ChatError::InvalidPageToken
+        | ChatError::InvalidSender(_) => RpcStatusCode::INVALID_ARGUMENT,
         ChatError::Unauthenticated => RpcStatusCode::UNAUTHENTICATED,
         ChatError::NameTaken(_) | ChatError::AlreadyMember(_) => RpcStatusCode::ALREADY_EXISTS,
         ChatError::TooManyConnections(_)
         | ChatError::TooManyGroups(_)
-        | ChatError::RecipientOverloaded(_) => RpcStatusCode::RESOURCE_EXHAUSTED,
-        ChatError::GroupNotFound(_) | ChatError::RecipientNotFound(_) => RpcStatusCode::NOT_FOUND,
+        | ChatError::RecipientOverloaded(_)
+        | ChatError::SendingTooFast(_) => RpcStatusCode::RESOURCE_EXHAUSTED,
+        ChatError::GroupNotFound(_)
+        | ChatError::RecipientNotFound(_)
+        | ChatError::UserNotFound(_) => RpcStatusCode::NOT_FOUND,
+        ChatError::Banned(_) => RpcStatusCode::PERMISSION_DENIED,
         ChatError::NotMember(_) => RpcStatusCode::FAILED_PRECONDITION,
         ChatError::NotMemberOfRecipient(_) | ChatError::MembersOnly(_) => {
             RpcStatusCode::PERMISSION_DENIED
@@ -99,7 +104,7 @@ pub fn status_of(error: &ChatError) -> RpcStatus {
 }
 
 /// The status a Connect stream ends with when the server closes it.
-pub fn close_status(reason: CloseReason) -> RpcStatus {
+pub fn close_status(reason: CloseReason, operator_reason: Option<&str>) -> RpcStatus {
     match reason {
         CloseReason::SlowConsumer => RpcStatus::with_message(
             RpcStatusCode::RESOURCE_EXHAUSTED,
@@ -116,6 +121,13 @@ pub fn close_status(reason: CloseReason) -> RpcStatus {
         CloseReason::Expired => RpcStatus::with_message(
             RpcStatusCode::UNAUTHENTICATED,
             crate::auth::AuthError::Expired.to_string(),
+        ),
+        CloseReason::Operator => RpcStatus::with_message(
+            RpcStatusCode::PERMISSION_DENIED,
+            format!(
+                "disconnected by an operator: {}",
+                operator_reason.unwrap_or_default()
+            ),
         ),
     }
 }
@@ -313,6 +325,7 @@ mod tests {
             history: crate::domain::HistoryLimits::DEFAULT,
             resume: crate::domain::ResumeLimits::DEFAULT,
             membership_events_max_members: 1000,
+            send_limit: crate::domain::SendLimit::OFF,
         });
         let (_alice, _inbox) = registry.connect("alice").unwrap();
         let refused = guarded::<()>(|| {

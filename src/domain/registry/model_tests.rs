@@ -230,6 +230,7 @@ fn registry(queue_depth: usize, queue_bytes: usize) -> Arc<Registry> {
         history: crate::domain::HistoryLimits::DEFAULT,
         resume: crate::domain::ResumeLimits::DEFAULT,
         membership_events_max_members: 1000,
+        send_limit: crate::domain::SendLimit::OFF,
     })
 }
 

@@ -14,6 +14,7 @@ fn registry() -> Arc<Registry> {
         history: crate::domain::HistoryLimits::DEFAULT,
         resume: crate::domain::ResumeLimits::DEFAULT,
         membership_events_max_members: 1000,
+        send_limit: crate::domain::SendLimit::OFF,
     })
 }
 
@@ -73,6 +74,7 @@ fn connect_refuses_past_the_connection_limit() {
         history: crate::domain::HistoryLimits::DEFAULT,
         resume: crate::domain::ResumeLimits::DEFAULT,
         membership_events_max_members: 1000,
+        send_limit: crate::domain::SendLimit::OFF,
     });
     let _a = reg.connect("a").unwrap();
     let b = reg.connect("b").unwrap();
@@ -135,6 +137,7 @@ fn a_stale_session_does_not_remove_a_newer_owner_of_the_name() {
         history: crate::domain::HistoryLimits::DEFAULT,
         resume: crate::domain::ResumeLimits::DEFAULT,
         membership_events_max_members: 1000,
+        send_limit: crate::domain::SendLimit::OFF,
     });
     let (_a, _ai) = reg.connect("a").unwrap();
     let (old_b, _bi) = reg.connect("b").unwrap();
@@ -313,6 +316,7 @@ fn a_full_group_member_is_evicted_and_the_others_still_receive() {
         history: crate::domain::HistoryLimits::DEFAULT,
         resume: crate::domain::ResumeLimits::DEFAULT,
         membership_events_max_members: 1000,
+        send_limit: crate::domain::SendLimit::OFF,
     });
     let (_a, ai) = reg.connect("alice").unwrap();
     let (mut slow, si) = reg.connect("slow").unwrap();
@@ -367,6 +371,7 @@ fn concurrent_group_senders_give_every_member_the_same_order() {
         history: crate::domain::HistoryLimits::DEFAULT,
         resume: crate::domain::ResumeLimits::DEFAULT,
         membership_events_max_members: 1000,
+        send_limit: crate::domain::SendLimit::OFF,
     });
     let mut sessions = Vec::new();
     let mut inboxes = Vec::new();
