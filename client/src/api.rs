@@ -30,6 +30,9 @@ use grpcio::{
 pub struct Api {
     /// The generated client, on one HTTP/2 connection.
     pub client: ChatServiceClient,
+    /// That connection, for the clients of other services the same server
+    /// offers on it (the admin listener's `AdminService`).
+    channel: grpcio::Channel,
     address: String,
     credentials: Credentials,
     /// The completion queue the channel runs on, shared by the fresh
@@ -181,7 +184,8 @@ impl Api {
             });
         }
         Ok(Api {
-            client: ChatServiceClient::new(channel),
+            client: ChatServiceClient::new(channel.clone()),
+            channel,
             address: address.to_owned(),
             credentials: Credentials::Names,
             env,
@@ -220,6 +224,12 @@ impl Api {
             Credentials::Names => CallOption::default(),
             _ => self.call_as(username),
         }
+    }
+
+    /// The connection, for a client of another service on the same
+    /// address (e.g. `AdminServiceClient::new(api.channel().clone())`).
+    pub fn channel(&self) -> &grpcio::Channel {
+        &self.channel
     }
 
     /// The server's address.

@@ -1,6 +1,6 @@
 //! `chat-client`: a command-line client for the chat service. `demo` runs a
 //! scripted session that checks every outcome; `chat` is an interactive chat
-//! for a person.
+//! for a person; `admin` makes the operator's calls on the admin listener.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use structopt::StructOpt;
 
+use chat_client::admin::{self, Admin, Secret};
 use chat_client::api::{Api, Credentials, TlsOptions};
 use chat_client::chat::command::{COMMANDS, KEYS, NAME_RULE};
 use chat_client::chat::Mode;
@@ -20,9 +21,10 @@ use chat_client::{chat, demo};
     about = "Command-line client for the chat service"
 )]
 struct Opt {
-    /// The server's address, as host:port
-    #[structopt(long, global = true, default_value = "127.0.0.1:13111")]
-    server: String,
+    /// The server's address, as host:port [default: 127.0.0.1:13111; `admin`
+    /// needs it: the server's --admin-listen address]
+    #[structopt(long, global = true)]
+    server: Option<String>,
 
     /// Token mode: the token (JWT) every call carries as
     /// `authorization: Bearer <TOKEN>`
@@ -30,11 +32,13 @@ struct Opt {
     token: Option<String>,
 
     /// Token mode: read the token from this file (surrounding whitespace is
-    /// trimmed)
+    /// trimmed). For `admin`: the operator's secret, the content of the
+    /// server's --admin-token-file (one trailing newline is stripped)
     #[structopt(long, global = true, parse(from_os_str))]
     token_file: Option<PathBuf>,
 
     /// Connect over TLS, trusting this CA certificate (PEM) for the server's
+    /// certificate
     #[structopt(long, global = true, parse(from_os_str))]
     tls_ca: Option<PathBuf>,
 
@@ -69,7 +73,18 @@ enum Command {
         #[structopt(long)]
         user: String,
     },
+    // The help text is `admin::Action`'s doc.
+    Admin {
+        #[structopt(subcommand)]
+        action: admin::Action,
+    },
 }
+
+/// Where `demo` and `chat` connect without `--server`.
+const DEFAULT_SERVER: &str = "127.0.0.1:13111";
+
+/// How long connecting to the server may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The TLS options the flags ask for; `None` without `--tls-ca`.
 fn tls_options(opt: &Opt) -> Result<Option<TlsOptions>, String> {
@@ -104,10 +119,28 @@ fn connect(opt: &Opt) -> Result<Api, String> {
         );
     }
     let tls = tls_options(opt)?;
-    Ok(
-        Api::connect_with(&opt.server, Duration::from_secs(5), tls.as_ref())?
-            .with_credentials(credentials),
-    )
+    let server = opt.server.as_deref().unwrap_or(DEFAULT_SERVER);
+    Ok(Api::connect_with(server, CONNECT_TIMEOUT, tls.as_ref())?.with_credentials(credentials))
+}
+
+/// `admin`: reads the secret, connects to `--server` as the TLS flags say,
+/// makes the call and prints its lines.
+fn run_admin(opt: &Opt, action: &admin::Action) -> Result<(), String> {
+    if opt.token.is_some() {
+        return Err("admin reads the operator's secret from --token-file, not --token".into());
+    }
+    let Some(path) = &opt.token_file else {
+        return Err(
+            "admin needs --token-file PATH, the file holding the server's admin secret".into(),
+        );
+    };
+    let Some(server) = &opt.server else {
+        return Err("admin needs --server HOST:PORT, the server's --admin-listen address".into());
+    };
+    let secret = Secret::from_file(path)?;
+    let tls = tls_options(opt)?;
+    let api = Api::connect_with(server, CONNECT_TIMEOUT, tls.as_ref())?;
+    Admin::new(&api, secret).run(action, &mut std::io::stdout().lock())
 }
 
 /// The commands, keys and name rule, for `chat --help`.
@@ -131,29 +164,24 @@ fn chat_help() -> &'static str {
 
 fn main() -> ExitCode {
     let opt = Opt::from_args();
-    let api = match connect(&opt) {
-        Ok(api) => api,
-        Err(error) => {
-            eprintln!("chat-client: {error}");
-            return ExitCode::FAILURE;
+    let outcome = match &opt.command {
+        Command::Demo => connect(&opt).and_then(|api| match demo::run(api) {
+            0 => Ok(()),
+            // The demo has logged each outcome that differed.
+            _ => Err(String::new()),
+        }),
+        Command::Chat { user } => {
+            connect(&opt).and_then(|api| chat::run(api, user, Mode::detect()))
         }
+        Command::Admin { action } => run_admin(&opt, action),
     };
-    match opt.command {
-        Command::Demo => {
-            if demo::run(api) == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            if !error.is_empty() {
+                eprintln!("chat-client: {error}");
             }
+            ExitCode::FAILURE
         }
-        Command::Chat { user } => match chat::run(api, &user, Mode::detect()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                if !error.is_empty() {
-                    eprintln!("chat-client: {error}");
-                }
-                ExitCode::FAILURE
-            }
-        },
     }
 }
