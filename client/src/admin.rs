@@ -93,10 +93,11 @@ pub enum Action {
     },
     /// Lists the connected users, cluster-wide, sorted by name
     ///
-    /// One line per user (`user NAME node=NODE connected_at=RFC3339 groups=N
-    /// peer=ADDRESS`, `-` for an empty field), then `total: N listed, M
-    /// connected`, then, when more pages follow, `next page: --page-token
-    /// TOKEN`.
+    /// Prints `user NAME node=NODE connected_at=RFC3339 groups=N
+    /// peer=ADDRESS` per user (`-` for an empty field), then `total: N
+    /// listed, M connected`, then, when more pages follow, `next page:
+    /// --page-token TOKEN`. INVALID_ARGUMENT: --limit over 1000, a bad page
+    /// token.
     Users {
         /// Users per page (at most 1000) [default: 100]
         #[structopt(long, value_name = "N")]
