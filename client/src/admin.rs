@@ -143,8 +143,10 @@ impl Secret {
     /// # Errors
     /// What is wrong with them, in a few lower-case words.
     pub fn parse(bytes: &[u8]) -> Result<Secret, String> {
-        let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        let bytes = match bytes.strip_suffix(b"\n") {
+            Some(line) => line.strip_suffix(b"\r").unwrap_or(line),
+            None => bytes,
+        };
         if bytes.is_empty() {
             return Err("the file is empty; it must hold the server's admin secret".to_owned());
         }
@@ -395,6 +397,8 @@ mod tests {
         ] {
             assert_eq!(Secret::parse(file.as_bytes()), Ok(Secret(secret.clone())));
         }
+        // A carriage return is stripped only before the newline.
+        assert!(Secret::parse(format!("{secret}\r").as_bytes()).is_err());
         // Only one: a second newline makes it two lines.
         assert!(Secret::parse(format!("{secret}\n\n").as_bytes()).is_err());
         // Spaces count, as on the server.
