@@ -11,6 +11,7 @@ use std::time::Duration;
 use slog::Level;
 use structopt::StructOpt;
 
+use crate::admin::AdminConfig;
 use crate::auth::{self, TokenConfig};
 use crate::cluster::ClusterConfig;
 use crate::domain::{HistoryLimits, Limits, ResumeLimits, SendLimit};
@@ -173,6 +174,18 @@ pub struct Opt {
     /// free port, logged at start) [default: off]
     #[structopt(long, value_name = "HOST:PORT")]
     pub metrics_listen: Option<String>,
+
+    /// Serve the operator's API (chat.admin.v1.AdminService, with health and
+    /// reflection) on its own listener at this address, host:port (needs
+    /// --admin-token-file; takes --tls-cert/--tls-key like --listen). Unset:
+    /// no admin API anywhere
+    #[structopt(long, value_name = "HOST:PORT")]
+    pub admin_listen: Option<String>,
+
+    /// The admin API's secret (at least 32 bytes; one trailing newline is
+    /// ignored): every admin call carries `authorization: Bearer <secret>`
+    #[structopt(long, parse(from_os_str))]
+    pub admin_token_file: Option<PathBuf>,
     /// Token mode: every call must carry `authorization: Bearer <JWT>`, an
     /// HS256 token signed with the secret in this file (at least 32 bytes;
     /// a second line holds a previous secret still accepted). Unset: plain
@@ -237,6 +250,8 @@ pub struct Config {
     pub cluster: Option<ClusterConfig>,
     /// Where to serve metrics over HTTP, as host:port (`None`: metrics off).
     pub metrics_listen: Option<String>,
+    /// The admin listener and its secret (`None`: no admin API).
+    pub admin: Option<AdminConfig>,
     /// The metrics endpoint's timeouts and connection limit (not flags).
     pub metrics_http: HttpLimits,
     /// Largest request accepted, in bytes; the request decoder refuses a
@@ -333,6 +348,15 @@ impl Config {
                 opt.listen
             )));
         }
+        if let Some(listen) = &opt.admin_listen {
+            if !is_host_port(listen) {
+                return Err(ConfigError(format!(
+                    "--admin-listen must be host:port with a port of 0-65535, got {listen:?}"
+                )));
+            }
+        }
+        let admin = AdminConfig::from_flags(opt.admin_listen, opt.admin_token_file.as_deref())
+            .map_err(ConfigError)?;
         if let Some(listen) = &opt.metrics_listen {
             if !is_host_port(listen) {
                 return Err(ConfigError(format!(
@@ -365,6 +389,7 @@ impl Config {
                 .then(|| opt.memory_quota_mib.saturating_mul(1024 * 1024)),
             cluster,
             metrics_listen: opt.metrics_listen,
+            admin,
             metrics_http: HttpLimits::default(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             auth,
@@ -398,6 +423,7 @@ impl Config {
             memory_quota_bytes: None,
             cluster: None,
             metrics_listen: None,
+            admin: None,
             metrics_http: HttpLimits::default(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             auth: None,

@@ -10,6 +10,9 @@
 //!   requests to engine calls and [`domain::ChatError`]s to status codes
 //!   ([`service::status`]); feeds each Connect stream from its mailbox
 //!   ([`service::delivery`]).
+//! - [`admin`]: the operator's gRPC adapter, `chat.admin.v1.AdminService`,
+//!   served on its own listener (`--admin-listen`) with its own secret;
+//!   each action one engine operation.
 //! - [`server`]: bootstrap; builds the grpcio environment and server from a
 //!   [`config::Config`] and runs it until an injected shutdown signal fires.
 //! - [`auth`]: token mode; checks the signed token every call carries and
@@ -30,6 +33,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod admin;
 pub mod auth;
 pub mod cluster;
 pub mod config;

@@ -9,7 +9,7 @@ use prometheus::proto::{
 };
 use prometheus::{Encoder, TextEncoder};
 
-use super::labels::{Code, DisconnectReason, Rpc, CHAT_SERVICE};
+use super::labels::{Code, DisconnectReason, Rpc};
 use super::process::ProcessStats;
 use super::shard::{Totals, BUCKET_BOUNDS_NANOS};
 use crate::domain::{ChatStats, StoreStats, ROUND_TRIP_BOUNDS};
@@ -110,6 +110,11 @@ fn families(snapshot: &Snapshot) -> Vec<MetricFamily> {
                 .zip(t.resumes)
                 .map(|(status, count)| counter(&[("status", status)], count))
                 .collect(),
+        ),
+        counter_family(
+            "chat_send_rate_limited_total",
+            "SendMessage calls refused by the per-user send limit (--send-rate).",
+            t.rate_limited,
         ),
         counter_family(
             "chat_connections_total",
@@ -261,7 +266,7 @@ fn process_families(process: &ProcessStats) -> Vec<MetricFamily> {
 fn rpc_labels(rpc: Rpc) -> [(&'static str, &'static str); 3] {
     [
         ("grpc_type", rpc.grpc_type()),
-        ("grpc_service", CHAT_SERVICE),
+        ("grpc_service", rpc.service()),
         ("grpc_method", rpc.name()),
     ]
 }
@@ -400,17 +405,24 @@ mod tests {
             .lines()
             .filter(|line| line.starts_with("grpc_server_handled_total{"))
             .count();
-        assert_eq!(handled, 9 * 17);
+        // Nine chat RPCs and five admin RPCs.
+        assert_eq!(handled, 14 * 17);
         assert!(text.contains(
             "grpc_server_handled_total{grpc_type=\"server_stream\",grpc_service=\"chat.v1.ChatService\",\
              grpc_method=\"Connect\",grpc_code=\"Unauthenticated\"} 0\n"
         ));
-        // Unary calls only: 8 histograms of 16 buckets.
+        assert!(text.contains(
+            "grpc_server_handled_total{grpc_type=\"unary\",grpc_service=\"chat.admin.v1.AdminService\",\
+             grpc_method=\"Publish\",grpc_code=\"OK\"} 0\n"
+        ));
+        // Unary calls only: 13 histograms of 16 buckets.
         let buckets = text
             .lines()
             .filter(|line| line.starts_with("grpc_server_handling_seconds_bucket{"))
             .count();
-        assert_eq!(buckets, 8 * 16);
+        assert_eq!(buckets, 13 * 16);
+        assert!(text.contains("chat_send_rate_limited_total 0\n"));
+        assert!(text.contains("chat_disconnects_total{reason=\"operator\"} 0\n"));
         assert!(text.contains("le=\"0.0001\""), "{text}");
         assert!(text.contains("le=\"5\""));
         assert!(text.contains("chat_build_info{version=\"1.2.3\"} 1\n"));

@@ -5,6 +5,8 @@
 
 /// The `grpc_service` label of every chat RPC.
 pub const CHAT_SERVICE: &str = "chat.v1.ChatService";
+/// The operator's service, served on the admin listener.
+pub const ADMIN_SERVICE: &str = "chat.admin.v1.AdminService";
 
 /// One RPC of `chat.v1.ChatService`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,11 +29,21 @@ pub enum Rpc {
     ListGroupMembers,
     /// `SendTyping`.
     SendTyping,
+    /// `chat.admin.v1.AdminService/DisconnectUser`.
+    DisconnectUser,
+    /// `chat.admin.v1.AdminService/RemoveGroupMember`.
+    RemoveGroupMember,
+    /// `chat.admin.v1.AdminService/DeleteGroup`.
+    DeleteGroup,
+    /// `chat.admin.v1.AdminService/Publish`.
+    Publish,
+    /// `chat.admin.v1.AdminService/ListUsers`.
+    ListUsers,
 }
 
 impl Rpc {
     /// Every RPC, in the order the series are written.
-    pub const ALL: [Rpc; 9] = [
+    pub const ALL: [Rpc; 14] = [
         Rpc::Connect,
         Rpc::CreateGroupChat,
         Rpc::JoinGroupChat,
@@ -41,6 +53,11 @@ impl Rpc {
         Rpc::GetHistory,
         Rpc::ListGroupMembers,
         Rpc::SendTyping,
+        Rpc::DisconnectUser,
+        Rpc::RemoveGroupMember,
+        Rpc::DeleteGroup,
+        Rpc::Publish,
+        Rpc::ListUsers,
     ];
 
     /// The method's name: the `grpc_method` label, and the name logs use.
@@ -55,6 +72,23 @@ impl Rpc {
             Rpc::GetHistory => "GetHistory",
             Rpc::ListGroupMembers => "ListGroupMembers",
             Rpc::SendTyping => "SendTyping",
+            Rpc::DisconnectUser => "DisconnectUser",
+            Rpc::RemoveGroupMember => "RemoveGroupMember",
+            Rpc::DeleteGroup => "DeleteGroup",
+            Rpc::Publish => "Publish",
+            Rpc::ListUsers => "ListUsers",
+        }
+    }
+
+    /// The service the method belongs to: the `grpc_service` label.
+    pub fn service(self) -> &'static str {
+        match self {
+            Rpc::DisconnectUser
+            | Rpc::RemoveGroupMember
+            | Rpc::DeleteGroup
+            | Rpc::Publish
+            | Rpc::ListUsers => ADMIN_SERVICE,
+            _ => CHAT_SERVICE,
         }
     }
 
@@ -70,6 +104,11 @@ impl Rpc {
             Rpc::GetHistory => "/chat.v1.ChatService/GetHistory",
             Rpc::ListGroupMembers => "/chat.v1.ChatService/ListGroupMembers",
             Rpc::SendTyping => "/chat.v1.ChatService/SendTyping",
+            Rpc::DisconnectUser => "/chat.admin.v1.AdminService/DisconnectUser",
+            Rpc::RemoveGroupMember => "/chat.admin.v1.AdminService/RemoveGroupMember",
+            Rpc::DeleteGroup => "/chat.admin.v1.AdminService/DeleteGroup",
+            Rpc::Publish => "/chat.admin.v1.AdminService/Publish",
+            Rpc::ListUsers => "/chat.admin.v1.AdminService/ListUsers",
         }
     }
 
@@ -222,7 +261,7 @@ mod tests {
     fn rpcs_index_their_own_position() {
         for (index, rpc) in Rpc::ALL.iter().enumerate() {
             assert_eq!(rpc.index(), index);
-            assert_eq!(rpc.path(), format!("/{CHAT_SERVICE}/{}", rpc.name()));
+            assert_eq!(rpc.path(), format!("/{}/{}", rpc.service(), rpc.name()));
         }
         for (index, reason) in DisconnectReason::ALL.iter().enumerate() {
             assert_eq!(reason.index(), index);

@@ -144,6 +144,12 @@ impl Metrics {
         self.record(|block| block.resumes[at].add(1));
     }
 
+    /// The send limit refused a SendMessage (also counted as handled with
+    /// its code, like any refusal).
+    pub fn send_rate_limited(&self) {
+        self.record(|block| block.rate_limited.add(1));
+    }
+
     /// A Connect stream wrote one Delivery holding `messages` messages.
     pub fn delivery_written(&self, messages: usize) {
         let at = Rpc::Connect.index();

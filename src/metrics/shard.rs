@@ -82,6 +82,8 @@ pub struct Counts<C> {
     pub refusals: [C; Code::COUNT],
     /// `chat_resume_attempts_total` by status: resumed, gap, unknown.
     pub resumes: [C; 3],
+    /// `chat_send_rate_limited_total`: sends the send limit refused.
+    pub rate_limited: C,
 }
 
 /// One thread's counters.
@@ -113,6 +115,7 @@ impl Block {
         totals.deliveries = totals.deliveries.wrapping_add(self.deliveries.get());
         sum_into(&mut totals.refusals, &self.refusals);
         sum_into(&mut totals.resumes, &self.resumes);
+        totals.rate_limited = totals.rate_limited.wrapping_add(self.rate_limited.get());
     }
 }
 

@@ -34,8 +34,8 @@ use slog::{debug, error, info, o, Logger};
 
 use crate::auth::TokenAuth;
 use crate::domain::{
-    ChatEngine, CloseReason, Connected, HistoryQuery, Left, MemberQuery, Reply, ResumeRequest,
-    ResumeStatus, Session, Wakeups,
+    ChatEngine, ChatError, CloseReason, Connected, HistoryQuery, Left, MemberQuery, Reply,
+    ResumeRequest, ResumeStatus, Session, Wakeups,
 };
 use crate::metrics::{Code, DisconnectReason, Metrics, Rpc};
 use codec::{bad_request, request_marshaller, Raw, RequestCodec};
@@ -43,8 +43,8 @@ use delivery::{DeliveryStream, EncodedEvent};
 use identity::{authorization_header, connect_identity};
 use status::{
     close_status, code_of_reply, finish, finish_after, finish_with_status, guarded,
-    note_answer_later, refusal_status, refuse_stream, send_reply, send_status, stream_end_code,
-    take_answer, Answered, Refused,
+    note_answer_later, refusal_status, refuse_stream, refused_with_headers, send_reply,
+    send_status, stream_end_code, take_answer, Answered, Refused,
 };
 
 /// The request header that names the caller.
@@ -181,10 +181,7 @@ impl ChatHandler {
         }
     }
 
-    /// Answers a unary call with the engine's `reply`: at once when it is
-    /// ready, otherwise from a task that awaits it, so no completion-queue
-    /// thread waits. `done` turns a success into the response (logging what
-    /// it did), with the wake-ups to fire after the response is queued.
+    /// Answers a unary call with the engine's `reply` (see [`answer`]).
     fn answer<T, R>(
         &self,
         ctx: &RpcContext<'_>,
@@ -197,60 +194,118 @@ impl ChatHandler {
         T: Send + 'static,
         R: Send + 'static,
     {
-        let log = &self.inner.log;
-        let name = rpc.name();
-        let reply = match reply {
-            Ok(reply) => reply,
-            Err(refused) => return finish(ctx, sink, log, name, &caller, Err(refused)),
-        };
-        match reply.try_now() {
-            Ok(Ok(value)) => {
-                let (response, wakeups) = done(log, &caller, value);
-                match wakeups {
-                    Some(wakeups) => {
-                        finish_after(ctx, sink, log, name, &caller, Ok(response), Some(wakeups));
-                    }
-                    None => finish(ctx, sink, log, name, &caller, Ok(response)),
+        let (log, metrics) = (&self.inner.log, &self.inner.metrics);
+        answer(ctx, sink, rpc, caller, reply, done, log, metrics);
+    }
+}
+
+/// Answers a unary call with the engine's `reply`: at once when it is
+/// ready, otherwise from a task that awaits it, so no completion-queue
+/// thread waits. `done` turns a success into the response (logging what
+/// it did), with the wake-ups to fire after the response is queued.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn answer<T, R>(
+    ctx: &RpcContext<'_>,
+    sink: UnarySink<R>,
+    rpc: Rpc,
+    caller: String,
+    reply: Result<Reply<T>, Refused>,
+    done: impl FnOnce(&Logger, &str, T) -> (R, Option<Wakeups>) + Send + 'static,
+    log: &Logger,
+    metrics: &Metrics,
+) where
+    T: Send + 'static,
+    R: Send + 'static,
+{
+    let name = rpc.name();
+    let reply = match reply {
+        Ok(reply) => reply,
+        Err(refused) => return finish(ctx, sink, log, name, &caller, Err(refused)),
+    };
+    match reply.try_now() {
+        Ok(Ok(value)) => {
+            let (response, wakeups) = done(log, &caller, value);
+            match wakeups {
+                Some(wakeups) => {
+                    finish_after(ctx, sink, log, name, &caller, Ok(response), Some(wakeups));
                 }
+                None => finish(ctx, sink, log, name, &caller, Ok(response)),
             }
-            Ok(Err(refused)) => finish(ctx, sink, log, name, &caller, Err(refused.into())),
-            Err(later) => {
-                // Counted here, with the time until the answer is queued.
-                note_answer_later();
-                let metrics = self.inner.metrics.clone();
-                let started = metrics.clock();
-                let log = log.clone();
-                ctx.spawn(async move {
-                    let result = match later.await {
-                        Ok(value) => Ok(done(&log, &caller, value).0),
-                        Err(refused) => Err(refusal_status(&log, name, &caller, &refused.into())),
-                    };
-                    let code = Code::from_number(code_of_reply(&result).into());
-                    let took = started.map(|started| started.elapsed());
-                    metrics.unary_handled(rpc, true, code, took);
-                    send_reply(sink, log, name, result).await;
-                });
-            }
+        }
+        Ok(Err(refused)) => {
+            count_refusal(metrics, &refused);
+            finish(ctx, sink, log, name, &caller, Err(refused.into()));
+        }
+        Err(later) => {
+            // Counted here, with the time until the answer is queued.
+            note_answer_later();
+            let metrics = metrics.clone();
+            let started = metrics.clock();
+            let log = log.clone();
+            let mut sink = sink;
+            ctx.spawn(async move {
+                let result = match later.await {
+                    Ok(value) => Ok(done(&log, &caller, value).0),
+                    Err(refused) => {
+                        count_refusal(&metrics, &refused);
+                        let refused = refused.into();
+                        Err(refused_with_headers(
+                            &mut sink, &log, name, &caller, &refused,
+                        ))
+                    }
+                };
+                let code = Code::from_number(code_of_reply(&result).into());
+                let took = started.map(|started| started.elapsed());
+                metrics.unary_handled(rpc, true, code, took);
+                send_reply(sink, log, name, result).await;
+            });
         }
     }
 }
 
-/// A handler method of the generated trait.
-type UnaryMethod<Req, Resp> = fn(&mut ChatHandler, RpcContext<'_>, Req, UnarySink<Resp>);
+/// Counts a refusal the metrics break out on their own: a send the send
+/// limit refused.
+fn count_refusal(metrics: &Metrics, refused: &ChatError) {
+    if matches!(refused, ChatError::SendingTooFast(_)) {
+        metrics.send_rate_limited();
+    }
+}
 
-/// Registers `method` of `chat.v1.ChatService` under `rpc`'s path,
+/// A handler method of a generated service trait, on adapter `H`.
+pub(crate) type UnaryMethod<H, Req, Resp> = fn(&mut H, RpcContext<'_>, Req, UnarySink<Resp>);
+
+/// What [`add_unary`] needs of an adapter: where it logs and counts.
+pub(crate) trait Adapter: Clone + Send + 'static {
+    /// The adapter's logger.
+    fn log(&self) -> &Logger;
+    /// The adapter's metrics.
+    fn metrics(&self) -> &Metrics;
+}
+
+impl Adapter for ChatHandler {
+    fn log(&self) -> &Logger {
+        &self.inner.log
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+}
+
+/// Registers `method` of an adapter's service under `rpc`'s path,
 /// decoding requests with `codec` and refusing those it refuses (see
 /// [`codec::bad_request`]), and counts each call: its code and handling
 /// time (the handler's own, to the moment it queued its answer; a call
 /// whose answer waits on the engine is counted where that answer is sent).
-fn add_unary<Req, Resp>(
+pub(crate) fn add_unary<H, Req, Resp>(
     builder: ServiceBuilder,
     rpc: Rpc,
-    handler: &ChatHandler,
+    handler: &H,
     codec: RequestCodec,
-    method: UnaryMethod<Req, Resp>,
+    method: UnaryMethod<H, Req, Resp>,
 ) -> ServiceBuilder
 where
+    H: Adapter,
     Req: protobuf::Message,
     Resp: protobuf::MessageFull,
 {
@@ -258,7 +313,7 @@ where
     let mut handler = handler.clone();
     // The closure's own handle (grpcio clones the closure per completion
     // queue, not per call): a call touches no shared reference count.
-    let metrics = handler.inner.metrics.clone();
+    let metrics = handler.metrics().clone();
     builder.add_unary_handler(&descriptor, move |ctx, request, sink| {
         let started = metrics.clock();
         let request = codec.decode(request);
@@ -267,7 +322,7 @@ where
         match request {
             Ok(request) => method(&mut handler, ctx, request, sink),
             Err(error) => {
-                let (log, name) = (&handler.inner.log, rpc.name());
+                let (log, name) = (handler.log(), rpc.name());
                 let status = bad_request(name, log, &error);
                 finish_with_status(&ctx, sink, log, name, Err(status));
             }

@@ -38,9 +38,19 @@ pub const SERVICES: [&str; 4] = [
     "grpc.reflection.v1alpha.ServerReflection",
 ];
 
-/// The file descriptors the server describes, and where each symbol lives.
+/// The services the admin listener offers, as reflection lists them.
+pub const ADMIN_SERVICES: [&str; 4] = [
+    "chat.admin.v1.AdminService",
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
+/// The file descriptors a listener describes, and where each symbol lives.
 #[derive(Debug, Default)]
 pub struct DescriptorIndex {
+    /// The services the listener offers.
+    services: &'static [&'static str],
     /// Serialized `FileDescriptorProto` by file name.
     files: HashMap<String, Vec<u8>>,
     /// Each file's direct imports.
@@ -51,19 +61,39 @@ pub struct DescriptorIndex {
 }
 
 impl DescriptorIndex {
-    /// Indexes the server's own files and everything they import.
+    /// Indexes the chat listener's own files and everything they import.
     pub fn for_this_server() -> DescriptorIndex {
-        DescriptorIndex::new(&[
-            chat_proto::chat::file_descriptor(),
-            chat_proto::health::file_descriptor(),
-            chat_proto::reflection_v1::reflection::file_descriptor(),
-            chat_proto::reflection_v1alpha::reflection::file_descriptor(),
-        ])
+        DescriptorIndex::new(
+            &SERVICES,
+            &[
+                chat_proto::chat::file_descriptor(),
+                chat_proto::health::file_descriptor(),
+                chat_proto::reflection_v1::reflection::file_descriptor(),
+                chat_proto::reflection_v1alpha::reflection::file_descriptor(),
+            ],
+        )
     }
 
-    /// Indexes `roots` and, transitively, their imports.
-    pub fn new(roots: &[&FileDescriptor]) -> DescriptorIndex {
-        let mut index = DescriptorIndex::default();
+    /// Indexes the admin listener's own files and everything they import.
+    pub fn for_admin() -> DescriptorIndex {
+        DescriptorIndex::new(
+            &ADMIN_SERVICES,
+            &[
+                chat_proto::admin::file_descriptor(),
+                chat_proto::health::file_descriptor(),
+                chat_proto::reflection_v1::reflection::file_descriptor(),
+                chat_proto::reflection_v1alpha::reflection::file_descriptor(),
+            ],
+        )
+    }
+
+    /// Indexes `roots` and, transitively, their imports, for a listener
+    /// offering `services`.
+    pub fn new(services: &'static [&'static str], roots: &[&FileDescriptor]) -> DescriptorIndex {
+        let mut index = DescriptorIndex {
+            services,
+            ..DescriptorIndex::default()
+        };
         let mut pending: Vec<FileDescriptor> = roots.iter().map(|&file| file.clone()).collect();
         while let Some(file) = pending.pop() {
             if index.files.contains_key(file.name()) {
@@ -160,7 +190,8 @@ impl DescriptorIndex {
             }
             Some(Request::ListServices(_)) => {
                 let mut list = ListServiceResponse::new();
-                list.service = SERVICES
+                list.service = self
+                    .services
                     .iter()
                     .map(|&name| {
                         let mut service = ServiceResponse::new();
@@ -227,10 +258,18 @@ pub struct ReflectionService {
 }
 
 impl ReflectionService {
-    /// A reflection service describing this server.
+    /// A reflection service describing the chat listener.
     pub fn new(log: Logger) -> ReflectionService {
         ReflectionService {
             index: Arc::new(DescriptorIndex::for_this_server()),
+            log,
+        }
+    }
+
+    /// A reflection service describing the admin listener.
+    pub fn for_admin(log: Logger) -> ReflectionService {
+        ReflectionService {
+            index: Arc::new(DescriptorIndex::for_admin()),
             log,
         }
     }

@@ -10,7 +10,9 @@ use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use futures::channel::oneshot;
-use grpcio::{RpcContext, RpcStatus, RpcStatusCode, ServerStreamingSink, UnarySink};
+use grpcio::{
+    Metadata, MetadataBuilder, RpcContext, RpcStatus, RpcStatusCode, ServerStreamingSink, UnarySink,
+};
 use slog::{error, info, warn, Logger};
 
 use crate::domain::{ChatError, CloseReason, Wakeups};
@@ -100,7 +102,65 @@ pub fn code_of(error: &ChatError) -> RpcStatusCode {
 
 /// The status a domain error is answered with: its code and its message.
 pub fn status_of(error: &ChatError) -> RpcStatus {
-    RpcStatus::with_message(code_of(error), error.to_string())
+    let (code, message) = (code_of(error), error.to_string());
+    match error {
+        ChatError::SendingTooFast(millis) => {
+            let details = retry_info_details(code, &message, *millis);
+            RpcStatus::with_details(code, message, details)
+        }
+        _ => RpcStatus::with_message(code, message),
+    }
+}
+
+/// The response header a send over the limit carries: how long to wait.
+pub const RETRY_AFTER_MS: &str = "retry-after-ms";
+
+/// The response headers a refusal carries besides its status:
+/// `retry-after-ms` for a send over the limit. (grpcio's server sends no
+/// custom trailing metadata, only the status details, so the wait goes in
+/// the response headers and, as `google.rpc.RetryInfo`, in the details.)
+pub fn refusal_headers(refused: &Refused) -> Option<Metadata> {
+    let Refused::Chat(ChatError::SendingTooFast(millis)) = refused else {
+        return None;
+    };
+    let mut headers = MetadataBuilder::new();
+    headers.add_str(RETRY_AFTER_MS, &millis.to_string()).ok()?;
+    Some(headers.build())
+}
+
+/// `google.rpc.Status { code, message, details: [RetryInfo { retry_delay }] }`
+/// encoded, for the `grpc-status-details-bin` trailer (the rich error
+/// model that gRPC libraries decode).
+fn retry_info_details(code: RpcStatusCode, message: &str, millis: u64) -> Vec<u8> {
+    let delay = protobuf::well_known_types::duration::Duration {
+        seconds: i64::try_from(millis / 1000).unwrap_or(i64::MAX),
+        nanos: i32::try_from((millis % 1000) * 1_000_000).unwrap_or(0),
+        ..Default::default()
+    };
+    use protobuf::Message as _;
+    let encode = || -> protobuf::Result<Vec<u8>> {
+        // RetryInfo { google.protobuf.Duration retry_delay = 1; }
+        let mut retry_info = Vec::new();
+        let mut out = protobuf::CodedOutputStream::vec(&mut retry_info);
+        out.write_bytes(1, &delay.write_to_bytes()?)?;
+        out.flush()?;
+        drop(out);
+        let any = protobuf::well_known_types::any::Any {
+            type_url: "type.googleapis.com/google.rpc.RetryInfo".to_owned(),
+            value: retry_info,
+            ..Default::default()
+        };
+        // Status { int32 code = 1; string message = 2; repeated Any details = 3; }
+        let mut status = Vec::new();
+        let mut out = protobuf::CodedOutputStream::vec(&mut status);
+        out.write_int32(1, code.into())?;
+        out.write_string(2, message)?;
+        out.write_bytes(3, &any.write_to_bytes()?)?;
+        out.flush()?;
+        drop(out);
+        Ok(status)
+    };
+    encode().unwrap_or_default()
 }
 
 /// The status a Connect stream ends with when the server closes it.
@@ -220,8 +280,25 @@ pub fn finish<T: Send + 'static>(
     caller: &str,
     result: Result<T, Refused>,
 ) {
-    let result = result.map_err(|refused| refusal_status(log, rpc, caller, &refused));
+    let mut sink = sink;
+    let result =
+        result.map_err(|refused| refused_with_headers(&mut sink, log, rpc, caller, &refused));
     finish_with_status(ctx, sink, log, rpc, result);
+}
+
+/// Logs a refused call, sets the headers its refusal carries on `sink`
+/// ([`refusal_headers`]), and returns the status to answer it with.
+pub fn refused_with_headers<T>(
+    sink: &mut UnarySink<T>,
+    log: &Logger,
+    rpc: &'static str,
+    caller: &str,
+    refused: &Refused,
+) -> RpcStatus {
+    if let Some(headers) = refusal_headers(refused) {
+        sink.set_headers(headers);
+    }
+    refusal_status(log, rpc, caller, refused)
 }
 
 /// Refuses a server-streaming call with `status` before any event was
@@ -279,7 +356,9 @@ pub fn finish_after<T: Send + 'static>(
     result: Result<T, Refused>,
     wakeups: Option<Wakeups>,
 ) {
-    let result = result.map_err(|refused| refusal_status(log, rpc, caller, &refused));
+    let mut sink = sink;
+    let result =
+        result.map_err(|refused| refused_with_headers(&mut sink, log, rpc, caller, &refused));
     note_answer(code_of_reply(&result));
     let (go, wait) = oneshot::channel::<()>();
     let sent = send_reply(sink, log.clone(), rpc, result);
