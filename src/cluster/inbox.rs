@@ -4,9 +4,11 @@
 //! the connections they are addressed to (a direct message's connection,
 //! or every local member of the group at that point of the stream). So a
 //! member who joined after a send never gets it, and one who left after it
-//! still does. Entry ids are a per-node sequence: a gap means entries were
-//! lost, and fences the node. Applied entries are trimmed. After a Redis
-//! interruption it resumes where it stopped.
+//! still does. An operator's removal takes a connection out of a group and
+//! tells it; an operator's disconnect ends a connection's stream after
+//! what was queued for it before. Entry ids are a per-node sequence: a gap
+//! means entries were lost, and fences the node. Applied entries are
+//! trimmed. After a Redis interruption it resumes where it stopped.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -34,6 +36,18 @@ const TRIM_EVERY: u64 = 1024;
 
 /// One inbox entry: its sequence number and fields.
 type Entry = (u64, Vec<(String, Vec<u8>)>);
+
+/// What applying entries leaves to do once the local lock is released.
+#[derive(Default)]
+struct Effects {
+    /// Readers with something new queued.
+    wake: Vec<Outbox>,
+    /// Slow consumers: their streams end and their names are freed.
+    evicted: Vec<(SessionId, Name, Outbox)>,
+    /// Connections an operator disconnected (already gone from `Local`,
+    /// and from Redis): their streams end, for the reason given.
+    closed: Vec<(Name, Outbox, String)>,
+}
 
 /// A message's time from the seconds and microseconds Redis's `TIME` gave.
 pub fn timestamp(seconds: Option<i64>, micros: Option<i64>) -> SystemTime {
@@ -121,8 +135,7 @@ pub(super) fn run(node: &Arc<Node>) {
 /// Applies `entries` after sequence number `last`; returns the last one
 /// applied, or why the stream cannot be trusted.
 fn apply(node: &Node, entries: &[Entry], mut last: u64) -> Result<u64, String> {
-    let mut wake: Vec<Outbox> = Vec::new();
-    let mut evicted: Vec<(SessionId, Name, Outbox)> = Vec::new();
+    let mut effects = Effects::default();
     let mut newest_message = None;
     {
         let mut local = lock(&node.local);
@@ -138,13 +151,22 @@ fn apply(node: &Node, entries: &[Entry], mut last: u64) -> Result<u64, String> {
             }
             last = *seq;
             local.applied.1 = last;
-            if let Some(sent_at) = apply_one(&mut local, fields, &mut wake, &mut evicted) {
+            if let Some(sent_at) = apply_one(&mut local, fields, &mut effects) {
                 newest_message = Some(sent_at);
             }
         }
     }
+    let Effects {
+        wake,
+        evicted,
+        closed,
+    } = effects;
     for outbox in wake {
         outbox.wake();
+    }
+    for (name, outbox, reason) in closed {
+        info!(node.log, "disconnected by an operator"; "user" => &*name, "reason" => &reason);
+        outbox.close_by_operator(&reason);
     }
     if let Some(sent_at) = newest_message {
         let lag = SystemTime::now()
@@ -182,12 +204,28 @@ fn connection_of(fields: &[(String, Vec<u8>)]) -> Option<SessionId> {
     std::str::from_utf8(field(fields, "c")).ok()?.parse().ok()
 }
 
+/// A membership event from an entry's fields (`g`, `u`, `n`, `p`,
+/// `ts`/`tu`) of `kind`.
+fn membership(fields: &[(String, Vec<u8>)], group: Name, kind: MembershipKind) -> Item {
+    Item::Event(Arc::new(Event::Membership {
+        group,
+        user: Arc::from(text(fields, "u")),
+        kind,
+        member_count: number(fields, "n")
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0),
+        position: number(fields, "p")
+            .and_then(|p| u64::try_from(p).ok())
+            .unwrap_or(0),
+        at: timestamp(number(fields, "ts"), number(fields, "tu")),
+    }))
+}
+
 /// Applies one entry; for a message, returns when it was sent.
 fn apply_one(
     local: &mut Local,
     fields: &[(String, Vec<u8>)],
-    wake: &mut Vec<Outbox>,
-    evicted: &mut Vec<(SessionId, Name, Outbox)>,
+    effects: &mut Effects,
 ) -> Option<SystemTime> {
     match field(fields, "k") {
         b"j" => {
@@ -205,17 +243,27 @@ fn apply_one(
             None
         }
         b"l" => {
-            let (Some(id), group) = (connection_of(fields), text(fields, "g")) else {
-                return None;
-            };
-            if let Some(connection) = local.connections.get_mut(&id) {
-                connection.groups.remove(group.as_str());
+            if let Some(id) = connection_of(fields) {
+                local.leave(id, &text(fields, "g"));
             }
-            if let Some(members) = local.groups.get_mut(group.as_str()) {
-                members.remove(&id);
-                if members.is_empty() {
-                    local.groups.remove(group.as_str());
-                }
+            None
+        }
+        b"r" => {
+            let id = connection_of(fields)?;
+            let group: Name = Arc::from(text(fields, "g"));
+            local.leave(id, &group);
+            let targets = wanting(local, vec![id], EventKinds::MEMBERSHIP);
+            let event = membership(fields, group, MembershipKind::Removed);
+            deliver(local, &targets, &event, effects);
+            None
+        }
+        b"x" => {
+            let id = connection_of(fields)?;
+            if let Some(connection) = local.remove(id) {
+                let reason = text(fields, "why");
+                effects
+                    .closed
+                    .push((connection.name, connection.outbox, reason));
             }
             None
         }
@@ -227,22 +275,25 @@ fn apply_one(
             };
             let recipient: Name = Arc::from(text(fields, "r"));
             let sent_at = timestamp(number(fields, "ts"), number(fields, "tu"));
-            let message = Arc::new(Message::new(
-                number(fields, "id")
-                    .and_then(|id| u64::try_from(id).ok())
-                    .unwrap_or(0),
-                Arc::from(text(fields, "s")),
-                Arc::clone(&recipient),
-                recipient_kind,
-                Arc::from(text(fields, "t")),
-                sent_at,
-            ));
+            let message = Arc::new(
+                Message::new(
+                    number(fields, "id")
+                        .and_then(|id| u64::try_from(id).ok())
+                        .unwrap_or(0),
+                    Arc::from(text(fields, "s")),
+                    Arc::clone(&recipient),
+                    recipient_kind,
+                    Arc::from(text(fields, "t")),
+                    sent_at,
+                )
+                .by_operator(field(fields, "op") == b"1"),
+            );
             let targets: Vec<SessionId> = if recipient_kind == ChannelKind::User {
                 connection_of(fields).into_iter().collect()
             } else {
                 group_members(local, &recipient)
             };
-            deliver(local, &targets, &Item::Message(message), wake, evicted);
+            deliver(local, &targets, &Item::Message(message), effects);
             Some(sent_at)
         }
         b"m" => {
@@ -254,26 +305,9 @@ fn apply_one(
                 b"r" => MembershipKind::Removed,
                 _ => return None,
             };
-            let event = Event::Membership {
-                group: Arc::clone(&group),
-                user: Arc::from(text(fields, "u")),
-                kind,
-                member_count: number(fields, "n")
-                    .and_then(|n| u32::try_from(n).ok())
-                    .unwrap_or(0),
-                position: number(fields, "p")
-                    .and_then(|p| u64::try_from(p).ok())
-                    .unwrap_or(0),
-                at: timestamp(number(fields, "ts"), number(fields, "tu")),
-            };
             let targets = wanting(local, group_members(local, &group), EventKinds::MEMBERSHIP);
-            deliver(
-                local,
-                &targets,
-                &Item::Event(Arc::new(event)),
-                wake,
-                evicted,
-            );
+            let event = membership(fields, group, kind);
+            deliver(local, &targets, &event, effects);
             None
         }
         b"t" => {
@@ -295,13 +329,7 @@ fn apply_one(
                 conversation_kind,
                 user,
             };
-            deliver(
-                local,
-                &targets,
-                &Item::Event(Arc::new(event)),
-                wake,
-                evicted,
-            );
+            deliver(local, &targets, &Item::Event(Arc::new(event)), effects);
             None
         }
         _ => None,
@@ -333,13 +361,7 @@ fn wanting(local: &Local, targets: Vec<SessionId>, kind: EventKinds) -> Vec<Sess
 /// Queues `item` for the `targets` connections; one whose queue is full is
 /// a slow consumer: nothing more is queued for it, its stream ends, and its
 /// session frees the name cluster-wide.
-fn deliver(
-    local: &mut Local,
-    targets: &[SessionId],
-    item: &Item,
-    wake: &mut Vec<Outbox>,
-    evicted: &mut Vec<(SessionId, Name, Outbox)>,
-) {
+fn deliver(local: &mut Local, targets: &[SessionId], item: &Item, effects: &mut Effects) {
     for &id in targets {
         let Some(connection) = local.connections.get_mut(&id) else {
             continue;
@@ -353,11 +375,13 @@ fn deliver(
             continue;
         }
         if connection.outbox.queue(item.clone()).is_ok() {
-            wake.push(connection.outbox.clone());
+            effects.wake.push(connection.outbox.clone());
         } else {
             connection.evicted = true;
             let groups = std::mem::take(&mut connection.groups);
-            evicted.push((id, Arc::clone(&connection.name), connection.outbox.clone()));
+            effects
+                .evicted
+                .push((id, Arc::clone(&connection.name), connection.outbox.clone()));
             for group in groups {
                 if let Some(members) = local.groups.get_mut(&group) {
                     members.remove(&id);

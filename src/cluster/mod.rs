@@ -26,13 +26,15 @@ use futures::channel::oneshot;
 use futures::FutureExt;
 use slog::{info, warn, Logger};
 
+use crate::domain::admin::banned_for;
 use crate::domain::resume::new_token;
+use crate::domain::send_limit::sending_too_fast;
 use crate::domain::{
     check_group_name, check_message, check_name, mailbox::resumable_mailbox, ChannelInfo,
     ChannelKind, ChatEngine, ChatError, ChatStats, CloseReason, Connected, Departure, Disconnect,
     EventKinds, Evicted, HistoryPage, HistoryQuery, Item, Left, Limits, MemberPage, MemberQuery,
     Message, Name, Outbox, Recent, Reply, ResumeRequest, ResumeStatus, Sent, Session, SessionId,
-    StoreStats, WakeTicker, Wakeups,
+    StoreStats, UserInfo, UserPage, WakeTicker, Wakeups,
 };
 use store::{Answer, Call, Lanes, Script, Store, Unreachable};
 
@@ -116,6 +118,36 @@ struct Local {
     /// applied: a connection that ends now has had every entry up to here,
     /// and none after (the reader skips a connection it no longer holds).
     applied: (Arc<str>, u64),
+}
+
+impl Local {
+    /// Takes connection `id` out of `group`.
+    fn leave(&mut self, id: SessionId, group: &str) {
+        if let Some(connection) = self.connections.get_mut(&id) {
+            connection.groups.remove(group);
+        }
+        if let Some(members) = self.groups.get_mut(group) {
+            members.remove(&id);
+            if members.is_empty() {
+                self.groups.remove(group);
+            }
+        }
+    }
+
+    /// Drops connection `id` and its memberships: nothing more is queued
+    /// for it.
+    fn remove(&mut self, id: SessionId) -> Option<LocalConnection> {
+        let connection = self.connections.remove(&id)?;
+        for group in &connection.groups {
+            if let Some(members) = self.groups.get_mut(group) {
+                members.remove(&id);
+                if members.is_empty() {
+                    self.groups.remove(group);
+                }
+            }
+        }
+        Some(connection)
+    }
 }
 
 /// A disconnect that could not reach Redis; retried by the lease thread.
@@ -362,17 +394,32 @@ impl Node {
         args: &[&[u8]],
         done: impl FnOnce(&Answer) -> Result<T, ChatError> + Send + 'static,
     ) -> Reply<T> {
+        let mut all: Vec<&[u8]> = Vec::with_capacity(args.len() + 1);
+        all.push(caller.as_bytes());
+        all.extend_from_slice(args);
+        self.run(caller, script, &all, done)
+    }
+
+    /// Runs `script` with this node's id and `args` on the lane of `lane`
+    /// (the name whose calls must stay in order), and maps its answer with
+    /// `done`: for an operator's call, which has no caller to check.
+    fn run<T: Send + 'static>(
+        self: &Arc<Self>,
+        lane: &str,
+        script: Script,
+        args: &[&[u8]],
+        done: impl FnOnce(&Answer) -> Result<T, ChatError> + Send + 'static,
+    ) -> Reply<T> {
         let node = match self.current_node() {
             Ok(node) => node,
             Err(refused) => return Reply::now(Err(refused)),
         };
-        let mut all: Vec<&[u8]> = Vec::with_capacity(args.len() + 2);
+        let mut all: Vec<&[u8]> = Vec::with_capacity(args.len() + 1);
         all.push(node.as_bytes());
-        all.push(caller.as_bytes());
         all.extend_from_slice(args);
         let (answer_tx, answer_rx) = oneshot::channel();
         self.lanes.submit(
-            caller,
+            lane,
             Call::new(script, &all),
             Box::new(move |answer| {
                 let result = match answer {
@@ -406,6 +453,7 @@ impl Node {
     fn connect(
         self: &Arc<Self>,
         username: &str,
+        peer: &str,
         resume: Option<ResumeRequest>,
         events: EventKinds,
     ) -> Reply<Connected> {
@@ -417,6 +465,9 @@ impl Node {
         }
         let node = match self.current_node() {
             Ok(node) => node,
+            Err(ChatError::ShuttingDown) => {
+                return self.refuse_unless_banned(username, ChatError::ShuttingDown)
+            }
             Err(refused) => return Reply::now(Err(refused)),
         };
         let epoch: Arc<str> = Arc::from(self.identity().epoch);
@@ -435,9 +486,9 @@ impl Node {
             // no entry for it can arrive first.
             let mut local = lock(&self.local);
             if local.connections.len() >= self.limits.max_connections {
-                return Reply::now(Err(ChatError::TooManyConnections(
-                    self.limits.max_connections,
-                )));
+                drop(local);
+                let full = ChatError::TooManyConnections(self.limits.max_connections);
+                return self.refuse_unless_banned(username, full);
             }
             local.connections.insert(
                 id,
@@ -461,6 +512,7 @@ impl Node {
                 name.as_bytes(),
                 connection.as_bytes(),
                 asked.as_bytes(),
+                peer.as_bytes(),
             ],
         );
         let (answer_tx, answer_rx) = oneshot::channel();
@@ -485,6 +537,7 @@ impl Node {
                         me.forget(id);
                         Err(match answer.status() {
                             "TAKEN" => ChatError::NameTaken(name.to_string()),
+                            "BANNED" => ban_left(&answer),
                             other => common_refusal(&answer).unwrap_or_else(|| unexpected(other)),
                         })
                     }
@@ -503,6 +556,27 @@ impl Node {
                 // A caller that went away drops the session here, which
                 // disconnects it again.
                 let _ = answer_tx.send(result);
+            }),
+        );
+        answer_later(answer_rx)
+    }
+
+    /// A Connect the node refuses on its own (full, or shutting down):
+    /// refused for an operator's ban on `username` first, as everywhere,
+    /// else for `refused` (also when Redis cannot say).
+    fn refuse_unless_banned(&self, username: &str, refused: ChatError) -> Reply<Connected> {
+        let node = self.identity().id;
+        let call = Call::new(Script::Banned, &[node.as_bytes(), username.as_bytes()]);
+        let (answer_tx, answer_rx) = oneshot::channel();
+        self.lanes.submit(
+            username,
+            call,
+            Box::new(move |answer| {
+                let refusal = match answer {
+                    Ok(answer) if answer.status() == "BANNED" => ban_left(&answer),
+                    _ => refused,
+                };
+                let _ = answer_tx.send(Err(refusal));
             }),
         );
         answer_later(answer_rx)
@@ -561,20 +635,12 @@ impl Node {
     /// its node's inbox applied to it.
     fn forget(&self, id: SessionId) -> Option<(LocalConnection, u64)> {
         let mut local = lock(&self.local);
-        let connection = local.connections.remove(&id)?;
+        let connection = local.remove(id)?;
         let applied = if local.applied.0 == connection.node {
             local.applied.1
         } else {
             0
         };
-        for group in &connection.groups {
-            if let Some(members) = local.groups.get_mut(group) {
-                members.remove(&id);
-                if members.is_empty() {
-                    local.groups.remove(group);
-                }
-            }
-        }
         Some((connection, applied))
     }
 
@@ -715,6 +781,57 @@ fn common_refusal(answer: &Answer) -> Option<ChatError> {
     }
 }
 
+/// The refusal of a banned name, from a `BANNED ms_left` answer.
+fn ban_left(answer: &Answer) -> ChatError {
+    let millis = answer.int(1).and_then(|ms| u64::try_from(ms).ok());
+    banned_for(Duration::from_millis(millis.unwrap_or(1)))
+}
+
+/// The refusal of a send over the limit, from a `TOOFAST µs_to_wait`
+/// answer.
+fn too_fast(answer: &Answer) -> ChatError {
+    let micros = answer.int(1).and_then(|us| u64::try_from(us).ok());
+    sending_too_fast(Duration::from_micros(micros.unwrap_or(1)))
+}
+
+/// A send's `OK id seconds microseconds recipients kind` answer, counted
+/// in the node's sent messages.
+fn sent(node: &Node, answer: &Answer) -> (Sent, Wakeups) {
+    let id = answer.int(1).unwrap_or(0);
+    let sent_at = inbox::timestamp(answer.int(2), answer.int(3));
+    let recipients = answer.int(4).unwrap_or(0);
+    let kind = usize::from(answer.text(5) == Some("g"));
+    node.sent[kind].fetch_add(1, Ordering::Relaxed);
+    (
+        Sent {
+            id: u64::try_from(id).unwrap_or(0),
+            sent_at,
+            recipients: usize::try_from(recipients).unwrap_or(0),
+            evicted: Vec::new(),
+        },
+        Wakeups::default(),
+    )
+}
+
+/// A user's `name node connected_at_µs group_count peer` fields of a
+/// LIST_USERS answer, from `index`.
+fn user_info(answer: &Answer, index: usize) -> UserInfo {
+    let micros = answer
+        .int(index + 2)
+        .and_then(|us| u64::try_from(us).ok())
+        .unwrap_or(0);
+    UserInfo {
+        name: Arc::from(answer.text(index).unwrap_or("")),
+        node: answer.text(index + 1).unwrap_or("").to_owned(),
+        connected_at: SystemTime::UNIX_EPOCH + Duration::from_micros(micros),
+        group_count: answer
+            .int(index + 3)
+            .and_then(|count| u32::try_from(count).ok())
+            .unwrap_or(0),
+        peer: answer.text(index + 4).unwrap_or("").to_owned(),
+    }
+}
+
 /// An answer no script gives: Redis is not running our scripts.
 fn unexpected(status: &str) -> ChatError {
     ChatError::Unavailable(format!("unexpected answer from redis: {status:?}"))
@@ -734,22 +851,33 @@ fn history_page(query: &HistoryQuery, group: &Name, answer: &Answer) -> HistoryP
     };
     let mut found = Vec::new();
     let mut index = 3;
-    while index + 4 < answer.field_count() {
-        found.push(Arc::new(Message::new(
-            id(index),
-            Arc::from(answer.text(index + 1).unwrap_or("")),
-            Arc::clone(group),
-            ChannelKind::Group,
-            Arc::from(answer.text(index + 2).unwrap_or("")),
-            inbox::timestamp(answer.int(index + 3), answer.int(index + 4)),
-        )));
-        index += 5;
+    while index + 5 < answer.field_count() {
+        found.push(Arc::new(
+            Message::new(
+                id(index),
+                Arc::from(answer.text(index + 1).unwrap_or("")),
+                Arc::clone(group),
+                ChannelKind::Group,
+                Arc::from(answer.text(index + 2).unwrap_or("")),
+                inbox::timestamp(answer.int(index + 3), answer.int(index + 4)),
+            )
+            .by_operator(answer.int(index + 5) == Some(1)),
+        ));
+        index += 6;
     }
     if !query.forward() {
         // Read newest first.
         found.reverse();
     }
     HistoryPage::assemble(query, found, evicted)
+}
+
+/// A ban's length in whole milliseconds, rounded up (a ban is never 0),
+/// and at most the longest an operator may ask for (`u32::MAX` seconds).
+fn ban_millis(ban: Duration) -> u64 {
+    let most = u128::from(u32::MAX) * 1000;
+    let millis = ban.as_micros().div_ceil(1000).clamp(1, most);
+    u64::try_from(millis).unwrap_or(u64::MAX)
 }
 
 fn unavailable(error: &Unreachable) -> ChatError {
@@ -793,45 +921,144 @@ impl ClusterEngine {
     }
 }
 
-/// The operator actions the cluster engine does not carry out yet.
-fn not_yet() -> ChatError {
-    ChatError::Unavailable("operator actions are not yet available in cluster mode".to_owned())
-}
-
 impl ChatEngine for ClusterEngine {
     fn connect(
         &self,
         username: &str,
-        _peer: &str,
+        peer: &str,
         resume: Option<ResumeRequest>,
         events: EventKinds,
     ) -> Reply<Connected> {
-        self.node.connect(username, resume, events)
+        self.node.connect(username, peer, resume, events)
     }
 
     fn disconnect_user(
         &self,
-        _username: &str,
-        _reason: &str,
-        _ban: Option<std::time::Duration>,
+        username: &str,
+        reason: &str,
+        ban: Option<Duration>,
     ) -> Reply<Departure> {
-        Reply::now(Err(not_yet()))
+        if let Err(problem) = check_name(username) {
+            return Reply::now(Err(ChatError::InvalidName {
+                field: "username",
+                problem,
+            }));
+        }
+        let ban = ban.map_or(0, ban_millis).to_string();
+        let most = self.node.limits.membership_events_max_members.to_string();
+        let name = username.to_owned();
+        self.node.run(
+            username,
+            Script::DisconnectUser,
+            &[
+                username.as_bytes(),
+                reason.as_bytes(),
+                ban.as_bytes(),
+                most.as_bytes(),
+            ],
+            move |answer| match answer.status() {
+                "OK" => Ok(Departure {
+                    groups_left: usize::try_from(answer.int(1).unwrap_or(0)).unwrap_or(0),
+                    groups_deleted: (2..answer.field_count())
+                        .filter_map(|index| answer.text(index))
+                        .map(Name::from)
+                        .collect(),
+                }),
+                "NOTFOUND" => Err(ChatError::UserNotFound(name)),
+                other => Err(unexpected(other)),
+            },
+        )
     }
 
-    fn remove_member(&self, _group: &str, _username: &str) -> Reply<Left> {
-        Reply::now(Err(not_yet()))
+    fn remove_member(&self, group: &str, username: &str) -> Reply<Left> {
+        if let Err(invalid) = check_group_name(group) {
+            return Reply::now(Err(invalid));
+        }
+        if let Err(problem) = check_name(username) {
+            return Reply::now(Err(ChatError::InvalidName {
+                field: "username",
+                problem,
+            }));
+        }
+        let most = self.node.limits.membership_events_max_members.to_string();
+        let name = group.to_owned();
+        self.node.run(
+            group,
+            Script::RemoveMember,
+            &[group.as_bytes(), username.as_bytes(), most.as_bytes()],
+            move |answer| match answer.status() {
+                "OK" if answer.int(1) == Some(1) => Ok(Left::GroupDeleted),
+                "OK" => Ok(Left::GroupKept),
+                "NOGROUP" => Err(ChatError::GroupNotFound(name)),
+                "NOTMEMBER" => Err(ChatError::NotMember(name)),
+                other => Err(unexpected(other)),
+            },
+        )
     }
 
-    fn delete_group(&self, _group: &str) -> Reply<u32> {
-        Reply::now(Err(not_yet()))
+    fn delete_group(&self, group: &str) -> Reply<u32> {
+        if let Err(invalid) = check_group_name(group) {
+            return Reply::now(Err(invalid));
+        }
+        let name = group.to_owned();
+        self.node.run(
+            group,
+            Script::DeleteGroup,
+            &[group.as_bytes()],
+            move |answer| match answer.status() {
+                "OK" => Ok(u32::try_from(answer.int(1).unwrap_or(0)).unwrap_or(u32::MAX)),
+                "NOGROUP" => Err(ChatError::GroupNotFound(name)),
+                other => Err(unexpected(other)),
+            },
+        )
     }
 
-    fn publish(&self, _recipient: &str, _text: String, _sender: &str) -> Reply<(Sent, Wakeups)> {
-        Reply::now(Err(not_yet()))
+    fn publish(&self, recipient: &str, text: String, sender: &str) -> Reply<(Sent, Wakeups)> {
+        if let Err(invalid) = check_message(recipient, &text, self.node.limits.max_text_bytes) {
+            return Reply::now(Err(invalid));
+        }
+        let to = recipient.to_owned();
+        let node = Arc::clone(&self.node);
+        let history = self.node.limits.history;
+        let (size, bytes) = (history.messages.to_string(), history.bytes.to_string());
+        self.node.run(
+            sender,
+            Script::Publish,
+            &[
+                sender.as_bytes(),
+                recipient.as_bytes(),
+                text.as_bytes(),
+                size.as_bytes(),
+                bytes.as_bytes(),
+            ],
+            move |answer| match answer.status() {
+                "OK" => Ok(sent(&node, answer)),
+                "NORECIP" => Err(ChatError::RecipientNotFound(to)),
+                other => Err(unexpected(other)),
+            },
+        )
     }
 
-    fn list_users(&self, _query: MemberQuery) -> Reply<crate::domain::UserPage> {
-        Reply::now(Err(not_yet()))
+    fn list_users(&self, query: MemberQuery) -> Reply<UserPage> {
+        let count = (query.limit + 1).to_string();
+        let after = query.after.clone();
+        self.node.run(
+            &after,
+            Script::ListUsers,
+            &[after.as_bytes(), count.as_bytes()],
+            move |answer| match answer.status() {
+                "OK" => {
+                    let count = usize::try_from(answer.int(1).unwrap_or(0)).unwrap_or(0);
+                    let found = (2..answer.field_count())
+                        .step_by(5)
+                        .filter(|index| index + 4 < answer.field_count())
+                        .map(|index| user_info(answer, index))
+                        .collect();
+                    Ok(UserPage::assemble(&query, found, count))
+                }
+                other => Err(unexpected(other)),
+            },
+        )
     }
 
     fn authenticate(&self, caller: &str) -> Reply<()> {
@@ -892,8 +1119,28 @@ impl ChatEngine for ClusterEngine {
     }
 
     fn send(&self, caller: &str, recipient: &str, text: String) -> Reply<(Sent, Wakeups)> {
+        let limit = self.node.limits.send_limit;
+        let (interval, tolerance) = if limit.on() {
+            (limit.interval_micros(), limit.tolerance_micros())
+        } else {
+            (0, 0)
+        };
+        let (interval, tolerance) = (interval.to_string(), tolerance.to_string());
         if let Err(invalid) = check_message(recipient, &text, self.node.limits.max_text_bytes) {
-            return self.node.refuse_after_auth(caller, invalid);
+            if !limit.on() {
+                return self.node.refuse_after_auth(caller, invalid);
+            }
+            // Refused for its arguments, it still spends the budget.
+            return self.node.call(
+                caller,
+                Script::Spend,
+                &[interval.as_bytes(), tolerance.as_bytes()],
+                move |answer| match answer.status() {
+                    "OK" => Err(invalid),
+                    "TOOFAST" => Err(too_fast(answer)),
+                    other => Err(unexpected(other)),
+                },
+            );
         }
         let to = recipient.to_owned();
         let node = Arc::clone(&self.node);
@@ -907,27 +1154,15 @@ impl ChatEngine for ClusterEngine {
                 text.as_bytes(),
                 size.as_bytes(),
                 bytes.as_bytes(),
+                interval.as_bytes(),
+                tolerance.as_bytes(),
             ],
             move |answer| match answer.status() {
+                "OK" => Ok(sent(&node, answer)),
+                "TOOFAST" => Err(too_fast(answer)),
                 "NORECIP" => Err(ChatError::RecipientNotFound(to)),
                 "NOTMEMBEROF" => Err(ChatError::NotMemberOfRecipient(to)),
-                other if other != "OK" => Err(unexpected(other)),
-                _ => {
-                    let id = answer.int(1).unwrap_or(0);
-                    let sent_at = inbox::timestamp(answer.int(2), answer.int(3));
-                    let recipients = answer.int(4).unwrap_or(0);
-                    let kind = usize::from(answer.text(5) == Some("g"));
-                    node.sent[kind].fetch_add(1, Ordering::Relaxed);
-                    Ok((
-                        Sent {
-                            id: u64::try_from(id).unwrap_or(0),
-                            sent_at,
-                            recipients: usize::try_from(recipients).unwrap_or(0),
-                            evicted: Vec::new(),
-                        },
-                        Wakeups::default(),
-                    ))
-                }
+                other => Err(unexpected(other)),
             },
         )
     }

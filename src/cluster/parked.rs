@@ -2,7 +2,8 @@
 //! resume on any node, and reads them back. The form is text-safe (the
 //! scripts and the store's answers carry it as a string): per message a
 //! header `id,seconds,microseconds,kind,sender_len,recipient_len,text_len;`
-//! followed by the sender, recipient and text bytes. The disconnect script
+//! followed by the sender, recipient and text bytes; the kind is `d` or `g`
+//! (direct or group), `D` or `G` for an operator's message. The disconnect script
 //! writes the same form for the messages still on their way to the node
 //! when the session ended (`scripts::DISCONNECT`). Lengths are in bytes, and each string
 //! is whole UTF-8, so slicing at them never splits a character. A record
@@ -19,9 +20,11 @@ use crate::domain::{ChannelKind, Message, Recent};
 pub fn encode(recent: &Recent) -> String {
     let mut out = String::new();
     for message in recent.messages() {
-        let kind = match message.recipient_kind {
-            ChannelKind::User => 'd',
-            ChannelKind::Group => 'g',
+        let kind = match (message.recipient_kind, message.from_operator) {
+            (ChannelKind::User, false) => 'd',
+            (ChannelKind::Group, false) => 'g',
+            (ChannelKind::User, true) => 'D',
+            (ChannelKind::Group, true) => 'G',
         };
         let micros = micros_since_epoch(message.sent_at);
         let _ = write!(
@@ -52,9 +55,11 @@ pub fn decode(mut stored: &str) -> Option<Vec<Arc<Message>>> {
         let id: u64 = fields.next()?.parse().ok()?;
         let seconds: u64 = fields.next()?.parse().ok()?;
         let micros: u64 = fields.next()?.parse().ok()?;
-        let kind = match fields.next()? {
-            "d" => ChannelKind::User,
-            "g" => ChannelKind::Group,
+        let (kind, from_operator) = match fields.next()? {
+            "d" => (ChannelKind::User, false),
+            "g" => (ChannelKind::Group, false),
+            "D" => (ChannelKind::User, true),
+            "G" => (ChannelKind::Group, true),
             _ => return None,
         };
         let mut length = || -> Option<usize> { fields.next()?.parse().ok() };
@@ -65,14 +70,19 @@ pub fn decode(mut stored: &str) -> Option<Vec<Arc<Message>>> {
         let rest = rest.get(recipient_len..)?;
         let text = rest.get(..text_len)?;
         stored = rest.get(text_len..)?;
-        messages.push(Arc::new(Message::new(
-            id,
-            Arc::from(sender),
-            Arc::from(recipient),
-            kind,
-            Arc::from(text),
-            SystemTime::UNIX_EPOCH + Duration::from_secs(seconds) + Duration::from_micros(micros),
-        )));
+        messages.push(Arc::new(
+            Message::new(
+                id,
+                Arc::from(sender),
+                Arc::from(recipient),
+                kind,
+                Arc::from(text),
+                SystemTime::UNIX_EPOCH
+                    + Duration::from_secs(seconds)
+                    + Duration::from_micros(micros),
+            )
+            .by_operator(from_operator),
+        ));
     }
     Some(messages)
 }
@@ -86,19 +96,24 @@ mod tests {
     fn a_record_reads_back_as_written() {
         let mut recent = Recent::default();
         let limits = ResumeLimits::DEFAULT;
-        for (id, text, kind) in [
-            (3, "héllo; a,b", ChannelKind::User),
-            (9, "naïve ✓", ChannelKind::Group),
+        for (id, text, kind, by_operator) in [
+            (3, "héllo; a,b", ChannelKind::User, false),
+            (9, "naïve ✓", ChannelKind::Group, false),
+            (10, "from the ops", ChannelKind::Group, true),
+            (11, "to you", ChannelKind::User, true),
         ] {
             recent.push(
-                Arc::new(Message::new(
-                    id,
-                    Arc::from("alice"),
-                    Arc::from("room.1"),
-                    kind,
-                    Arc::from(text),
-                    SystemTime::UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456),
-                )),
+                Arc::new(
+                    Message::new(
+                        id,
+                        Arc::from("alice"),
+                        Arc::from("room.1"),
+                        kind,
+                        Arc::from(text),
+                        SystemTime::UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456),
+                    )
+                    .by_operator(by_operator),
+                ),
                 &limits,
             );
         }

@@ -19,8 +19,16 @@
 //! - `B:ty:<sender>:<conversation>`: set for two seconds by a typing notice
 //!   let through (the throttle).
 //! - `B:u:<user>`: set of the user's groups.
+//! - `B:uz`: sorted set of the connected users (score 0), for listing them
+//!   in name order; `B:ui`: hash, user -> `<connected at, µs> <peer>`.
+//! - `B:ban:<user>`: set while an operator's ban refuses the username on
+//!   Connect; expires with the ban.
+//! - `B:sl:<user>`: the user's send budget (`--send-rate`): the moment, in
+//!   µs of Redis's clock, from which its next message is within the
+//!   budget; expires when that moment passes (the budget is full again).
 //! - `B:h:<group>`: stream, the group's kept history, entry ids
-//!   `<message id>-0`, fields `s` sender, `t` text, `ts`/`tu` time.
+//!   `<message id>-0`, fields `s` sender, `t` text, `ts`/`tu` time, and
+//!   `o` `1` for an operator's message.
 //!   `B:hm:<group>`: hash, `last` (newest message id), `count` and
 //!   `bytes` (messages and text kept), `old`/`new` (the oldest and newest
 //!   evicted id). Both go with the group.
@@ -32,6 +40,14 @@
 //!   `B:node:<n>:users`: the users whose stream it holds;
 //!   `B:node:<n>:inbox`: its inbox stream, entries `<iseq>-0`;
 //!   `B:node:<n>:iseq`: the inbox's last sequence number.
+//!
+//! Inbox entries, by their kind `k`: `j`/`l` connection `c` joined/left
+//! group `g`; `d` a direct message to connection `c`, `g` a message to
+//! group `r` (fields `id`, `s`, `r`, `t`, `ts`, `tu`, and `op` `1` for an
+//! operator's); `m` a membership event for group `g`'s members; `t` a
+//! typing notice; `r` connection `c` was removed from group `g` by an
+//! operator (it leaves the group and is told, with fields as `m`'s); `x`
+//! an operator ends connection `c`'s stream, for reason `why`.
 
 /// Helpers every script starts with. `ARGV[1]` is always the node running
 /// the call.
@@ -75,9 +91,9 @@ local function remove_member(g, name, n)
 end
 -- Keeps a group message in the group's history, in the same step that
 -- gave it its id, evicting the oldest past `size` messages or `most`
--- bytes of text. The group's counts live in its hm hash, read and written
--- once per message.
-local function keep_history(g, id, sender, text, ts, tu, size, most)
+-- bytes of text; `op` marks an operator's. The group's counts live in its
+-- hm hash, read and written once per message.
+local function keep_history(g, id, sender, text, ts, tu, size, most, op)
   local hm = B .. ':hm:' .. g
   local state = redis.call('HMGET', hm, 'bytes', 'count', 'old')
   if size == 0 or #text > most then
@@ -86,7 +102,11 @@ local function keep_history(g, id, sender, text, ts, tu, size, most)
     return
   end
   local h = B .. ':h:' .. g
-  redis.call('XADD', h, id .. '-0', 's', sender, 't', text, 'ts', ts, 'tu', tu)
+  if op then
+    redis.call('XADD', h, id .. '-0', 's', sender, 't', text, 'ts', ts, 'tu', tu, 'o', '1')
+  else
+    redis.call('XADD', h, id .. '-0', 's', sender, 't', text, 'ts', ts, 'tu', tu)
+  end
   local bytes = tonumber(state[1] or '0') + #text
   local kept = tonumber(state[2] or '0') + 1
   local gone, gone_bytes, oldest_gone, newest_gone = 0, 0, nil, nil
@@ -146,6 +166,8 @@ local function drop_user(name, n, most)
   redis.call('DEL', B .. ':u:' .. name)
   redis.call('HDEL', NAMES, name)
   redis.call('SREM', node_key(n) .. ':users', name)
+  redis.call('ZREM', B .. ':uz', name)
+  redis.call('HDEL', B .. ':ui', name)
   return #groups, deleted
 end
 -- The messages for connection `conn` of user `name` in node n's inbox
@@ -162,22 +184,88 @@ local function missed(name, n, conn, after)
   end
   local member = {}
   for _, g in ipairs(redis.call('SMEMBERS', B .. ':u:' .. name)) do member[g] = true end
-  -- Membership as it was after entry `after`: undo the later joins and leaves.
+  -- Membership as it was after entry `after`: undo the later joins and
+  -- leaves (an operator's removal `r` is a leave).
   for i = #fields, 1, -1 do
     local f = fields[i]
     if f.c == conn and f.k == 'j' then member[f.g] = nil end
-    if f.c == conn and f.k == 'l' then member[f.g] = true end
+    if f.c == conn and (f.k == 'l' or f.k == 'r') then member[f.g] = true end
   end
   local out = {}
   for _, f in ipairs(fields) do
     if f.c == conn and f.k == 'j' then member[f.g] = true end
-    if f.c == conn and f.k == 'l' then member[f.g] = nil end
+    if f.c == conn and (f.k == 'l' or f.k == 'r') then member[f.g] = nil end
     if (f.k == 'd' and f.c == conn) or (f.k == 'g' and member[f.r]) then
-      table.insert(out, f.id .. ',' .. f.ts .. ',' .. f.tu .. ',' .. f.k .. ',' .. #f.s .. ','
+      -- An operator's message is stored with its kind in capitals.
+      local kind = f.k
+      if f.op == '1' then kind = string.upper(kind) end
+      table.insert(out, f.id .. ',' .. f.ts .. ',' .. f.tu .. ',' .. kind .. ',' .. #f.s .. ','
         .. #f.r .. ',' .. #f.t .. ';' .. f.s .. f.r .. f.t)
     end
   end
   return table.concat(out)
+end
+-- The milliseconds left of an operator's ban on `name`, or nil.
+local function banned(name)
+  local left = redis.call('PTTL', B .. ':ban:' .. name)
+  if left > 0 then return left end
+  return nil
+end
+-- Spends one message of `user`'s send budget, the generic cell rate
+-- algorithm on Redis's clock: the key holds the moment from which its
+-- next message is within the budget, in µs; a message may go while that
+-- moment is at most `tolerance` µs ahead of now, and moves it on by
+-- `interval` µs (0: no limit). Answers nil, or the µs to wait, spending
+-- nothing.
+local function spend(user, interval, tolerance)
+  if interval <= 0 then return nil end
+  local key = B .. ':sl:' .. user
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local moment = math.max(tonumber(redis.call('GET', key) or '0'), now)
+  if moment - now > tolerance then return moment - now - tolerance end
+  moment = moment + interval
+  -- %d: a plain number would be written with 14 significant digits.
+  redis.call('SET', key, string.format('%d', moment), 'PX', math.ceil((moment - now) / 1000))
+  return nil
+end
+-- Accepts a message from `sender` (an operator's when `op`) to `to`, whose
+-- names record is `rec`: takes the next id and the server's time, and
+-- appends the message to the inbox of the recipient's node, or of every
+-- node holding a member of the group and to the group's history. Answers
+-- `OK id seconds microseconds recipients kind` (kind `d` direct, `g`
+-- group).
+local function accept(sender, to, rec, text, size, most, op)
+  local id = redis.call('INCR', B .. ':seq')
+  local t = redis.call('TIME')
+  if rec ~= 'g' then
+    local n, conn = string.match(rec, '^u (%S+) (%S+)$')
+    if op then
+      push(n, 'k', 'd', 'id', id, 's', sender, 'r', to, 'c', conn, 't', text,
+        'ts', t[1], 'tu', t[2], 'op', '1')
+    else
+      push(n, 'k', 'd', 'id', id, 's', sender, 'r', to, 'c', conn, 't', text,
+        'ts', t[1], 'tu', t[2])
+    end
+    return {'OK', id, t[1], t[2], 1, 'd'}
+  end
+  for _, n in ipairs(redis.call('HKEYS', B .. ':gn:' .. to)) do
+    if op then
+      push(n, 'k', 'g', 'id', id, 's', sender, 'r', to, 't', text, 'ts', t[1], 'tu', t[2],
+        'op', '1')
+    else
+      push(n, 'k', 'g', 'id', id, 's', sender, 'r', to, 't', text, 'ts', t[1], 'tu', t[2])
+    end
+  end
+  keep_history(to, id, sender, text, t[1], t[2], size, most, op)
+  return {'OK', id, t[1], t[2], redis.call('HLEN', B .. ':g:' .. to), 'g'}
+end
+-- Tells connection `conn` of `name` on node n that an operator removed it
+-- from group g, which then has `count` members: the node takes it out of
+-- the group and queues it a REMOVED event if its stream asked for them.
+local function tell_removed(n, conn, g, name, count, position, t)
+  push(n, 'k', 'r', 'g', g, 'c', conn, 'u', name, 'n', count, 'p', position,
+    'ts', t[1], 'tu', t[2])
 end
 local function caller()
   if not live(ARGV[1]) then return nil, {'FENCED'} end
@@ -240,16 +328,22 @@ end
 return {'MORE', #users}
 "#;
 
-/// ARGV: node, name, connection, resume token (empty: none asked). Claims
-/// the name for a connection on this node, and ends what the name's last
-/// session left for a resume: `OK 1 dropped messages` when the token
-/// matches it, else `OK 0`.
+/// ARGV: node, name, connection, resume token (empty: none asked), the
+/// client's address. Refuses a banned name first (`BANNED ms_left`), then
+/// claims the name for a connection on this node, noting when and from
+/// where it connected, and ends what the name's last session left for a
+/// resume: `OK 1 dropped messages` when the token matches it, else `OK 0`.
 pub const CONNECT: &str = r#"
+local left = banned(ARGV[2])
+if left then return {'BANNED', left} end
 if not live(ARGV[1]) then return {'FENCED'} end
 if redis.call('HSETNX', NAMES, ARGV[2], 'u ' .. ARGV[1] .. ' ' .. ARGV[3]) == 0 then
   return {'TAKEN'}
 end
 redis.call('SADD', node_key(ARGV[1]) .. ':users', ARGV[2])
+redis.call('ZADD', B .. ':uz', 0, ARGV[2])
+local t = redis.call('TIME')
+redis.call('HSET', B .. ':ui', ARGV[2], t[1] .. string.format('%06d', t[2]) .. ' ' .. ARGV[5])
 local parked = B .. ':r:' .. ARGV[2]
 local kept = redis.call('HMGET', parked, 't', 'd', 'm')
 redis.call('DEL', parked)
@@ -257,6 +351,15 @@ if ARGV[4] ~= '' and kept[1] and kept[1] == ARGV[4] then
   return {'OK', 1, kept[2], kept[3]}
 end
 return {'OK', 0}
+"#;
+
+/// ARGV: node, name. Only checks an operator's ban on the name: `OK`, or
+/// `BANNED ms_left` (a Connect the node refuses on its own, full or
+/// shutting down, is refused for a ban first).
+pub const BANNED: &str = r#"
+local left = banned(ARGV[2])
+if left then return {'BANNED', left} end
+return {'OK'}
 "#;
 
 /// ARGV: node, name, the connection's node, connection, resume token,
@@ -333,33 +436,143 @@ tell(ARGV[3], ARGV[2], 'l', before, tonumber(ARGV[5]))
 return {'OK', 0}
 "#;
 
-/// ARGV: node, caller, recipient, text, history size, history bytes. Takes
-/// the next message id and the server's time, and appends the message to
-/// the inbox of the recipient's node, or of every node holding a member of
-/// the group and to the group's history. Answers `OK id seconds
-/// microseconds recipients kind` (kind `d` direct, `g` group).
+/// ARGV: node, caller, recipient, text, history size, history bytes, send
+/// interval µs (0: no limit), send tolerance µs. Spends one message of the
+/// caller's send budget first (`TOOFAST µs_to_wait`, spending nothing,
+/// when it is used up), then checks the recipient; takes the next message
+/// id and the server's time, and appends the message to the inbox of the
+/// recipient's node, or of every node holding a member of the group and to
+/// the group's history. Answers `OK id seconds microseconds recipients
+/// kind` (kind `d` direct, `g` group).
 pub const SEND: &str = r#"
 local n, conn = caller()
 if not n then return conn end
+local wait = spend(ARGV[2], tonumber(ARGV[7]), tonumber(ARGV[8]))
+if wait then return {'TOOFAST', wait} end
 local rec = redis.call('HGET', NAMES, ARGV[3])
 if not rec then return {'NORECIP'} end
-local members = 1
-if rec ~= 'g' then
-  local to, to_conn = string.match(rec, '^u (%S+) (%S+)$')
-  local id = redis.call('INCR', B .. ':seq')
-  local t = redis.call('TIME')
-  push(to, 'k', 'd', 'id', id, 's', ARGV[2], 'r', ARGV[3], 'c', to_conn, 't', ARGV[4],
-    'ts', t[1], 'tu', t[2])
-  return {'OK', id, t[1], t[2], 1, 'd'}
+if rec == 'g' and redis.call('HEXISTS', B .. ':g:' .. ARGV[3], ARGV[2]) == 0 then
+  return {'NOTMEMBEROF'}
 end
-if redis.call('HEXISTS', B .. ':g:' .. ARGV[3], ARGV[2]) == 0 then return {'NOTMEMBEROF'} end
-local id = redis.call('INCR', B .. ':seq')
+return accept(ARGV[2], ARGV[3], rec, ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), false)
+"#;
+
+/// ARGV: node, caller, send interval µs, send tolerance µs. Spends one
+/// message of the caller's send budget as SEND does, for a send refused
+/// for its arguments (it counts all the same): `OK` or `TOOFAST
+/// µs_to_wait`.
+pub const SPEND: &str = r#"
+local n, conn = caller()
+if not n then return conn end
+local wait = spend(ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
+if wait then return {'TOOFAST', wait} end
+return {'OK'}
+"#;
+
+/// ARGV: node, sender (the operator's chosen name), recipient, text,
+/// history size, history bytes. An operator's message: as SEND, to any
+/// connected user or group (no membership, no send limit), marked as an
+/// operator's in the inboxes and the history. Answers as SEND.
+pub const PUBLISH: &str = r#"
+if not live(ARGV[1]) then return {'FENCED'} end
+local rec = redis.call('HGET', NAMES, ARGV[3])
+if not rec then return {'NORECIP'} end
+return accept(ARGV[2], ARGV[3], rec, ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), true)
+"#;
+
+/// ARGV: node, username, reason, ban ms (0: none), membership events' most
+/// members. An operator's disconnect: with a ban, the name is refused on
+/// Connect for that long (a longer ban in force stays) and what its last
+/// session left for a resume is dropped. If the user is connected, its
+/// node is told to end the stream (`x`, ahead of the DISCONNECTED events
+/// its groups get, and after everything already queued for it), and it
+/// leaves every group as on any disconnect, keeping nothing for a resume.
+/// Answers `OK groups_left deleted...` (`OK 0` for a ban of a user not
+/// connected), or `NOTFOUND`.
+pub const DISCONNECT_USER: &str = r#"
+if not live(ARGV[1]) then return {'FENCED'} end
+local name = ARGV[2]
+if tonumber(ARGV[4]) > 0 then
+  local ban = B .. ':ban:' .. name
+  if redis.call('PTTL', ban) < tonumber(ARGV[4]) then
+    redis.call('SET', ban, '1', 'PX', ARGV[4])
+  end
+  redis.call('DEL', B .. ':r:' .. name)
+end
+local n, conn = user_of(name)
+if not n then
+  if tonumber(ARGV[4]) > 0 then return {'OK', 0} end
+  return {'NOTFOUND'}
+end
+push(n, 'k', 'x', 'c', conn, 'why', ARGV[3])
+local left, deleted = drop_user(name, n, tonumber(ARGV[5]))
+local answer = {'OK', left}
+for _, g in ipairs(deleted) do table.insert(answer, g) end
+return answer
+"#;
+
+/// ARGV: node, group, username, membership events' most members. An
+/// operator's removal of a member: its node takes it out of the group and
+/// tells it (`r`, with the members left), the group is deleted if it
+/// empties, else its members are told (`m`, kind `r`) as for a leave.
+/// Answers `OK 1` when the group was deleted, `OK 0`, `NOGROUP` or
+/// `NOTMEMBER`.
+pub const REMOVE_MEMBER: &str = r#"
+if not live(ARGV[1]) then return {'FENCED'} end
+local g, name = ARGV[2], ARGV[3]
+if redis.call('HGET', NAMES, g) ~= 'g' then return {'NOGROUP'} end
+if redis.call('HEXISTS', B .. ':g:' .. g, name) == 0 then return {'NOTMEMBER'} end
+local n, conn = user_of(name)
+if not n then return {'NOTMEMBER'} end
+local before = redis.call('HLEN', B .. ':g:' .. g)
+local position = redis.call('HGET', B .. ':hm:' .. g, 'last') or '0'
+tell_removed(n, conn, g, name, before - 1, position, redis.call('TIME'))
+redis.call('SREM', B .. ':u:' .. name, g)
+if remove_member(g, name, n) then return {'OK', 1} end
+tell(g, name, 'r', before, tonumber(ARGV[4]))
+return {'OK', 0}
+"#;
+
+/// ARGV: node, group. An operator's deletion of a group with its history:
+/// every member's node takes it out of the group and tells it (`r`, 0
+/// members left). One step whatever the group's size. Answers `OK
+/// members_removed` or `NOGROUP`.
+pub const DELETE_GROUP: &str = r#"
+if not live(ARGV[1]) then return {'FENCED'} end
+local g = ARGV[2]
+if redis.call('HGET', NAMES, g) ~= 'g' then return {'NOGROUP'} end
+local position = redis.call('HGET', B .. ':hm:' .. g, 'last') or '0'
 local t = redis.call('TIME')
-for _, to in ipairs(redis.call('HKEYS', B .. ':gn:' .. ARGV[3])) do
-  push(to, 'k', 'g', 'id', id, 's', ARGV[2], 'r', ARGV[3], 't', ARGV[4], 'ts', t[1], 'tu', t[2])
+local members = redis.call('HKEYS', B .. ':g:' .. g)
+for _, name in ipairs(members) do
+  local n, conn = user_of(name)
+  if n then tell_removed(n, conn, g, name, 0, position, t) end
+  redis.call('SREM', B .. ':u:' .. name, g)
 end
-keep_history(ARGV[3], id, ARGV[2], ARGV[4], t[1], t[2], tonumber(ARGV[5]), tonumber(ARGV[6]))
-return {'OK', id, t[1], t[2], redis.call('HLEN', B .. ':g:' .. ARGV[3]), 'g'}
+redis.call('DEL', B .. ':g:' .. g, B .. ':gn:' .. g, B .. ':gz:' .. g)
+drop_history(g)
+redis.call('HDEL', NAMES, g)
+return {'OK', #members}
+"#;
+
+/// ARGV: node, the name to list after (empty: from the first), count.
+/// Answers `OK user_count` then, for up to `count` connected users after
+/// it in name order, `name node connected_at_µs group_count peer`.
+pub const LIST_USERS: &str = r#"
+if not live(ARGV[1]) then return {'FENCED'} end
+local from = '-'
+if ARGV[2] ~= '' then from = '(' .. ARGV[2] end
+local answer = {'OK', redis.call('ZCARD', B .. ':uz')}
+for _, name in ipairs(redis.call('ZRANGEBYLEX', B .. ':uz', from, '+', 'LIMIT', 0, ARGV[3])) do
+  local n = user_of(name)
+  local at, peer = string.match(redis.call('HGET', B .. ':ui', name) or '', '^(%d+) (.*)$')
+  table.insert(answer, name)
+  table.insert(answer, n or '')
+  table.insert(answer, at or '0')
+  table.insert(answer, redis.call('SCARD', B .. ':u:' .. name))
+  table.insert(answer, peer or '')
+end
+return answer
 "#;
 
 /// ARGV: node, caller. One consistent snapshot: `OK` then `u name` per user
@@ -432,7 +645,7 @@ return {'OK'}
 /// up to `count` kept messages of the group strictly between the bounds:
 /// the oldest when `after` > 0, else the newest (newest first). Answers
 /// `OK oldest_evicted newest_evicted` then `id sender text seconds
-/// microseconds` per message.
+/// microseconds from_operator` per message (from_operator 1 or 0).
 pub const HISTORY: &str = r#"
 local n, conn = caller()
 if not n then return conn end
@@ -457,12 +670,13 @@ for _, entry in ipairs(found) do
   table.insert(answer, f[4])
   table.insert(answer, f[6])
   table.insert(answer, f[8])
+  table.insert(answer, f[10] == '1' and 1 or 0)
 end
 return answer
 "#;
 
 /// Every script, by name, each with the prelude in front.
-pub fn all() -> [(&'static str, String); 15] {
+pub fn all() -> [(&'static str, String); 22] {
     [
         ("register", REGISTER),
         ("renew", RENEW),
@@ -479,6 +693,13 @@ pub fn all() -> [(&'static str, String); 15] {
         ("history", HISTORY),
         ("list_members", LIST_MEMBERS),
         ("send_typing", SEND_TYPING),
+        ("banned", BANNED),
+        ("spend", SPEND),
+        ("publish", PUBLISH),
+        ("disconnect_user", DISCONNECT_USER),
+        ("remove_member", REMOVE_MEMBER),
+        ("delete_group", DELETE_GROUP),
+        ("list_users", LIST_USERS),
     ]
     .map(|(name, body)| (name, format!("{PRELUDE}{body}")))
 }

@@ -119,6 +119,20 @@ pub enum Script {
     ListMembers,
     /// See [`scripts::SEND_TYPING`].
     SendTyping,
+    /// See [`scripts::BANNED`].
+    Banned,
+    /// See [`scripts::SPEND`].
+    Spend,
+    /// See [`scripts::PUBLISH`].
+    Publish,
+    /// See [`scripts::DISCONNECT_USER`].
+    DisconnectUser,
+    /// See [`scripts::REMOVE_MEMBER`].
+    RemoveMember,
+    /// See [`scripts::DELETE_GROUP`].
+    DeleteGroup,
+    /// See [`scripts::LIST_USERS`].
+    ListUsers,
 }
 
 /// One script call: the script and its `ARGV` (the node first).
@@ -249,6 +263,13 @@ impl Store {
             Script::History,
             Script::ListMembers,
             Script::SendTyping,
+            Script::Banned,
+            Script::Spend,
+            Script::Publish,
+            Script::DisconnectUser,
+            Script::RemoveMember,
+            Script::DeleteGroup,
+            Script::ListUsers,
         ];
         let scripts = order
             .into_iter()
