@@ -655,7 +655,7 @@ fn an_operators_message_is_marked_in_the_inboxes_the_history_and_its_pages() {
         "op",
         "1",
     ]);
-    assert_eq!(inbox_after("n1", n1, &mut c), [entry.clone()]);
+    assert_eq!(inbox_after("n1", n1, &mut c), std::slice::from_ref(&entry));
     assert_eq!(inbox_after("n2", n2, &mut c), [entry]);
     let kept: Vec<(String, Vec<String>)> = redis_query(&["XRANGE", "{t}:h:room", "-", "+"], &mut c);
     assert_eq!(kept.len(), 2);
