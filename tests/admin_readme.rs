@@ -1138,3 +1138,44 @@ fn every_admin_subcommand_has_help() {
         );
     }
 }
+
+#[test]
+fn over_tls_admin_takes_the_clients_tls_flags() {
+    let certs = common::tls::TestCerts::new();
+    let scratch = Scratch::new("tls");
+    let dir = scratch.path();
+    std::fs::write(dir.join("admin.token"), "t".repeat(32)).expect("write admin.token");
+    let cert = certs.path("server.pem");
+    let key = certs.path("server.key");
+    let server = Server::start(
+        dir,
+        &[
+            "--tls-cert",
+            &cert.to_string_lossy(),
+            "--tls-key",
+            &key.to_string_lossy(),
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--admin-token-file",
+            "admin.token",
+        ],
+    );
+    let ca = certs.path("ca.pem");
+    let ca = ca.to_string_lossy();
+    let admin = [
+        "admin",
+        "--server",
+        &server.admin,
+        "--token-file",
+        "admin.token",
+    ];
+    let mut secure = vec!["--tls-ca", &ca];
+    secure.extend_from_slice(&admin);
+    secure.push("users");
+    let output = client(dir, &secure);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "total: 0 listed, 0 connected\n");
+    let mut plain = admin.to_vec();
+    plain.push("users");
+    assert_one_line_failure(&client(dir, &plain), "chat-client: cannot reach");
+}
