@@ -210,7 +210,7 @@ impl Admin {
                         visible(username)
                     ),
                 };
-                print(out, &line)
+                write_line(out, &line)
             }
             Action::Remove { group, username } => {
                 let mut request = RemoveGroupMemberRequest::new();
@@ -219,7 +219,7 @@ impl Admin {
                 self.client
                     .remove_group_member_opt(&request, self.options())
                     .map_err(failure)?;
-                print(
+                write_line(
                     out,
                     &format!("removed {} from {}", visible(username), visible(group)),
                 )
@@ -231,7 +231,7 @@ impl Admin {
                     .client
                     .delete_group_opt(&request, self.options())
                     .map_err(failure)?;
-                print(
+                write_line(
                     out,
                     &format!(
                         "deleted group {} ({} removed)",
@@ -253,7 +253,7 @@ impl Admin {
                     .client
                     .publish_opt(&request, self.options())
                     .map_err(failure)?;
-                print(
+                write_line(
                     out,
                     &format!(
                         "published message {} to {}",
@@ -289,7 +289,7 @@ impl Admin {
                 .list_users_opt(&request, self.options())
                 .map_err(failure)?;
             for user in &page.users {
-                print(out, &describe_user(user))?;
+                write_line(out, &describe_user(user))?;
             }
             listed += page.users.len();
             let next = page.next_page_token;
@@ -303,12 +303,12 @@ impl Admin {
                 request.page_token = next;
                 continue;
             }
-            print(
+            write_line(
                 out,
                 &format!("total: {listed} listed, {} connected", page.user_count),
             )?;
             if more {
-                print(out, &format!("next page: --page-token {}", visible(&next)))?;
+                write_line(out, &format!("next page: --page-token {}", visible(&next)))?;
             }
             return Ok(());
         }
@@ -365,6 +365,7 @@ pub fn describe_failure(status: &RpcStatus) -> String {
     line
 }
 
+/// A failed call's one line.
 fn failure(error: grpcio::Error) -> String {
     describe_failure(&status_of(error))
 }
@@ -374,7 +375,8 @@ fn count(n: u32, noun: &str) -> String {
     format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
-fn print(out: &mut dyn Write, line: &str) -> Result<(), String> {
+/// Writes `line` and a newline to `out`.
+fn write_line(out: &mut dyn Write, line: &str) -> Result<(), String> {
     writeln!(out, "{line}").map_err(|error| format!("cannot write the output: {error}"))
 }
 
