@@ -44,10 +44,16 @@ pub fn describe_message(message: &Message) -> String {
         ChannelType::CHANNEL_TYPE_GROUP => format!("#{}", message.recipient),
         _ => message.recipient.clone(),
     };
+    let operator = if message.from_operator {
+        " [operator]"
+    } else {
+        ""
+    };
     format!(
-        "#{} {} -> {}: {:?} (sent_at {})",
+        "#{} {}{} -> {}: {:?} (sent_at {})",
         message.id,
         message.sender,
+        operator,
         to,
         message.text,
         sent_at(message)

@@ -256,13 +256,20 @@ impl Session {
     }
 }
 
-/// A received message in the app's terms.
+/// A received message in the app's terms. An operator's message shows its
+/// sender marked `[operator]`, so it is never taken for a user's of the
+/// same name (and a direct one opens a conversation of its own).
 pub fn incoming(message: Message) -> Incoming {
+    let sender = if message.from_operator {
+        format!("{} [operator]", message.sender)
+    } else {
+        message.sender
+    };
     Incoming {
         id: message.id,
         group: message.recipient_type.enum_value_or_default() == ChannelType::CHANNEL_TYPE_GROUP,
         time: local_time(message.sent_at.as_ref()),
-        sender: message.sender,
+        sender,
         recipient: message.recipient,
         text: message.text,
     }
@@ -357,6 +364,16 @@ mod tests {
             next: next.to_owned(),
             count,
         }
+    }
+
+    #[test]
+    fn an_operators_message_is_marked_and_a_users_is_not() {
+        let mut message = Message::new();
+        message.sender = "alice".to_owned();
+        message.recipient = "bob".to_owned();
+        assert_eq!(incoming(message.clone()).sender, "alice");
+        message.from_operator = true;
+        assert_eq!(incoming(message).sender, "alice [operator]");
     }
 
     #[test]
