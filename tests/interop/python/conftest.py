@@ -8,6 +8,10 @@
 - `chat` / `chat_on(server)`: open Connect streams (each read on a
   background thread into a queue) and unary clients against a server; every
   stream is cancelled and every channel closed when the test ends.
+- `start_admin_server(*flags)`: `start_server` with an admin listener on
+  127.0.0.1:0 taking `admin_secret` (a fresh secret in a file of the test's
+  temporary folder); `admin_on(server, node)`: an `Admin` client of that
+  listener (of node `node` of a cluster) presenting the secret.
 
 The generated stubs are imported from $CHAT_INTEROP_GEN (run.sh sets it),
 else from the .gen folder beside this file.
@@ -23,7 +27,21 @@ import pytest
 _HERE = Path(__file__).resolve().parent
 sys.path.insert(0, os.environ.get("CHAT_INTEROP_GEN") or str(_HERE / ".gen"))
 
-from harness import CLUSTER_NODES, Chat, ChatCluster, ChatServer, server_binary  # noqa: E402
+from harness import (  # noqa: E402
+    CLUSTER_NODES,
+    Admin,
+    AdminSecret,
+    Chat,
+    ChatCluster,
+    ChatServer,
+    admin_flags,
+    new_channel,
+    server_binary,
+    write_admin_secret,
+)
+
+# `admin_on`'s default authorization: the test's admin secret.
+_THE_SECRET = object()
 
 
 def _interrupt(signum, frame):
@@ -106,3 +124,40 @@ def chat_on(start_server):
 def chat(chat_on, target) -> Chat:
     """Streams and clients against the default server."""
     return chat_on(target)
+
+
+@pytest.fixture
+def admin_secret(tmp_path) -> AdminSecret:
+    """A fresh admin secret, in a file of the test's temporary folder."""
+    return write_admin_secret(tmp_path)
+
+
+@pytest.fixture
+def start_admin_server(start_server, admin_secret):
+    """Starts chat-server (every node of a cluster) with an admin listener
+    taking `admin_secret`, plus extra flags."""
+
+    def start(*flags: str) -> ChatServer:
+        return start_server(*admin_flags(admin_secret), *flags)
+
+    return start
+
+
+@pytest.fixture
+def admin_on(start_server, admin_secret):
+    """Makes an `Admin` client of a server's admin listener (node `node` of
+    a cluster) sending `authorization`: by default `Bearer <admin_secret>`,
+    None for no header. Its channel is closed at teardown, before any server
+    stops."""
+    channels = []
+
+    def make(server, node: int = 0, authorization=_THE_SECRET) -> Admin:
+        if authorization is _THE_SECRET:
+            authorization = admin_secret.authorization
+        channel = new_channel(server.admin_target(node))
+        channels.append(channel)
+        return Admin(channel, authorization)
+
+    yield make
+    for channel in channels:
+        channel.close()

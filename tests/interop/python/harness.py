@@ -1,12 +1,13 @@
 """Helpers for the interop tests: the real chat-server process, Connect
-streams read on a background thread into a queue, and clients that call the
-unary RPCs as one user.
+streams read on a background thread into a queue, clients that call the
+unary RPCs as one user, and an operator's client of the admin listener.
 
 Every wait here is bounded: a helper that waits takes a timeout (WAIT by
 default) and raises AssertionError when it runs out. Nothing sleeps to
 synchronise; `wait_until` polls a condition up to a deadline.
 
-The generated stubs (`chat.v1.chat_pb2`, `chat.v1.chat_pb2_grpc`) must be
+The generated stubs (`chat.v1.chat_pb2`, `chat.v1.chat_pb2_grpc`,
+`chat.admin.v1.admin_pb2`, `chat.admin.v1.admin_pb2_grpc`) must be
 importable; conftest.py puts run.sh's output folder on sys.path.
 """
 
@@ -17,6 +18,7 @@ import itertools
 import os
 import queue
 import re
+import secrets
 import socket
 import subprocess
 import threading
@@ -26,6 +28,7 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import grpc
 
+from chat.admin.v1 import admin_pb2, admin_pb2_grpc
 from chat.v1 import chat_pb2, chat_pb2_grpc
 
 # How long a test waits for something that should happen at once.
@@ -41,7 +44,11 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 
 _PORT = re.compile(r"\bport: (\d+)")
-_METRICS_PORT = re.compile(r"\bmetrics_port: (\d+)")
+# The other listeners' ports, as the server logs them after `listening`.
+_LOGGED_PORTS = {
+    "metrics": re.compile(r"\bmetrics_port: (\d+)"),
+    "admin": re.compile(r"\badmin_port: (\d+)"),
+}
 
 
 def server_binary() -> Path:
@@ -62,8 +69,9 @@ class ChatServer:
     """A chat-server process listening on an ephemeral 127.0.0.1 port.
 
     Started with `--listen 127.0.0.1:0 --threads 2` plus `flags`; the port is
-    read from the `listening` line the server logs to stderr. The log is kept
-    (its last lines) for failure messages.
+    read from the `listening` line the server logs to stderr, and those of
+    the metrics and admin listeners from the lines that follow. The log is
+    kept (its last lines) for failure messages.
     """
 
     # Every server still running, so that a run that is interrupted can
@@ -74,8 +82,11 @@ class ChatServer:
         self.args = [str(binary), "--listen", "127.0.0.1:0", "--threads", "2", *flags]
         self.log: collections.deque[str] = collections.deque(maxlen=2000)
         self._port: "queue.Queue[Optional[int]]" = queue.Queue()
-        self._metrics_port: Optional[int] = None
-        self._metrics_logged = threading.Event()
+        # The ports of _LOGGED_PORTS seen so far; `_log_ended` once stderr
+        # is closed (no more will come).
+        self._logged_ports: dict[str, int] = {}
+        self._log_changed = threading.Condition()
+        self._log_ended = False
         self.proc = subprocess.Popen(
             self.args,
             stdin=subprocess.DEVNULL,
@@ -115,19 +126,38 @@ class ChatServer:
                 if match:
                     announced = True
                     self._port.put(int(match.group(1)))
-            metrics = _METRICS_PORT.search(line)
-            if metrics and self._metrics_port is None:
-                self._metrics_port = int(metrics.group(1))
-                self._metrics_logged.set()
+            for listener, pattern in _LOGGED_PORTS.items():
+                found = pattern.search(line)
+                if found and listener not in self._logged_ports:
+                    with self._log_changed:
+                        self._logged_ports[listener] = int(found.group(1))
+                        self._log_changed.notify_all()
         self._port.put(None)
-        self._metrics_logged.set()
+        with self._log_changed:
+            self._log_ended = True
+            self._log_changed.notify_all()
+
+    def _logged_port(self, listener: str, timeout: float) -> int:
+        """The port the server logged for `listener` (a _LOGGED_PORTS key)."""
+        with self._log_changed:
+            self._log_changed.wait_for(
+                lambda: listener in self._logged_ports or self._log_ended, timeout
+            )
+            port = self._logged_ports.get(listener)
+        if port is None:
+            raise AssertionError(f"{self.args} logged no {listener}_port:\n{self.log_text()}")
+        return port
 
     def metrics_url(self, timeout: float = WAIT) -> str:
         """`http://127.0.0.1:<port>/metrics` of a server started with
         `--metrics-listen 127.0.0.1:0`, from the port it logged."""
-        if not self._metrics_logged.wait(timeout) or self._metrics_port is None:
-            raise AssertionError(f"{self.args} logged no metrics_port:\n{self.log_text()}")
-        return f"http://127.0.0.1:{self._metrics_port}/metrics"
+        return f"http://127.0.0.1:{self._logged_port('metrics', timeout)}/metrics"
+
+    def admin_target(self, node: int = 0, timeout: float = WAIT) -> str:
+        """`127.0.0.1:<port>` of the admin listener of a server started with
+        `admin_flags(...)`, from the port it logged. (`node` is for a
+        cluster's sake: one server is every node.)"""
+        return f"127.0.0.1:{self._logged_port('admin', timeout)}"
 
     def log_text(self) -> str:
         return "\n".join(self.log)
@@ -237,6 +267,12 @@ class ChatCluster:
     def metrics_url(self, timeout: float = WAIT) -> str:
         """The first node's metrics endpoint (each node serves its own)."""
         return self.nodes[0].metrics_url(timeout)
+
+    def admin_target(self, node: int = 0, timeout: float = WAIT) -> str:
+        """The admin listener of node `node` (modulo the number of nodes);
+        each node serves its own, and every action on one reaches users
+        and groups on every node."""
+        return self.nodes[node % len(self.nodes)].admin_target(timeout=timeout)
 
     def log_text(self) -> str:
         return "\n".join(f"[node {i}] {node.log_text()}" for i, node in enumerate(self.nodes))
@@ -628,3 +664,94 @@ class Chat:
             inbox.cancel()
         for channel in self._channels:
             channel.close()
+
+
+# ---------------------------------------------------------------------------
+# The operator's API (chat.admin.v1.AdminService)
+# ---------------------------------------------------------------------------
+
+
+class AdminSecret(NamedTuple):
+    """The admin listener's secret and the file the server reads it from."""
+
+    secret: str
+    path: Path
+
+    @property
+    def authorization(self) -> str:
+        """The `authorization` header value every admin call carries."""
+        return f"Bearer {self.secret}"
+
+
+def write_admin_secret(directory: Path) -> AdminSecret:
+    """A fresh random secret (64 hex characters, over the 32 bytes the
+    server asks for) in `directory`/admin-token, readable by its owner
+    only, with one trailing newline as an editor leaves it (which the
+    server ignores)."""
+    secret = secrets.token_hex(32)
+    path = directory / "admin-token"
+    path.write_text(secret + "\n")
+    path.chmod(0o600)
+    return AdminSecret(secret, path)
+
+
+def admin_flags(secret: AdminSecret) -> tuple[str, ...]:
+    """The flags of an admin listener on an ephemeral 127.0.0.1 port taking
+    `secret` (`ChatServer.admin_target` reads its port from the log)."""
+    return ("--admin-listen", "127.0.0.1:0", "--admin-token-file", str(secret.path))
+
+
+class Admin:
+    """Calls chat.admin.v1.AdminService on one admin listener with one
+    `authorization` header value (None: no header at all). Failures raise
+    grpc.RpcError."""
+
+    def __init__(self, channel: grpc.Channel, authorization: Optional[str]):
+        self.stub = admin_pb2_grpc.AdminServiceStub(channel)
+        self.metadata = () if authorization is None else (("authorization", authorization),)
+
+    def _call(self, method: Callable[..., Any], request: Any) -> Any:
+        return method(request, metadata=self.metadata, timeout=WAIT)
+
+    def disconnect(
+        self, username: str, reason: str = "", ban_secs: int = 0
+    ) -> admin_pb2.DisconnectUserResponse:
+        return self._call(
+            self.stub.DisconnectUser,
+            admin_pb2.DisconnectUserRequest(username=username, reason=reason, ban_secs=ban_secs),
+        )
+
+    def remove(self, group: str, username: str) -> admin_pb2.RemoveGroupMemberResponse:
+        return self._call(
+            self.stub.RemoveGroupMember,
+            admin_pb2.RemoveGroupMemberRequest(group=group, username=username),
+        )
+
+    def delete(self, group: str) -> int:
+        """DeleteGroup: how many members were removed."""
+        return self._call(self.stub.DeleteGroup, admin_pb2.DeleteGroupRequest(group=group)).removed
+
+    def publish(self, recipient: str, text: str, sender: str = "") -> admin_pb2.PublishResponse:
+        return self._call(
+            self.stub.Publish,
+            admin_pb2.PublishRequest(recipient=recipient, text=text, sender=sender),
+        )
+
+    def users(self, limit: int = 0, page_token: str = "") -> admin_pb2.ListUsersResponse:
+        return self._call(
+            self.stub.ListUsers, admin_pb2.ListUsersRequest(limit=limit, page_token=page_token)
+        )
+
+    def all_users(self, limit: int) -> list:
+        """Every page of ListUsers, `limit` at a time (the responses)."""
+        pages, token = [], ""
+        while True:
+            page = self.users(limit, token)
+            pages.append(page)
+            token = page.next_page_token
+            if not token:
+                return pages
+
+    def usernames(self) -> list:
+        """The connected users' names (one page of up to 1000)."""
+        return [user.username for user in self.users(1000).users]

@@ -5,8 +5,9 @@
 #
 # 1. Makes a virtualenv in tests/interop/python/.venv from requirements.txt
 #    (reused while requirements.txt and the Python version are unchanged).
-# 2. Generates the Python stubs for proto/chat/v1/chat.proto into
-#    tests/interop/python/.gen/ (git-ignored; regenerated on every run).
+# 2. Generates the Python stubs for proto/chat/v1/chat.proto and
+#    proto/chat/admin/v1/admin.proto into tests/interop/python/.gen/
+#    (git-ignored; regenerated on every run).
 # 3. Runs pytest; its summary line is the last line printed.
 #
 # The server binary is $CHAT_SERVER_BIN, by default
@@ -90,7 +91,8 @@ mkdir -p "$gen"
 (
   cd "$repo/proto"
   "$venv/bin/python" -m grpc_tools.protoc -I . \
-    --python_out="$gen" --grpc_python_out="$gen" chat/v1/chat.proto
+    --python_out="$gen" --grpc_python_out="$gen" \
+    chat/v1/chat.proto chat/admin/v1/admin.proto
 )
 
 cd "$here"

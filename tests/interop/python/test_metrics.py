@@ -4,6 +4,7 @@ families with the expected samples, and `promtool check metrics` (from
 Debian's prometheus package, which scripts/install-deps.sh installs)
 accepts it."""
 
+import collections
 import shutil
 import subprocess
 import urllib.error
@@ -91,9 +92,13 @@ def test_a_scrape_parses_with_prometheus_clients_parser(monitored):
     assert send_handled("OK") == 1
     assert send_handled("NotFound") == 1
     assert send_handled("Unauthenticated") == 0
-    # Nine methods (GetHistory, ListGroupMembers and SendTyping included)
-    # by seventeen codes.
-    assert len(families["grpc_server_handled"].samples) == 9 * 17
+    # Every method by seventeen codes, from the first scrape: nine of the
+    # chat service (GetHistory, ListGroupMembers and SendTyping included)
+    # and five of the admin service, whether or not it is served.
+    handled = collections.Counter(
+        sample.labels["grpc_service"] for sample in families["grpc_server_handled"].samples
+    )
+    assert handled == {SERVICE: 9 * 17, "chat.admin.v1.AdminService": 5 * 17}
     assert value("chat_connected_users") == 2
     assert value("chat_connections_total") == 2
     assert value("chat_messages_total", kind="direct") == 1
