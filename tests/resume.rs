@@ -341,6 +341,87 @@ fn more_than_resume_size_messages_after_the_last_id_is_a_gap() {
 }
 
 #[test]
+fn group_messages_are_replayed_from_the_join_on_also_after_the_group_is_left_or_gone() {
+    let server = TestServer::start();
+    let _bob = server.connect("bob");
+    let (alice, first) = open(server.next_api(), "alice", None);
+    server.create("bob", "kept").unwrap();
+    // Said before alice joined: not addressed to her, never replayed.
+    sent(&server, "bob", "kept", "before the join");
+    server.join("alice", "kept").unwrap();
+    server.create("alice", "gone").unwrap();
+    let mut expected = vec![
+        in_group(sent(&server, "bob", "kept", "k1")),
+        in_group(sent(&server, "alice", "gone", "g1")),
+        direct(sent(&server, "bob", "alice", "d1")),
+        in_group(sent(&server, "bob", "kept", "k2")),
+    ];
+    // Left (and, her being its last member, deleted) before the stream
+    // ends: what it said to her still counts.
+    server.leave("alice", "gone").unwrap();
+    expected.push(in_group(sent(&server, "bob", "kept", "k3")));
+    // Left while the group goes on: only what it said while she was in.
+    server.leave("alice", "kept").unwrap();
+    sent(&server, "bob", "kept", "after the leave");
+    assert_eq!(receive(&alice, expected.len()), expected);
+    cancel(&server, alice, "bob", "alice");
+    let (alice, second) = open(server.next_api(), "alice", resume(&first.resume_token, 0));
+    assert_eq!(
+        status_of_resume(&second),
+        ResumeStatus::RESUME_STATUS_RESUMED
+    );
+    assert_replay(&alice, &expected);
+}
+
+#[test]
+fn group_and_direct_messages_share_one_resume_size() {
+    let server = TestServer::start_with(|config| config.limits.resume.messages = 4);
+    let _bob = server.connect("bob");
+    let (alice, first) = open(server.next_api(), "alice", None);
+    server.create("bob", "lab").unwrap();
+    server.join("alice", "lab").unwrap();
+    let sent_all = vec![
+        in_group(sent(&server, "bob", "lab", "g1")),
+        direct(sent(&server, "bob", "alice", "d1")),
+        in_group(sent(&server, "bob", "lab", "g2")),
+        in_group(sent(&server, "bob", "lab", "g3")),
+        direct(sent(&server, "bob", "alice", "d2")),
+    ];
+    assert_eq!(receive(&alice, sent_all.len()), sent_all);
+    cancel(&server, alice, "bob", "alice");
+    // Kept: the session's last 4, whatever their kind. From the first, the
+    // rest is exactly what was missed.
+    let (alice, second) = open(
+        server.next_api(),
+        "alice",
+        resume(&first.resume_token, sent_all[0].id),
+    );
+    assert_eq!(
+        status_of_resume(&second),
+        ResumeStatus::RESUME_STATUS_RESUMED
+    );
+    assert_replay(&alice, &sent_all[1..]);
+    // From before the first, the first is no longer kept: a gap.
+    server.join("alice", "lab").unwrap();
+    let sent_all = vec![
+        in_group(sent(&server, "bob", "lab", "h1")),
+        in_group(sent(&server, "bob", "lab", "h2")),
+        direct(sent(&server, "bob", "alice", "e1")),
+        in_group(sent(&server, "bob", "lab", "h3")),
+        in_group(sent(&server, "bob", "lab", "h4")),
+    ];
+    assert_eq!(receive(&alice, sent_all.len()), sent_all);
+    cancel(&server, alice, "bob", "alice");
+    let (alice, third) = open(
+        server.next_api(),
+        "alice",
+        resume(&second.resume_token, sent_all[0].id - 1),
+    );
+    assert_eq!(status_of_resume(&third), ResumeStatus::RESUME_STATUS_GAP);
+    assert_silent(&alice, Duration::from_millis(200));
+}
+
+#[test]
 fn more_than_resume_bytes_after_the_last_id_is_a_gap() {
     let server = TestServer::start_with(|config| config.limits.resume.bytes = 100);
     let _bob = server.connect("bob");

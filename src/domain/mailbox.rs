@@ -19,7 +19,7 @@ use crossbeam_channel::{Receiver, Sender};
 use futures::task::AtomicWaker;
 
 use super::events::{Event, EventKinds, Item};
-use super::registry::{Departure, Message};
+use super::registry::{ChannelKind, Departure, Message};
 use super::resume::{Recent, ResumeLimits};
 use super::wake_ticker::WakeTicker;
 
@@ -78,8 +78,27 @@ struct Signal {
     operator_reason: OnceLock<String>,
 }
 
+/// Which messages a mailbox keeps for a resume: every one, or only direct
+/// messages when the engine takes a session's group messages from the
+/// groups' own logs when the session ends (the embedded engine), which
+/// saves touching a per-connection ring for every delivery of a group
+/// message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Direct and group messages.
+    Every,
+    /// Direct messages only.
+    DirectOnly,
+}
+
+impl Keep {
+    fn keeps(self, message: &Message) -> bool {
+        self == Keep::Every || message.recipient_kind == ChannelKind::User
+    }
+}
+
 /// The most recent messages addressed to a connection, queued or already
-/// written, for a resume. Every message is in exactly one place at any
+/// written, for a resume (those its [`Keep`] says). Every message is in exactly one place at any
 /// moment the lock is free: still in the queue, in the reader's ring (it
 /// moves what it took there under the lock, in one go per delivery, so a
 /// message costs no extra reference count), or refused by a full queue.
@@ -88,6 +107,7 @@ struct Signal {
 struct ResumeKeep {
     kept: Mutex<Kept>,
     limits: ResumeLimits,
+    keep: Keep,
     /// The queue's other end, to gather what is still queued at the end.
     queued: Receiver<Item>,
 }
@@ -108,6 +128,7 @@ struct Kept {
 pub struct Taking<'a> {
     kept: MutexGuard<'a, Kept>,
     limits: &'a ResumeLimits,
+    keep: Keep,
 }
 
 impl Taking<'_> {
@@ -116,14 +137,18 @@ impl Taking<'_> {
     /// when they were carried over from the last delivery).
     pub fn keep(&mut self, batch: &mut Vec<Arc<Message>>, kept_already: usize) {
         for message in batch.drain(..).skip(kept_already) {
-            self.kept.written.push(message, self.limits);
+            if self.keep.keeps(&message) {
+                self.kept.written.push(message, self.limits);
+            }
         }
     }
 
     /// Keeps one message taken but not yet written (carried to the next
     /// delivery): a clone, as the reader still holds it.
     pub fn keep_one(&mut self, message: &Arc<Message>) {
-        self.kept.written.push(Arc::clone(message), self.limits);
+        if self.keep.keeps(message) {
+            self.kept.written.push(Arc::clone(message), self.limits);
+        }
     }
 }
 
@@ -189,6 +214,18 @@ pub fn resumable_mailbox(
     resume: ResumeLimits,
     events: EventKinds,
 ) -> (Outbox, Inbox) {
+    keeping_mailbox(capacity, byte_limit, ticker, resume, events, Keep::Every)
+}
+
+/// [`resumable_mailbox`], keeping only the messages `keep` says.
+pub fn keeping_mailbox(
+    capacity: usize,
+    byte_limit: usize,
+    ticker: Option<WakeTicker>,
+    resume: ResumeLimits,
+    events: EventKinds,
+    keep: Keep,
+) -> (Outbox, Inbox) {
     // Unbounded as a channel, bounded by the counts in `Signal`: it grows
     // in small blocks only when messages are queued.
     let (sender, receiver) = crossbeam_channel::unbounded();
@@ -199,6 +236,7 @@ pub fn resumable_mailbox(
         resume: resume.on().then(|| ResumeKeep {
             kept: Mutex::new(Kept::default()),
             limits: resume,
+            keep,
             queued: receiver.clone(),
         }),
         events,
@@ -335,7 +373,9 @@ impl Outbox {
         let mut recent = std::mem::take(written);
         while let Ok(item) = resume.queued.try_recv() {
             if let Item::Message(message) = item {
-                recent.push(message, &resume.limits);
+                if resume.keep.keeps(&message) {
+                    recent.push(message, &resume.limits);
+                }
             }
         }
         for message in refused.drain(..) {
@@ -442,6 +482,7 @@ impl Inbox {
         Some(Taking {
             kept: lock_kept(resume),
             limits: &resume.limits,
+            keep: resume.keep,
         })
     }
 

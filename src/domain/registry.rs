@@ -5,7 +5,7 @@
 //! queues messages, then wakes readers after the lock is released. It knows
 //! nothing of gRPC: callers get plain values and [`ChatError`]s.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant, SystemTime};
@@ -15,10 +15,12 @@ use super::engine::{ChatEngine, Connected, Disconnect, Reply, Session};
 use super::error::{ChatError, TextProblem};
 use super::events::{membership_events_allowed, Event, EventKinds, MembershipKind, TypingThrottle};
 use super::history::{History, HistoryLimits, HistoryPage, HistoryQuery};
-use super::mailbox::{resumable_mailbox, CloseReason, Inbox, Outbox};
+use super::mailbox::{keeping_mailbox, CloseReason, Inbox, Keep, Outbox};
 use super::members::{MemberPage, MemberQuery};
 use super::names::check_name;
-use super::resume::{new_token, Parked, ResumeLimits, ResumeRequest, ResumeStatus};
+use super::resume::{
+    gather, new_token, LeftBehind, Parked, Recent, ResumeLimits, ResumeRequest, ResumeStatus,
+};
 use super::send_limit::{SendBudgets, SendLimit};
 use super::stats::ChatStats;
 use super::wake_ticker::WakeTicker;
@@ -218,8 +220,12 @@ struct Connection {
     session: SessionId,
     /// Where messages for this user go.
     outbox: Outbox,
-    /// The groups this user is in, to leave them on disconnect.
-    groups: HashSet<Name>,
+    /// The groups this user is in, to leave them on disconnect, each with
+    /// the position it joined at (the group's newest message id then): the
+    /// group's later messages are addressed to it.
+    groups: HashMap<Name, u64>,
+    /// What the groups it left held for it, for a resume.
+    left: LeftBehind,
     /// The secret that resumes this session once it ends.
     resume_token: String,
     /// When the stream opened.
@@ -236,6 +242,10 @@ struct Group {
     members: HashMap<Name, Outbox>,
     /// Its most recent messages; gone with the group.
     history: History,
+    /// With resume on, its most recent messages within the resume limits,
+    /// from which a member's session takes the group's messages addressed
+    /// to it when it ends (so no delivery touches a per-member ring).
+    recent: Recent,
 }
 
 /// Everything behind the registry's lock.
@@ -353,12 +363,14 @@ impl Registry {
             field: "username",
             problem,
         })?;
-        let (outbox, inbox) = resumable_mailbox(
+        // Group messages come from the groups' logs when the session ends.
+        let (outbox, inbox) = keeping_mailbox(
             self.limits.queue_depth,
             self.limits.queue_bytes,
             self.ticker.clone(),
             self.limits.resume,
             events,
+            Keep::DirectOnly,
         );
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         let name: Name = Arc::from(username);
@@ -382,7 +394,8 @@ impl Registry {
                 Connection {
                     session: id,
                     outbox: outbox.clone(),
-                    groups: HashSet::new(),
+                    groups: HashMap::new(),
+                    left: LeftBehind::default(),
                     resume_token: resume_token.clone(),
                     connected_at: SystemTime::now(),
                     peer: peer.to_owned(),
@@ -421,7 +434,7 @@ impl Registry {
         state.check_group_room(&caller, self.limits.max_groups_per_user)?;
         let group_name: Name = Arc::from(name);
         let user = state.user_mut(&caller);
-        user.groups.insert(Arc::clone(&group_name));
+        user.groups.insert(Arc::clone(&group_name), 0);
         let mut group = Group::default();
         group
             .members
@@ -459,13 +472,13 @@ impl Registry {
             return Err(ChatError::AlreadyMember(name.to_owned()));
         }
         let group_name = Arc::clone(group_name);
+        let position = group.history.position();
         state.check_group_room(&caller, self.limits.max_groups_per_user)?;
         let user = state.user_mut(&caller);
-        user.groups.insert(Arc::clone(&group_name));
+        user.groups.insert(Arc::clone(&group_name), position);
         let outbox = user.outbox.clone();
         let group = state.group_mut(&group_name);
         group.members.insert(Arc::clone(&caller), outbox);
-        let position = group.history.position();
         let before = group.members.len() - 1;
         let mut wake = Wakeups::default();
         state.announce(
@@ -499,7 +512,7 @@ impl Registry {
             return Err(ChatError::NotMember(name.to_owned()));
         }
         let (group_name, before) = (Arc::clone(group_name), group.members.len());
-        state.user_mut(&caller).groups.remove(name);
+        state.leave_behind(&caller, name, &self.limits);
         if state.remove_member(name, &caller) {
             return Ok(Left::GroupDeleted);
         }
@@ -958,6 +971,9 @@ impl State {
         };
         // The history takes the message in the order members get it.
         let (messages, bytes) = group.history.push(&message, limits.history);
+        if limits.resume.on() {
+            group.recent.push(Arc::clone(&message), &limits.resume);
+        }
         self.history_kept.0 = self.history_kept.0.saturating_add_signed(messages);
         self.history_kept.1 = self.history_kept.1.saturating_add_signed(bytes);
         wake.reserve(group.members.len());
@@ -1025,7 +1041,18 @@ impl State {
         full: &mut Vec<Name>,
     ) -> Option<Departure> {
         let (name, connection) = self.users.remove_entry(name)?;
-        if let Some(recent) = connection.outbox.take_recent() {
+        // Nothing is parked once the server is closing: its epoch ends with
+        // it, and no resume could use what would be kept.
+        let direct = if self.closing {
+            None
+        } else {
+            connection.outbox.take_recent()
+        };
+        if let Some(direct) = direct {
+            let groups = connection.groups.iter().filter_map(|(group, start)| {
+                self.groups.get(group).map(|group| (&group.recent, *start))
+            });
+            let recent = gather(direct, connection.left, groups, &limits.resume);
             self.parked.park(
                 Arc::clone(&name),
                 connection.resume_token.clone(),
@@ -1039,7 +1066,7 @@ impl State {
             groups_left: connection.groups.len(),
             groups_deleted: Vec::new(),
         };
-        for group in connection.groups {
+        for group in connection.groups.into_keys() {
             let before = self.groups.get(&group).map_or(0, |g| g.members.len());
             if self.remove_member(&group, &name) {
                 departure.groups_deleted.push(group);
@@ -1114,6 +1141,29 @@ impl State {
             } else {
                 full.push(Arc::clone(member));
             }
+        }
+    }
+
+    /// Ends `user`'s membership of `group` on its side: what the group's
+    /// log holds for it is kept for its session's resume (the group may be
+    /// deleted before the session ends). The caller removes it from the
+    /// group's members.
+    fn leave_behind(&mut self, user: &str, group: &str, limits: &Limits) {
+        let Some(connection) = self.users.get_mut(user) else {
+            return;
+        };
+        let Some(start) = connection.groups.remove(group) else {
+            return;
+        };
+        if !limits.resume.on() {
+            return;
+        }
+        if let Some(log) = self.groups.get(group).map(|group| &group.recent) {
+            connection.left.keep(
+                log.newer_than(start).cloned(),
+                log.dropped_after(start),
+                &limits.resume,
+            );
         }
     }
 

@@ -132,6 +132,24 @@ impl Recent {
         self.dropped_through
     }
 
+    /// The kept messages with an id above `start`, newest first: a group's
+    /// log read for a member that joined at `start`.
+    pub fn newer_than(&self, start: u64) -> impl Iterator<Item = &Arc<Message>> {
+        self.messages
+            .iter()
+            .rev()
+            .take_while(move |message| message.id > start)
+    }
+
+    /// The newest dropped id above `start` (0: none dropped above it).
+    pub fn dropped_after(&self, start: u64) -> u64 {
+        if self.dropped_through > start {
+            self.dropped_through
+        } else {
+            0
+        }
+    }
+
     /// How many messages, and bytes of text, are kept.
     pub fn kept(&self) -> (usize, usize) {
         (self.messages.len(), self.bytes)
@@ -150,6 +168,60 @@ impl Recent {
             .collect();
         (ResumeStatus::Resumed, replay)
     }
+}
+
+/// Messages of groups a session has left, for its resume: what each
+/// group's log held for it at the leave, and the newest id those logs had
+/// already dropped. Bounded like a ring: past twice the limit, the oldest
+/// beyond the limit are dropped (a resume would drop them anyway).
+#[derive(Debug, Default)]
+pub struct LeftBehind {
+    messages: Vec<Arc<Message>>,
+    dropped_through: u64,
+}
+
+impl LeftBehind {
+    /// Keeps `messages` (any order) and notes `dropped` (0: none).
+    pub fn keep(
+        &mut self,
+        messages: impl Iterator<Item = Arc<Message>>,
+        dropped: u64,
+        limits: &ResumeLimits,
+    ) {
+        self.messages.extend(messages);
+        self.dropped_through = self.dropped_through.max(dropped);
+        if self.messages.len() > limits.messages.saturating_mul(2).max(16) {
+            self.messages.sort_unstable_by_key(|message| message.id);
+            let excess = self.messages.len() - limits.messages;
+            for old in self.messages.drain(..excess) {
+                self.dropped_through = self.dropped_through.max(old.id);
+            }
+        }
+    }
+}
+
+/// What a session leaves for a resume, gathered when it ends: `direct`
+/// (its mailbox's ring), `left` (the groups it left), and `groups`, each
+/// group it is still in as its log and the position the session joined it
+/// at. Sorted by id within `limits`, as one ring fed every message would
+/// hold: a group's log keeps as many of the group's messages as a ring
+/// keeps of the session's.
+pub fn gather<'a>(
+    direct: Recent,
+    left: LeftBehind,
+    groups: impl Iterator<Item = (&'a Recent, u64)>,
+    limits: &ResumeLimits,
+) -> Recent {
+    let mut dropped = direct.dropped_through.max(left.dropped_through);
+    let mut messages: Vec<Arc<Message>> = direct.messages.into_iter().collect();
+    messages.extend(left.messages);
+    for (log, start) in groups {
+        messages.extend(log.newer_than(start).cloned());
+        dropped = dropped.max(log.dropped_after(start));
+    }
+    messages.sort_unstable_by_key(|message| message.id);
+    messages.dedup_by_key(|message| message.id);
+    Recent::refilled(messages, dropped, limits)
 }
 
 /// A fresh resume token: 128 bits from the operating system's generator,
@@ -296,6 +368,52 @@ mod tests {
             Arc::from(text),
             SystemTime::now(),
         ))
+    }
+
+    #[test]
+    fn gathered_sources_make_the_ring_one_feed_would() {
+        let limits = ResumeLimits {
+            window: Duration::from_secs(60),
+            messages: 4,
+            bytes: 1000,
+        };
+        let mut direct = Recent::default();
+        direct.push(message(2, "d2"), &limits);
+        direct.push(message(6, "d6"), &limits);
+        let mut log = Recent::default();
+        for id in [1, 3, 5, 7] {
+            log.push(message(id, "g"), &limits);
+        }
+        let mut left = LeftBehind::default();
+        left.keep([message(4, "l4")].into_iter(), 0, &limits);
+        // Joined the group at 3: 5 and 7 are the session's, 1 and 3 not.
+        let recent = gather(direct, left, [(&log, 3)].into_iter(), &limits);
+        let ids: Vec<u64> = recent.messages().map(|m| m.id).collect();
+        assert_eq!(ids, [4, 5, 6, 7]);
+        // 2 did not fit: dropped.
+        assert_eq!(recent.dropped_through(), 2);
+    }
+
+    #[test]
+    fn a_groups_drops_after_the_join_are_the_sessions() {
+        let limits = ResumeLimits {
+            window: Duration::from_secs(60),
+            messages: 2,
+            bytes: 1000,
+        };
+        let mut log = Recent::default();
+        for id in [10, 11, 12] {
+            log.push(message(id, "g"), &limits);
+        }
+        assert_eq!(log.dropped_after(5), 10);
+        assert_eq!(log.dropped_after(10), 0);
+        let recent = gather(
+            Recent::default(),
+            LeftBehind::default(),
+            [(&log, 5)].into_iter(),
+            &limits,
+        );
+        assert_eq!(recent.dropped_through(), 10);
     }
 
     const SMALL: ResumeLimits = ResumeLimits {

@@ -86,7 +86,7 @@ impl Registry {
             (Arc::clone(group_name), Arc::clone(member), outbox.clone());
         let before = entry.members.len();
         let position = entry.history.position();
-        state.user_mut(&member).groups.remove(group);
+        state.leave_behind(&member, group, &self.limits);
         let deleted = state.remove_member(group, &member);
         if !deleted {
             state.announce(
@@ -133,10 +133,20 @@ impl Registry {
         if state.closing {
             return Err(ChatError::ShuttingDown);
         }
-        let (group_name, entry) = state
+        let members: Vec<Name> = state
             .groups
-            .remove_entry(group)
-            .ok_or_else(|| ChatError::GroupNotFound(group.to_owned()))?;
+            .get(group)
+            .ok_or_else(|| ChatError::GroupNotFound(group.to_owned()))?
+            .members
+            .keys()
+            .cloned()
+            .collect();
+        for member in &members {
+            state.leave_behind(member, group, &self.limits);
+        }
+        let Some((group_name, entry)) = state.groups.remove_entry(group) else {
+            return Err(ChatError::GroupNotFound(group.to_owned()));
+        };
         let (messages, bytes) = entry.history.kept();
         state.history_kept.0 -= messages;
         state.history_kept.1 -= bytes;
@@ -144,9 +154,6 @@ impl Registry {
         let at = now_in_micros();
         let mut full = Vec::new();
         for (member, outbox) in &entry.members {
-            if let Some(user) = state.users.get_mut(member) {
-                user.groups.remove(group);
-            }
             if !outbox.wants(EventKinds::MEMBERSHIP) {
                 continue;
             }
