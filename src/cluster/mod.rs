@@ -6,7 +6,11 @@
 //! (`inbox`) applies it to the connections it holds, in order, so every
 //! member of a group sees one order on every node. The lease thread
 //! (`lease`) keeps the node registered, frees dead nodes' users and fences
-//! the node when it lost its lease or Redis lost its data. Connections,
+//! the node when it lost its lease or Redis lost its data. An operator's
+//! action (a disconnect or ban, a removal, a deletion, a message) is a
+//! script like any other, run from whichever node the operator called;
+//! what it does to a stream another node holds reaches that node through
+//! its inbox, in order with everything else for that stream. Connections,
 //! mailboxes, delivery batching and the slow-consumer rule are the same local
 //! ones the embedded engine uses. This module and its children are the only
 //! code that knows Redis; nothing here knows gRPC.
