@@ -21,6 +21,11 @@
 #                  commit's, at its defaults)
 #   YARDSTICK_DIR  the yardstick's sources (default ../shared/yardstick/tonic-chat)
 #   BENCH_OUT      where the per-run JSON lines go (default target/bench/compare.jsonl)
+#   PIN            1 (default): each server runs on core SERVER_CORE (default
+#                  1) and chat-bench on core BENCH_CORE (default 0), with
+#                  taskset, so a server's extra threads cannot take the load
+#                  generator's CPU and the figures measure each server's
+#                  efficiency, not its share of a shared box; 0: unpinned
 # The yardstick is built outside this workspace, from a copy of its sources,
 # with its own target directory. Exits non-zero if a run lost, duplicated or
 # reordered a message, or a server did not start.
@@ -31,6 +36,14 @@ cache=${CARGO_TARGET_DIR:-$root/target}
 yardstick_src=${YARDSTICK_DIR:-$root/../shared/yardstick/tonic-chat}
 out=${BENCH_OUT:-$cache/bench/compare.jsonl}
 rounds=${ROUNDS:-3}
+pin=${PIN:-1}
+server_cpu=()
+bench_cpu=()
+if [ "$pin" = 1 ]; then
+  command -v taskset >/dev/null || { echo "bench-compare: PIN=1 needs taskset (util-linux)" >&2; exit 2; }
+  server_cpu=(taskset -c "${SERVER_CORE:-1}")
+  bench_cpu=(taskset -c "${BENCH_CORE:-0}")
+fi
 read -r -a scenarios <<<"${SCENARIOS:-direct fanout connections connections-shared mixed mixed-saturated pingpong}"
 saturated_rate=${SATURATED_RATE:-30000}
 against=${AGAINST:-tonic}
@@ -90,10 +103,10 @@ trap cleanup EXIT
 start_server() {
   port=$(free_port)
   case "$1" in
-    ours) "$ours" --listen "127.0.0.1:$port" 2>"$log" & ;;
-    tonic) "$tonic" --listen "127.0.0.1:$port" 2>"$log" & ;;
-    ours-off) "$ours" --listen "127.0.0.1:$port" --history-size 0 --resume-window 0 2>"$log" & ;;
-    build) "$baseline_build" --listen "127.0.0.1:$port" 2>"$log" & ;;
+    ours) "${server_cpu[@]}" "$ours" --listen "127.0.0.1:$port" 2>"$log" & ;;
+    tonic) "${server_cpu[@]}" "$tonic" --listen "127.0.0.1:$port" 2>"$log" & ;;
+    ours-off) "${server_cpu[@]}" "$ours" --listen "127.0.0.1:$port" --history-size 0 --resume-window 0 2>"$log" & ;;
+    build) "${server_cpu[@]}" "$baseline_build" --listen "127.0.0.1:$port" 2>"$log" & ;;
   esac
   server_pid=$!
   for _ in $(seq 200); do
@@ -114,7 +127,7 @@ stop_server() {
   server_pid=""
 }
 
-echo "bench-compare: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $rounds rounds; results: $out"
+echo "bench-compare: pinned=$pin, $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $rounds rounds; results: $out"
 status=0
 for round in $(seq "$rounds"); do
   for scenario in "${scenarios[@]}"; do
@@ -130,7 +143,7 @@ for round in $(seq "$rounds"); do
         mixed-saturated) args=(mixed --rate "$saturated_rate") ;;
         *) args=("$scenario") ;;
       esac
-      if ! "$bench" --server "127.0.0.1:$port" --server-pid "$server_pid" --json-out "$run_out" \
+      if ! "${bench_cpu[@]}" "$bench" --server "127.0.0.1:$port" --server-pid "$server_pid" --json-out "$run_out" \
         "${args[@]}" >/dev/null; then
         status=1
         echo "bench-compare: round $round $scenario on $server failed" >&2
