@@ -28,7 +28,7 @@ use crate::metrics::{Metrics, Rpc};
 use crate::service::codec::RequestCodec;
 use crate::service::status::{finish_with_status, guarded};
 use crate::service::{add_unary, answer, Adapter};
-pub use secret::{AdminConfig, AdminSecret};
+pub use secret::{AdminConfig, AdminSecret, MIN_SECRET_BYTES};
 
 /// The name the admin adapter logs its caller as.
 const OPERATOR: &str = "operator";
