@@ -28,6 +28,7 @@ test('runExample connects, creates a group, sends, receives and lists', { timeou
     recipient_type: 'CHANNEL_TYPE_GROUP',
     text: 'Hello, group!',
     sent_at: result.sent.sent_at,
+    from_operator: false,
   });
   assert.deepEqual(result.channels, [
     { name: 'grace', type: 'CHANNEL_TYPE_USER', member_count: 0, joined: false },

@@ -23,6 +23,7 @@ function assertDelivered(message, { response, sender, recipient, type, text }) {
     recipient_type: type,
     text,
     sent_at: response.sent_at,
+    from_operator: false,
   });
 }
 
