@@ -34,11 +34,11 @@ use crate::domain::admin::banned_for;
 use crate::domain::resume::new_token;
 use crate::domain::send_limit::sending_too_fast;
 use crate::domain::{
-    check_group_name, check_message, check_name, mailbox::resumable_mailbox, ChannelInfo,
-    ChannelKind, ChatEngine, ChatError, ChatStats, CloseReason, Connected, Departure, Disconnect,
-    EventKinds, Evicted, HistoryPage, HistoryQuery, Item, Left, Limits, MemberPage, MemberQuery,
-    Message, Name, Outbox, Recent, Reply, ResumeRequest, ResumeStatus, Sent, Session, SessionId,
-    StoreStats, UserInfo, UserPage, WakeTicker, Wakeups,
+    check_group_name, check_message, check_name, check_username, mailbox::resumable_mailbox,
+    ChannelInfo, ChannelKind, ChatEngine, ChatError, ChatStats, CloseReason, Connected, Departure,
+    Disconnect, EventKinds, Evicted, HistoryPage, HistoryQuery, Item, Left, Limits, MemberPage,
+    MemberQuery, Message, Name, Outbox, Recent, Reply, ResumeRequest, ResumeStatus, Sent, Session,
+    SessionId, StoreStats, UserInfo, UserPage, WakeTicker, Wakeups,
 };
 use store::{Answer, Call, Lanes, Script, Store, Unreachable};
 
@@ -461,11 +461,8 @@ impl Node {
         resume: Option<ResumeRequest>,
         events: EventKinds,
     ) -> Reply<Connected> {
-        if let Err(problem) = check_name(username) {
-            return Reply::now(Err(ChatError::InvalidName {
-                field: "username",
-                problem,
-            }));
+        if let Err(invalid) = check_username(username) {
+            return Reply::now(Err(invalid));
         }
         let node = match self.current_node() {
             Ok(node) => node,
@@ -942,11 +939,8 @@ impl ChatEngine for ClusterEngine {
         reason: &str,
         ban: Option<Duration>,
     ) -> Reply<Departure> {
-        if let Err(problem) = check_name(username) {
-            return Reply::now(Err(ChatError::InvalidName {
-                field: "username",
-                problem,
-            }));
+        if let Err(invalid) = check_username(username) {
+            return Reply::now(Err(invalid));
         }
         let ban = ban.map_or(0, ban_millis).to_string();
         let most = self.node.limits.membership_events_max_members.to_string();
@@ -978,11 +972,8 @@ impl ChatEngine for ClusterEngine {
         if let Err(invalid) = check_group_name(group) {
             return Reply::now(Err(invalid));
         }
-        if let Err(problem) = check_name(username) {
-            return Reply::now(Err(ChatError::InvalidName {
-                field: "username",
-                problem,
-            }));
+        if let Err(invalid) = check_username(username) {
+            return Reply::now(Err(invalid));
         }
         let most = self.node.limits.membership_events_max_members.to_string();
         let name = group.to_owned();

@@ -131,24 +131,6 @@ impl UserPage {
             user_count: u32::try_from(user_count).unwrap_or(u32::MAX),
         }
     }
-
-    /// The names a page after `query.after` may hold, from every connected
-    /// name: the `query.limit + 1` first in order.
-    pub fn names_wanted<'a>(
-        query: &MemberQuery,
-        names: impl Iterator<Item = &'a Name>,
-    ) -> Vec<Name> {
-        let mut found: Vec<Name> = names
-            .filter(|name| ***name > *query.after)
-            .cloned()
-            .collect();
-        let wanted = query.limit + 1;
-        if found.len() > wanted {
-            found.select_nth_unstable(wanted - 1);
-            found.truncate(wanted);
-        }
-        found
-    }
 }
 
 #[cfg(test)]
@@ -203,14 +185,14 @@ mod tests {
             .map(|n| Arc::from(*n))
             .collect();
         let query = MemberQuery::new(2, "").unwrap();
-        let names = UserPage::names_wanted(&query, all.iter());
+        let names = query.names_wanted(all.iter());
         let page = UserPage::assemble(&query, names.iter().map(|n| user(n)).collect(), 4);
         let listed: Vec<&str> = page.users.iter().map(|u| &*u.name).collect();
         assert_eq!(listed, ["alice", "bob"]);
         assert_eq!(page.next_page_token, "bob");
         assert_eq!(page.user_count, 4);
         let query = MemberQuery::new(2, "bob").unwrap();
-        let names = UserPage::names_wanted(&query, all.iter());
+        let names = query.names_wanted(all.iter());
         let page = UserPage::assemble(&query, names.iter().map(|n| user(n)).collect(), 4);
         let listed: Vec<&str> = page.users.iter().map(|u| &*u.name).collect();
         assert_eq!(listed, ["carol", "dave"]);

@@ -83,18 +83,27 @@ impl MemberPage {
     /// The page of `members` (in any order) that `query` asks for.
     pub fn of<'a>(query: &MemberQuery, members: impl Iterator<Item = &'a Name>) -> MemberPage {
         let mut count = 0;
-        let mut found: Vec<Name> = members
-            .inspect(|_| count += 1)
-            .filter(|name| ***name > *query.after)
+        let mut found = query.names_wanted(members.inspect(|_| count += 1));
+        found.sort_unstable();
+        MemberPage::assemble(query, found, count)
+    }
+}
+
+impl MemberQuery {
+    /// The names a page may hold, out of `names` (in any order): the
+    /// `limit + 1` first after `after` (one more than the page tells
+    /// whether another follows), in no particular order.
+    pub fn names_wanted<'a>(&self, names: impl Iterator<Item = &'a Name>) -> Vec<Name> {
+        let mut found: Vec<Name> = names
+            .filter(|name| ***name > *self.after)
             .cloned()
             .collect();
-        let wanted = query.limit + 1;
+        let wanted = self.limit + 1;
         if found.len() > wanted {
             found.select_nth_unstable(wanted - 1);
             found.truncate(wanted);
         }
-        found.sort_unstable();
-        MemberPage::assemble(query, found, count)
+        found
     }
 }
 

@@ -25,8 +25,8 @@ pub use mailbox::{CloseReason, Closer, Inbox, Outbox};
 pub use members::{MemberPage, MemberQuery};
 pub use names::{check_name, NameProblem, MAX_NAME_LEN};
 pub use registry::{
-    check_group_name, check_message, ChannelInfo, ChannelKind, Departure, Left, Limits, Message,
-    Name, Registry, Sent, SessionId, Wakeups,
+    check_group_name, check_message, check_username, ChannelInfo, ChannelKind, Departure, Left,
+    Limits, Message, Name, Registry, Sent, SessionId, Wakeups,
 };
 pub use resume::{Recent, ResumeLimits, ResumeRequest, ResumeStatus};
 pub use send_limit::{SendBudgets, SendLimit};

@@ -359,10 +359,7 @@ impl Registry {
         resume: Option<&ResumeRequest>,
         events: EventKinds,
     ) -> Result<Connected, ChatError> {
-        check_name(username).map_err(|problem| ChatError::InvalidName {
-            field: "username",
-            problem,
-        })?;
+        check_username(username)?;
         // Group messages come from the groups' logs when the session ends.
         let (outbox, inbox) = keeping_mailbox(
             self.limits.queue_depth,
@@ -829,6 +826,17 @@ impl ChatEngine for Registry {
     fn stats(&self) -> ChatStats {
         Registry::stats(self)
     }
+}
+
+/// Checks a username, as every engine does before anything else.
+///
+/// # Errors
+/// `InvalidName` for the field "username".
+pub fn check_username(name: &str) -> Result<(), ChatError> {
+    check_name(name).map_err(|problem| ChatError::InvalidName {
+        field: "username",
+        problem,
+    })
 }
 
 /// Checks a group name, as every engine does before anything else.

@@ -8,12 +8,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{check_group_name, check_message, From, Registry, Wakeups};
+use super::{check_group_name, check_message, check_username, From, Registry, Wakeups};
 use crate::domain::admin::{UserInfo, UserPage};
 use crate::domain::error::ChatError;
 use crate::domain::events::{Event, EventKinds, MembershipKind};
 use crate::domain::members::MemberQuery;
-use crate::domain::names::check_name;
 use crate::domain::registry::{now_in_micros, Departure, Left, Name, Sent};
 
 impl Registry {
@@ -27,10 +26,7 @@ impl Registry {
         reason: &str,
         ban: Option<Duration>,
     ) -> Result<Departure, ChatError> {
-        check_name(username).map_err(|problem| ChatError::InvalidName {
-            field: "username",
-            problem,
-        })?;
+        check_username(username)?;
         let mut wake = Wakeups::default();
         let mut state = self.lock();
         if state.closing {
@@ -66,10 +62,7 @@ impl Registry {
     /// `InvalidName`, `GroupNotFound`, `NotMember`, `ShuttingDown`.
     pub fn remove_member(&self, group: &str, username: &str) -> Result<Left, ChatError> {
         check_group_name(group)?;
-        check_name(username).map_err(|problem| ChatError::InvalidName {
-            field: "username",
-            problem,
-        })?;
+        check_username(username)?;
         let mut wake = Wakeups::default();
         let mut state = self.lock();
         if state.closing {
@@ -212,7 +205,7 @@ impl Registry {
         if state.closing {
             return Err(ChatError::ShuttingDown);
         }
-        let names = UserPage::names_wanted(query, state.users.keys());
+        let names = query.names_wanted(state.users.keys());
         let found = names
             .into_iter()
             .filter_map(|name| {
