@@ -371,6 +371,20 @@ impl Listener<'_> {
             // does: on expiry it cancels the call, and the server sees the
             // cancellation.
             .raw_cfg_int(CString::from(c"grpc.minimal_stack"), 1)
+            // No channelz: C-core otherwise keeps a channelz node per
+            // connection and counts every call in it, for a channelz
+            // service this server does not offer (0.4 KB per connection,
+            // BENCHMARKS.md).
+            .raw_cfg_int(CString::from(c"grpc.enable_channelz"), 0)
+            // TCP zerocopy sends are off, yet C-core allocates the records
+            // for 4 simultaneous ones on every endpoint unless told to keep
+            // none (tcp_posix.cc, TcpZerocopySendCtx): 1.2 KB per
+            // connection. (It then notes "Disabling TCP TX zerocopy" at
+            // C-core's INFO verbosity, which is off by default.)
+            .raw_cfg_int(
+                CString::from(c"grpc.experimental.tcp_tx_zerocopy_max_simultaneous_sends"),
+                0,
+            )
             // No bandwidth-delay-product probing: C-core otherwise pings
             // every new connection once its first data arrives, and again as
             // data keeps coming, to grow the window for what the client
