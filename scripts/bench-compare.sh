@@ -20,6 +20,12 @@
 #                  build:PATH (another build of this server, e.g. an older
 #                  commit's, at its defaults)
 #   YARDSTICK_DIR  the yardstick's sources (default ../shared/yardstick/tonic-chat)
+#   GENERATORS     the load generators every scenario runs under (default
+#                  "chat-bench chatload"): chat-bench is this project's, a
+#                  C-core client; chatload (../shared/yardstick/chatload,
+#                  CHATLOAD_DIR) is an independent one on tonic and tokio,
+#                  built here like the yardstick. A server fast for one kind
+#                  of client only is not fast.
 #   BENCH_OUT      where the per-run JSON lines go (default target/bench/compare.jsonl)
 #   PIN            1 (default): each server runs on core SERVER_CORE (default
 #                  1) and chat-bench on core BENCH_CORE (default 0), with
@@ -44,6 +50,8 @@ if [ "$pin" = 1 ]; then
   server_cpu=(taskset -c "${SERVER_CORE:-1}")
   bench_cpu=(taskset -c "${BENCH_CORE:-0}")
 fi
+read -r -a generators <<<"${GENERATORS:-chat-bench chatload}"
+chatload_src=${CHATLOAD_DIR:-$root/../shared/yardstick/chatload}
 read -r -a scenarios <<<"${SCENARIOS:-direct fanout connections connections-shared mixed mixed-saturated pingpong}"
 saturated_rate=${SATURATED_RATE:-30000}
 against=${AGAINST:-tonic}
@@ -85,6 +93,57 @@ if [ "$against" = tonic ]; then
       cargo build --quiet --release --locked
   )
 fi
+
+# chatload: built outside this workspace, like the yardstick, against the
+# same contract copy (it reads only the fields both contracts share).
+chatload_build="$cache/chatload"
+chatload="$chatload_build/target/release/chatload"
+if [[ " ${generators[*]} " == *" chatload "* ]]; then
+  [ -d "$chatload_src" ] || { echo "bench-compare: no chatload at $chatload_src" >&2; exit 1; }
+  mkdir -p "$chatload_build/src"
+  rm -rf "$chatload_build/src/chatload"
+  cp -r "$chatload_src" "$chatload_build/src/chatload"
+  (
+    cd "$chatload_build/src/chatload"
+    CHAT_PROTO_DIR="$root/bench/yardstick-proto" CARGO_TARGET_DIR="$chatload_build/target" \
+      cargo build --quiet --release --locked
+  )
+fi
+
+# run_generator GENERATOR SCENARIO OUT: one run of SCENARIO against the
+# server on $port, its JSON in OUT in chat-bench's terms; non-zero on a
+# failed or unverified run.
+run_generator() {
+  local generator=$1 scenario=$2 out=$3 args
+  if [ "$generator" = chat-bench ]; then
+    case "$scenario" in
+      connections) args=(connections --connections 5000 --channels 5000) ;;
+      connections-shared) args=(connections --connections 5000) ;;
+      mixed-saturated) args=(mixed --rate "$saturated_rate") ;;
+      *) args=("$scenario") ;;
+    esac
+    "${bench_cpu[@]}" "$bench" --server "127.0.0.1:$port" --server-pid "$server_pid" \
+      --json-out "$out" "${args[@]}" >/dev/null
+    return
+  fi
+  case "$scenario" in
+    direct) args=(direct --pairs 8 --messages 10000) ;;
+    fanout) args=(fanout) ;;
+    connections) args=(connections --count 5000) ;;
+    # chat-bench's 64 connections for 5,000 streams.
+    connections-shared) args=(connections --count 5000 --users-per-conn 79) ;;
+    mixed) args=(mixed --duration 10 --rate 10000) ;;
+    mixed-saturated) args=(mixed --duration 10 --rate "$saturated_rate") ;;
+    pingpong) args=(pingpong) ;;
+  esac
+  local raw status=0
+  raw=$(mktemp)
+  "${bench_cpu[@]}" "$chatload" "${args[@]}" --addr "127.0.0.1:$port" --server-pid "$server_pid" \
+    >"$raw" 2>/dev/null || status=$?
+  python3 "$root/scripts/chatload_row.py" "$scenario" <"$raw" >"$out" || status=1
+  rm -f "$raw"
+  return "$status"
+}
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -130,35 +189,30 @@ stop_server() {
 echo "bench-compare: pinned=$pin, $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $rounds rounds; results: $out"
 status=0
 for round in $(seq "$rounds"); do
-  for scenario in "${scenarios[@]}"; do
-    # A B in odd rounds, B A in even ones, so neither always goes first.
-    order=(ours "$against")
-    [ $((round % 2)) -eq 0 ] && order=("$against" ours)
-    for server in "${order[@]}"; do
-      start_server "$server"
-      run_out=$(mktemp)
-      case "$scenario" in
-        connections) args=(connections --connections 5000 --channels 5000) ;;
-        connections-shared) args=(connections --connections 5000) ;;
-        mixed-saturated) args=(mixed --rate "$saturated_rate") ;;
-        *) args=("$scenario") ;;
-      esac
-      if ! "${bench_cpu[@]}" "$bench" --server "127.0.0.1:$port" --server-pid "$server_pid" --json-out "$run_out" \
-        "${args[@]}" >/dev/null; then
-        status=1
-        echo "bench-compare: round $round $scenario on $server failed" >&2
-      fi
-      python3 -c '
+  for generator in "${generators[@]}"; do
+    for scenario in "${scenarios[@]}"; do
+      # A B in odd rounds, B A in even ones, so neither always goes first.
+      order=(ours "$against")
+      [ $((round % 2)) -eq 0 ] && order=("$against" ours)
+      for server in "${order[@]}"; do
+        start_server "$server"
+        run_out=$(mktemp)
+        if ! run_generator "$generator" "$scenario" "$run_out"; then
+          status=1
+          echo "bench-compare: round $round $scenario under $generator on $server failed" >&2
+        fi
+        python3 -c '
 import json, sys
-server, round_, scenario = sys.argv[1], int(sys.argv[2]), sys.argv[4]
+server, round_, scenario, generator = sys.argv[1], int(sys.argv[2]), sys.argv[4], sys.argv[5]
 for line in open(sys.argv[3]):
     row = json.loads(line)
-    row["server"], row["round"], row["scenario"] = server, round_, scenario
+    row["server"], row["round"], row["scenario"], row["generator"] = server, round_, scenario, generator
     print(json.dumps(row))
-' "$server" "$round" "$run_out" "$scenario" >>"$out"
-      rm -f "$run_out"
-      stop_server
-      echo "bench-compare: round $round: $scenario on $server done" >&2
+' "$server" "$round" "$run_out" "$scenario" "$generator" >>"$out"
+        rm -f "$run_out"
+        stop_server
+        echo "bench-compare: round $round: $scenario under $generator on $server done" >&2
+      done
     done
   done
 done

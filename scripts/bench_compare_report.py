@@ -4,7 +4,8 @@ each server's runs and the ratio ours / tonic, first as a table, then as
 one JSON line per figure. Lower is better for every figure but throughput,
 where the ratio says how much more we achieved. A second argument names
 the baseline when it is not the tonic yardstick (bench-compare's
-AGAINST=ours-off: this server with history and resume off).
+AGAINST=ours-off: this server with history and resume off). Runs under
+each load generator (chat-bench, chatload) get a table of their own.
 
     python3 scripts/bench_compare_report.py target/bench/compare.jsonl [BASELINE]
 """
@@ -35,6 +36,20 @@ FIGURES = [
 
 def main(path: str, baseline: str = "tonic") -> int:
     runs = [json.loads(line) for line in open(path) if line.strip()]
+    generators = []
+    for r in runs:
+        generator = r.setdefault("generator", "chat-bench")
+        if generator not in generators:
+            generators.append(generator)
+    for generator in generators:
+        report(generator, [r for r in runs if r["generator"] == generator], baseline)
+    clean = all(r.get("ok", False) for r in runs)
+    print(f"bench-compare: {len(runs)} runs, every run clean: {clean}")
+    return 0 if clean else 1
+
+
+def report(generator: str, runs: list, baseline: str) -> None:
+    """Prints the table and JSON lines of the runs under one generator."""
     rows = []
     for scenario, label, read, unit in FIGURES:
         values = {}
@@ -48,6 +63,7 @@ def main(path: str, baseline: str = "tonic") -> int:
         tonic = statistics.median(values[baseline])
         ratio = ours / tonic if tonic else None
         rows.append({
+            "generator": generator,
             "scenario": scenario,
             "figure": label,
             "unit": unit,
@@ -57,7 +73,8 @@ def main(path: str, baseline: str = "tonic") -> int:
             "ours_runs": values["ours"],
             "tonic_runs": values[baseline],
         })
-    clean = all(r.get("ok", False) for r in runs)
+    print()
+    print(f"Under {generator}:")
     print()
     print(f"| scenario | figure | ours | {baseline} | ratio (ours / {baseline}) | runs |")
     print(f"| --- | --- | --- | --- | --- | --- |")
@@ -68,8 +85,6 @@ def main(path: str, baseline: str = "tonic") -> int:
     print()
     for row in rows:
         print(json.dumps(row))
-    print(f"bench-compare: {len(runs)} runs, every run clean: {clean}")
-    return 0 if clean else 1
 
 
 if __name__ == "__main__":
