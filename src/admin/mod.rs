@@ -27,7 +27,7 @@ use crate::domain::{admin::ban_length, operator_sender, ChatEngine, Left, Member
 use crate::metrics::{Metrics, Rpc};
 use crate::service::codec::RequestCodec;
 use crate::service::status::{finish_with_status, guarded};
-use crate::service::{add_unary, answer, Adapter};
+use crate::service::{add_unary, Adapter};
 pub use secret::{AdminConfig, AdminSecret, MIN_SECRET_BYTES};
 
 /// The name the admin adapter logs its caller as.
@@ -157,8 +157,7 @@ impl AdminService for AdminHandler {
         } = req;
         let ban = ban_length(ban_secs);
         let reply = guarded(|| Ok(self.inner.engine.disconnect_user(&username, &reason, ban)));
-        let (log, metrics) = (&self.inner.log, &self.inner.metrics);
-        answer(
+        self.answer(
             &ctx,
             sink,
             Rpc::DisconnectUser,
@@ -174,8 +173,6 @@ impl AdminService for AdminHandler {
                 }
                 (DisconnectUserResponse::new(), None)
             },
-            log,
-            metrics,
         );
     }
 
@@ -192,8 +189,7 @@ impl AdminService for AdminHandler {
             group, username, ..
         } = req;
         let reply = guarded(|| Ok(self.inner.engine.remove_member(&group, &username)));
-        let (log, metrics) = (&self.inner.log, &self.inner.metrics);
-        answer(
+        self.answer(
             &ctx,
             sink,
             Rpc::RemoveGroupMember,
@@ -206,8 +202,6 @@ impl AdminService for AdminHandler {
                 }
                 (RemoveGroupMemberResponse::new(), None)
             },
-            log,
-            metrics,
         );
     }
 
@@ -222,8 +216,7 @@ impl AdminService for AdminHandler {
         };
         let group = req.group;
         let reply = guarded(|| Ok(self.inner.engine.delete_group(&group)));
-        let (log, metrics) = (&self.inner.log, &self.inner.metrics);
-        answer(
+        self.answer(
             &ctx,
             sink,
             Rpc::DeleteGroup,
@@ -237,8 +230,6 @@ impl AdminService for AdminHandler {
                 response.removed = removed;
                 (response, None)
             },
-            log,
-            metrics,
         );
     }
 
@@ -262,8 +253,7 @@ impl AdminService for AdminHandler {
             let sender = operator_sender(&sender)?;
             Ok(engine.publish(&recipient, text, sender))
         });
-        let (log, metrics) = (&self.inner.log, &self.inner.metrics);
-        answer(
+        self.answer(
             &ctx,
             sink,
             Rpc::Publish,
@@ -281,8 +271,6 @@ impl AdminService for AdminHandler {
                 response.sent_at = MessageField::some(Timestamp::from(sent.sent_at));
                 (response, Some(wakeups))
             },
-            log,
-            metrics,
         );
     }
 
@@ -300,16 +288,13 @@ impl AdminService for AdminHandler {
             let query = MemberQuery::new(req.limit, &req.page_token)?;
             Ok(engine.list_users(query))
         });
-        let (log, metrics) = (&self.inner.log, &self.inner.metrics);
-        answer(
+        self.answer(
             &ctx,
             sink,
             Rpc::ListUsers,
             OPERATOR.to_owned(),
             reply,
             |_, _, page| (users_to_proto(&page), None),
-            log,
-            metrics,
         );
     }
 }

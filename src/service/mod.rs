@@ -180,87 +180,6 @@ impl ChatHandler {
             }
         }
     }
-
-    /// Answers a unary call with the engine's `reply` (see [`answer`]).
-    fn answer<T, R>(
-        &self,
-        ctx: &RpcContext<'_>,
-        sink: UnarySink<R>,
-        rpc: Rpc,
-        caller: String,
-        reply: Result<Reply<T>, Refused>,
-        done: impl FnOnce(&Logger, &str, T) -> (R, Option<Wakeups>) + Send + 'static,
-    ) where
-        T: Send + 'static,
-        R: Send + 'static,
-    {
-        let (log, metrics) = (&self.inner.log, &self.inner.metrics);
-        answer(ctx, sink, rpc, caller, reply, done, log, metrics);
-    }
-}
-
-/// Answers a unary call with the engine's `reply`: at once when it is
-/// ready, otherwise from a task that awaits it, so no completion-queue
-/// thread waits. `done` turns a success into the response (logging what
-/// it did), with the wake-ups to fire after the response is queued.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn answer<T, R>(
-    ctx: &RpcContext<'_>,
-    sink: UnarySink<R>,
-    rpc: Rpc,
-    caller: String,
-    reply: Result<Reply<T>, Refused>,
-    done: impl FnOnce(&Logger, &str, T) -> (R, Option<Wakeups>) + Send + 'static,
-    log: &Logger,
-    metrics: &Metrics,
-) where
-    T: Send + 'static,
-    R: Send + 'static,
-{
-    let name = rpc.name();
-    let reply = match reply {
-        Ok(reply) => reply,
-        Err(refused) => return finish(ctx, sink, log, name, &caller, Err(refused)),
-    };
-    match reply.try_now() {
-        Ok(Ok(value)) => {
-            let (response, wakeups) = done(log, &caller, value);
-            match wakeups {
-                Some(wakeups) => {
-                    finish_after(ctx, sink, log, name, &caller, Ok(response), Some(wakeups));
-                }
-                None => finish(ctx, sink, log, name, &caller, Ok(response)),
-            }
-        }
-        Ok(Err(refused)) => {
-            count_refusal(metrics, &refused);
-            finish(ctx, sink, log, name, &caller, Err(refused.into()));
-        }
-        Err(later) => {
-            // Counted here, with the time until the answer is queued.
-            note_answer_later();
-            let metrics = metrics.clone();
-            let started = metrics.clock();
-            let log = log.clone();
-            let mut sink = sink;
-            ctx.spawn(async move {
-                let result = match later.await {
-                    Ok(value) => Ok(done(&log, &caller, value).0),
-                    Err(refused) => {
-                        count_refusal(&metrics, &refused);
-                        let refused = refused.into();
-                        Err(refused_with_headers(
-                            &mut sink, &log, name, &caller, &refused,
-                        ))
-                    }
-                };
-                let code = Code::from_number(code_of_reply(&result).into());
-                let took = started.map(|started| started.elapsed());
-                metrics.unary_handled(rpc, true, code, took);
-                send_reply(sink, log, name, result).await;
-            });
-        }
-    }
 }
 
 /// Counts a refusal the metrics break out on their own: a send the send
@@ -274,12 +193,76 @@ fn count_refusal(metrics: &Metrics, refused: &ChatError) {
 /// A handler method of a generated service trait, on adapter `H`.
 pub(crate) type UnaryMethod<H, Req, Resp> = fn(&mut H, RpcContext<'_>, Req, UnarySink<Resp>);
 
-/// What [`add_unary`] needs of an adapter: where it logs and counts.
+/// What [`add_unary`] needs of an adapter (where it logs and counts), and
+/// the one way both adapters answer a call with the engine's reply.
 pub(crate) trait Adapter: Clone + Send + 'static {
     /// The adapter's logger.
     fn log(&self) -> &Logger;
     /// The adapter's metrics.
     fn metrics(&self) -> &Metrics;
+
+    /// Answers a unary call with the engine's `reply`: at once when it is
+    /// ready, otherwise from a task that awaits it, so no completion-queue
+    /// thread waits. `done` turns a success into the response (logging what
+    /// it did), with the wake-ups to fire after the response is queued.
+    fn answer<T, R>(
+        &self,
+        ctx: &RpcContext<'_>,
+        sink: UnarySink<R>,
+        rpc: Rpc,
+        caller: String,
+        reply: Result<Reply<T>, Refused>,
+        done: impl FnOnce(&Logger, &str, T) -> (R, Option<Wakeups>) + Send + 'static,
+    ) where
+        T: Send + 'static,
+        R: Send + 'static,
+    {
+        let (log, metrics) = (self.log(), self.metrics());
+        let name = rpc.name();
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(refused) => return finish(ctx, sink, log, name, &caller, Err(refused)),
+        };
+        match reply.try_now() {
+            Ok(Ok(value)) => {
+                let (response, wakeups) = done(log, &caller, value);
+                match wakeups {
+                    Some(wakeups) => {
+                        finish_after(ctx, sink, log, name, &caller, Ok(response), Some(wakeups));
+                    }
+                    None => finish(ctx, sink, log, name, &caller, Ok(response)),
+                }
+            }
+            Ok(Err(refused)) => {
+                count_refusal(metrics, &refused);
+                finish(ctx, sink, log, name, &caller, Err(refused.into()));
+            }
+            Err(later) => {
+                // Counted here, with the time until the answer is queued.
+                note_answer_later();
+                let metrics = metrics.clone();
+                let started = metrics.clock();
+                let log = log.clone();
+                let mut sink = sink;
+                ctx.spawn(async move {
+                    let result = match later.await {
+                        Ok(value) => Ok(done(&log, &caller, value).0),
+                        Err(refused) => {
+                            count_refusal(&metrics, &refused);
+                            let refused = refused.into();
+                            Err(refused_with_headers(
+                                &mut sink, &log, name, &caller, &refused,
+                            ))
+                        }
+                    };
+                    let code = Code::from_number(code_of_reply(&result).into());
+                    let took = started.map(|started| started.elapsed());
+                    metrics.unary_handled(rpc, true, code, took);
+                    send_reply(sink, log, name, result).await;
+                });
+            }
+        }
+    }
 }
 
 impl Adapter for ChatHandler {
