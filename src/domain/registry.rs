@@ -375,9 +375,7 @@ impl Registry {
         let resume_status = {
             let mut state = self.lock();
             state.bans.check(username, Instant::now())?;
-            if state.closing {
-                return Err(ChatError::ShuttingDown);
-            }
+            state.accepting()?;
             if state.name_taken(username) {
                 return Err(ChatError::NameTaken(username.to_owned()));
             }
@@ -876,11 +874,17 @@ impl State {
         self.users.contains_key(name) || self.groups.contains_key(name)
     }
 
-    /// The caller's interned name, if `caller` is connected.
-    fn authenticate(&self, caller: &str) -> Result<Name, ChatError> {
+    /// Refuses new work once the registry is shutting down.
+    fn accepting(&self) -> Result<(), ChatError> {
         if self.closing {
             return Err(ChatError::ShuttingDown);
         }
+        Ok(())
+    }
+
+    /// The caller's interned name, if `caller` is connected.
+    fn authenticate(&self, caller: &str) -> Result<Name, ChatError> {
+        self.accepting()?;
         match self.users.get_key_value(caller) {
             Some((name, _)) => Ok(Arc::clone(name)),
             None => Err(ChatError::Unauthenticated),

@@ -6,12 +6,13 @@
 //! the members exactly like any other.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::{check_group_name, check_message, check_username, From, Registry, Wakeups};
 use crate::domain::admin::{UserInfo, UserPage};
 use crate::domain::error::ChatError;
 use crate::domain::events::{Event, EventKinds, MembershipKind};
+use crate::domain::mailbox::Outbox;
 use crate::domain::members::MemberQuery;
 use crate::domain::registry::{now_in_micros, Departure, Left, Name, Sent};
 
@@ -29,9 +30,7 @@ impl Registry {
         check_username(username)?;
         let mut wake = Wakeups::default();
         let mut state = self.lock();
-        if state.closing {
-            return Err(ChatError::ShuttingDown);
-        }
+        state.accepting()?;
         if let Some(length) = ban {
             let name: Name = match state.users.get_key_value(username) {
                 Some((name, _)) => Arc::clone(name),
@@ -65,9 +64,7 @@ impl Registry {
         check_username(username)?;
         let mut wake = Wakeups::default();
         let mut state = self.lock();
-        if state.closing {
-            return Err(ChatError::ShuttingDown);
-        }
+        state.accepting()?;
         let (group_name, entry) = state
             .groups
             .get_key_value(group)
@@ -92,20 +89,21 @@ impl Registry {
             );
         }
         // The removed user is told whatever the group's size: one event.
-        if outbox.wants(EventKinds::MEMBERSHIP) {
-            let event = Arc::new(Event::Membership {
-                group: group_name,
-                user: Arc::clone(&member),
-                kind: MembershipKind::Removed,
-                member_count: u32::try_from(before - 1).unwrap_or(u32::MAX),
-                position,
-                at: now_in_micros(),
-            });
-            if outbox.push_event(event).is_ok() {
-                wake.0.push(outbox);
-            } else {
-                state.evict(&member, &self.limits, &mut wake.0);
-            }
+        let mut full = Vec::new();
+        let at = now_in_micros();
+        let left = before - 1;
+        tell_removed(
+            &group_name,
+            &member,
+            &outbox,
+            left,
+            position,
+            at,
+            &mut wake.0,
+            &mut full,
+        );
+        for name in full {
+            state.evict(&name, &self.limits, &mut wake.0);
         }
         drop(state);
         Ok(if deleted {
@@ -123,52 +121,43 @@ impl Registry {
         check_group_name(group)?;
         let mut wake = Wakeups::default();
         let mut state = self.lock();
-        if state.closing {
-            return Err(ChatError::ShuttingDown);
-        }
-        let members: Vec<Name> = state
+        state.accepting()?;
+        let (group_name, entry) = state
             .groups
-            .get(group)
-            .ok_or_else(|| ChatError::GroupNotFound(group.to_owned()))?
-            .members
-            .keys()
-            .cloned()
-            .collect();
-        for member in &members {
-            state.leave_behind(member, group, &self.limits);
-        }
-        let Some((group_name, entry)) = state.groups.remove_entry(group) else {
-            return Err(ChatError::GroupNotFound(group.to_owned()));
-        };
-        let (messages, bytes) = entry.history.kept();
-        state.history_kept.0 -= messages;
-        state.history_kept.1 -= bytes;
+            .get_key_value(group)
+            .ok_or_else(|| ChatError::GroupNotFound(group.to_owned()))?;
+        let group_name = Arc::clone(group_name);
         let position = entry.history.position();
+        let members: Vec<(Name, Outbox)> = entry
+            .members
+            .iter()
+            .map(|(name, outbox)| (Arc::clone(name), outbox.clone()))
+            .collect();
+        // Each member leaves as in a removal; the last one's leaving
+        // deletes the group and its history.
+        for (member, _) in &members {
+            state.leave_behind(member, group, &self.limits);
+            state.remove_member(group, member);
+        }
         let at = now_in_micros();
         let mut full = Vec::new();
-        for (member, outbox) in &entry.members {
-            if !outbox.wants(EventKinds::MEMBERSHIP) {
-                continue;
-            }
-            let event = Arc::new(Event::Membership {
-                group: Arc::clone(&group_name),
-                user: Arc::clone(member),
-                kind: MembershipKind::Removed,
-                member_count: 0,
+        for (member, outbox) in &members {
+            tell_removed(
+                &group_name,
+                member,
+                outbox,
+                0,
                 position,
                 at,
-            });
-            if outbox.push_event(event).is_ok() {
-                wake.0.push(outbox.clone());
-            } else {
-                full.push(Arc::clone(member));
-            }
+                &mut wake.0,
+                &mut full,
+            );
         }
         for name in full {
             state.evict(&name, &self.limits, &mut wake.0);
         }
         drop(state);
-        Ok(u32::try_from(entry.members.len()).unwrap_or(u32::MAX))
+        Ok(u32::try_from(members.len()).unwrap_or(u32::MAX))
     }
 
     /// See [`ChatEngine::publish`](crate::domain::ChatEngine::publish);
@@ -187,9 +176,7 @@ impl Registry {
         check_message(recipient, &text, self.limits.max_text_bytes)?;
         let mut wake = Wakeups::default();
         let mut state = self.lock();
-        if state.closing {
-            return Err(ChatError::ShuttingDown);
-        }
+        state.accepting()?;
         let from = From::Operator(Arc::from(sender));
         let sent = state.deliver(from, recipient, text, &self.limits, &mut wake.0)?;
         drop(state);
@@ -202,9 +189,7 @@ impl Registry {
     /// `ShuttingDown`.
     pub fn list_users(&self, query: &MemberQuery) -> Result<UserPage, ChatError> {
         let state = self.lock();
-        if state.closing {
-            return Err(ChatError::ShuttingDown);
-        }
+        state.accepting()?;
         let names = query.names_wanted(state.users.keys());
         let found = names
             .into_iter()
@@ -222,5 +207,37 @@ impl Registry {
         let count = state.users.len();
         drop(state);
         Ok(UserPage::assemble(query, found, count))
+    }
+}
+
+/// Queues for `member`'s own stream, if it asked for membership events, a
+/// `Removed` event about it in `group`, which has `member_count` members
+/// left; a member whose queue is full is left in `full` for eviction.
+#[allow(clippy::too_many_arguments)]
+fn tell_removed(
+    group: &Name,
+    member: &Name,
+    outbox: &Outbox,
+    member_count: usize,
+    position: u64,
+    at: SystemTime,
+    wake: &mut Vec<Outbox>,
+    full: &mut Vec<Name>,
+) {
+    if !outbox.wants(EventKinds::MEMBERSHIP) {
+        return;
+    }
+    let event = Arc::new(Event::Membership {
+        group: Arc::clone(group),
+        user: Arc::clone(member),
+        kind: MembershipKind::Removed,
+        member_count: u32::try_from(member_count).unwrap_or(u32::MAX),
+        position,
+        at,
+    });
+    if outbox.push_event(event).is_ok() {
+        wake.push(outbox.clone());
+    } else {
+        full.push(Arc::clone(member));
     }
 }
