@@ -42,8 +42,8 @@ pub fn operator_sender(sender: &str) -> Result<&str, ChatError> {
     Ok(sender)
 }
 
-/// The longest ban an operator may ask for: a `uint32` of seconds is
-/// taken as given (136 years at most), so this is only the type's bound.
+/// The ban a request's `ban_secs` asks for: none at 0, else that many
+/// seconds as given (a `uint32`: 136 years at most).
 pub fn ban_length(ban_secs: u32) -> Option<Duration> {
     (ban_secs > 0).then(|| Duration::from_secs(u64::from(ban_secs)))
 }
@@ -66,9 +66,12 @@ impl Bans {
     /// stays), and forgets bans that have run out.
     pub fn ban(&mut self, name: Name, length: Duration, now: Instant) {
         self.until.retain(|_, until| *until > now);
+        // A length the clock cannot add (not one of a uint32 of seconds on
+        // any real clock) becomes a year rather than a panic.
         let until = now
             .checked_add(length)
-            .unwrap_or(now + Duration::from_secs(u64::from(u32::MAX)));
+            .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
+            .unwrap_or(now);
         let entry = self.until.entry(name).or_insert(until);
         *entry = (*entry).max(until);
     }
@@ -119,14 +122,9 @@ impl UserPage {
     /// whether another follows), out of `user_count` connected.
     pub fn assemble(query: &MemberQuery, mut found: Vec<UserInfo>, user_count: usize) -> UserPage {
         found.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        let more = found.len() > query.limit;
-        found.truncate(query.limit);
-        let next_page_token = match found.last() {
-            Some(last) if more => last.name.to_string(),
-            _ => String::new(),
-        };
+        let (users, next_page_token) = query.cut(found, |user| &user.name);
         UserPage {
-            users: found,
+            users,
             next_page_token,
             user_count: u32::try_from(user_count).unwrap_or(u32::MAX),
         }

@@ -66,15 +66,10 @@ impl MemberPage {
     /// The page from `found`: the group's first names after
     /// `query.after`, sorted, at most `query.limit + 1` of them (one more
     /// than the page tells whether another follows).
-    pub fn assemble(query: &MemberQuery, mut found: Vec<Name>, member_count: usize) -> MemberPage {
-        let more = found.len() > query.limit;
-        found.truncate(query.limit);
-        let next_page_token = match found.last() {
-            Some(last) if more => last.to_string(),
-            _ => String::new(),
-        };
+    pub fn assemble(query: &MemberQuery, found: Vec<Name>, member_count: usize) -> MemberPage {
+        let (members, next_page_token) = query.cut(found, |name| name);
         MemberPage {
-            members: found,
+            members,
             next_page_token,
             member_count: u32::try_from(member_count).unwrap_or(u32::MAX),
         }
@@ -90,6 +85,20 @@ impl MemberPage {
 }
 
 impl MemberQuery {
+    /// One page of `found` (sorted by name, at most `limit + 1` entries:
+    /// one more than the page tells whether another follows), and the
+    /// next page's token: the last name listed when more follow, else
+    /// empty.
+    pub fn cut<T>(&self, mut found: Vec<T>, name_of: impl Fn(&T) -> &str) -> (Vec<T>, String) {
+        let more = found.len() > self.limit;
+        found.truncate(self.limit);
+        let next_page_token = match found.last() {
+            Some(last) if more => name_of(last).to_owned(),
+            _ => String::new(),
+        };
+        (found, next_page_token)
+    }
+
     /// The names a page may hold, out of `names` (in any order): the
     /// `limit + 1` first after `after` (one more than the page tells
     /// whether another follows), in no particular order.
