@@ -35,11 +35,13 @@ run-client: deps
 	$(CARGO) run --release -p chat-client -- --server $(SERVER) demo $(ARGS)
 
 # Release server + every benchmark scenario, then the cluster scenarios on
-# two nodes sharing a Redis the script starts (see BENCHMARKS.md);
-# SERVER_FLAGS="--threads 1" and BENCH_ARGS="--scale 0.1" adjust both.
+# two nodes sharing a Redis the script starts, then 54,000 streams on three
+# nodes (`streams`: 18,000 users per node; see BENCHMARKS.md);
+# SERVER_FLAGS="--threads 1" and BENCH_ARGS="--scale 0.1" adjust the first two.
 bench:
 	scripts/bench.sh
 	NODES=2 scripts/bench.sh
+	NODES=3 BENCH_CMD=streams scripts/bench.sh
 
 # Every target row of BENCHMARKS.md with the server flags it is reported
 # with, each on a fresh server or 2-node cluster (RUNS=3 for three of each;

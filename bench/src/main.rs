@@ -7,7 +7,9 @@
 //! memory, Redis cost and `GetHistory` latency) runs on its own, on a fresh
 //! server started with `--resume-window 0`, as `make bench` does; so does
 //! `presence` (membership events: a join in a group at the events'
-//! threshold, a mass rejoin of 1,000 members), on a fresh server. Each prints one JSON
+//! threshold, a mass rejoin of 1,000 members), on a fresh server; and
+//! `streams` (18,000 users on each node of a cluster, every user listed,
+//! messages across nodes checked, a node's SIGTERM timed) on fresh nodes. Each prints one JSON
 //! object per scenario on stdout (and appends it to `--json-out`), then a
 //! table; the exit code is 1 when any scenario failed a check, hit an
 //! error or timed out. Every simulated user has its own channel (HTTP/2
@@ -22,6 +24,7 @@ mod flow;
 mod net;
 mod payload;
 mod procfs;
+mod redis_info;
 mod report;
 mod scenario;
 mod util;
@@ -34,7 +37,7 @@ use structopt::StructOpt;
 use net::{wait_gone, Bench};
 use procfs::Pids;
 use report::Report;
-use scenario::{closed_loop, connections, history, mixed, pingpong, presence};
+use scenario::{closed_loop, connections, history, mixed, pingpong, presence, streams};
 use util::Deadline;
 
 /// Command-line flags.
@@ -54,6 +57,9 @@ struct Opt {
     /// The cluster's Redis pid, to report its CPU time
     #[structopt(long)]
     redis_pid: Option<u32>,
+    /// The cluster's Redis, host:port, to report its memory (`INFO memory`)
+    #[structopt(long)]
+    redis_addr: Option<String>,
     /// Append one JSON object per scenario to this file
     #[structopt(long)]
     json_out: Option<String>,
@@ -101,6 +107,12 @@ enum Command {
     /// rejoin of every member (events, time, slow-consumer drops); every
     /// member must see every change in one order
     Presence(PresenceOpt),
+    /// Many users on every node of a cluster at once (18,000 per node by
+    /// default): connect rate, RSS per stream per node, Redis memory per
+    /// user; then ListChannels everywhere (every user listed), direct and
+    /// group messages across nodes (every one checked), and the time a
+    /// node's SIGTERM takes to free its users cluster-wide
+    Streams(StreamsOpt),
     /// Every scenario in turn with its defaults
     All(AllOpt),
     /// direct, fanout and pingpong in turn with their defaults: the
@@ -145,6 +157,29 @@ struct ConnectionsOpt {
     /// Milliseconds to hold every stream open before closing
     #[structopt(long, default_value = "1000")]
     hold_ms: u64,
+}
+
+#[derive(Debug, StructOpt)]
+struct StreamsOpt {
+    /// Users connected to each node at once
+    #[structopt(long, default_value = "18000")]
+    users_per_node: u32,
+    /// Channels (HTTP/2 connections) per node the users share, apart from
+    /// the sample's own
+    #[structopt(long, default_value = "64")]
+    channels_per_node: u32,
+    /// Connects waiting for `connected` at once
+    #[structopt(long, default_value = "1000")]
+    connect_concurrency: u32,
+    /// Users per node on channels of their own who join the group and send
+    #[structopt(long, default_value = "20")]
+    sample_per_node: u32,
+    /// Sampled users per node who list the channels
+    #[structopt(long, default_value = "2")]
+    listers_per_node: u32,
+    /// Leave node 0 running at the end (no SIGTERM timing)
+    #[structopt(long)]
+    no_sigterm: bool,
 }
 
 #[derive(Debug, StructOpt)]
@@ -352,6 +387,20 @@ fn pingpong(bench: &Bench, o: &PingpongOpt) -> Report {
     pingpong::run(bench, o.rounds)
 }
 
+fn streams(bench: &Bench, o: &StreamsOpt) -> Report {
+    streams::run(
+        bench,
+        streams::Sizes {
+            users_per_node: o.users_per_node,
+            channels_per_node: o.channels_per_node,
+            concurrency: o.connect_concurrency,
+            sample_per_node: o.sample_per_node,
+            listers_per_node: o.listers_per_node,
+            stop_node: !o.no_sigterm,
+        },
+    )
+}
+
 fn history(bench: &Bench, o: &HistoryOpt) -> Report {
     history::run(
         bench,
@@ -433,6 +482,7 @@ fn main() -> ExitCode {
             opt.window,
             opt.max_inflight,
             opt.server_queue.max(1),
+            opt.redis_addr.clone(),
         )
     };
     // One client environment at a time: C-core polls every environment's
@@ -462,6 +512,10 @@ fn main() -> ExitCode {
         Command::Pingpong(o) => {
             let bench = for_pingpong();
             reports.push(run_one(&bench, json_out, || pingpong(&bench, o)));
+        }
+        Command::Streams(o) => {
+            let bench = general();
+            reports.push(run_one(&bench, json_out, || streams(&bench, o)));
         }
         Command::History(o) => {
             let bench = general();

@@ -57,9 +57,14 @@ pub struct Bench {
     pub server_queue: u32,
     /// Completion-queue threads of `env`.
     pub client_cqs: usize,
+    /// The cluster's Redis, host:port, to read its memory use.
+    pub redis_addr: Option<String>,
     /// Start of every name this process uses, unique per process.
     prefix: String,
     runs: AtomicU32,
+    /// Bit n set: this bench stopped node n (a scenario that stops a node
+    /// sets it; probes then ask another node).
+    stopped: AtomicU64,
 }
 
 impl Bench {
@@ -73,6 +78,7 @@ impl Bench {
         window: Option<u32>,
         max_inflight: Option<u32>,
         server_queue: u32,
+        redis_addr: Option<String>,
     ) -> Bench {
         let env = Arc::new(
             grpcio::EnvBuilder::new()
@@ -90,9 +96,43 @@ impl Bench {
             window,
             max_inflight,
             server_queue,
+            redis_addr,
             prefix: format!("b{}", std::process::id()),
             runs: AtomicU32::new(0),
+            stopped: AtomicU64::new(0),
         }
+    }
+
+    /// Sends SIGTERM to node `node` (by its `--server-pid`) and remembers
+    /// it stopped.
+    ///
+    /// # Errors
+    /// When the node's pid is unknown or the signal cannot be sent.
+    pub fn stop_node(&self, node: usize) -> Result<(), String> {
+        let pid = self
+            .pids
+            .nodes
+            .get(node)
+            .and_then(|&pid| libc::pid_t::try_from(pid).ok())
+            .ok_or_else(|| format!("node {node}'s pid is unknown (--server-pid)"))?;
+        // SAFETY: kill(2) with a pid the operator named as a node's.
+        if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+            return Err(format!(
+                "cannot signal node {node} (pid {pid}): {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        self.stopped.fetch_or(1 << (node % 64), Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// The first node this bench has not stopped (node 0 if it stopped
+    /// them all).
+    pub fn live_node(&self) -> usize {
+        let stopped = self.stopped.load(Ordering::Acquire);
+        (0..self.nodes())
+            .find(|&node| stopped & (1 << (node % 64)) == 0)
+            .unwrap_or(0)
     }
 
     /// How many server nodes the bench talks to.
@@ -643,7 +683,8 @@ pub fn setup_groups(
 
 /// Waits until the server lists no user whose name starts with `prefix`
 /// (so the next scenario starts from a quiet server), asking as a probe user
-/// of its own on the first node (a cluster lists every node's users).
+/// of its own on the first node still running (a cluster lists every
+/// node's users).
 /// Returns how long it took.
 ///
 /// # Errors
@@ -652,7 +693,8 @@ pub fn wait_gone(bench: &Bench, prefix: &str, deadline: Deadline) -> Result<Dura
     let started = std::time::Instant::now();
     let shared = RecvShared::new(FlowMap::None, None);
     let probe_name = format!("{}probe", bench.run_prefix("settle"));
-    let probe = connect_users(bench, vec![probe_name], |_| 0, &shared, deadline)?;
+    let node = bench.live_node();
+    let probe = connect_users(bench, vec![probe_name], |_| node, &shared, deadline)?;
     let result = loop {
         match probe.users[0].list_users() {
             Ok(users) => {

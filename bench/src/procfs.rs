@@ -90,6 +90,8 @@ pub struct Sample {
     pub server_cpu: Option<f64>,
     /// Server RSS in KiB, every node together.
     pub server_rss_kb: Option<u64>,
+    /// Each node's RSS in KiB, in `--server` order.
+    pub node_rss_kb: Vec<Option<u64>>,
     /// Each node's CPU seconds, in `--server` order.
     pub node_cpu: Vec<Option<f64>>,
     /// Redis's CPU seconds, if its pid was given and readable.
@@ -103,11 +105,13 @@ impl Sample {
     pub fn take(pids: &Pids) -> Sample {
         let node_cpu: Vec<Option<f64>> = pids.nodes.iter().map(|&pid| cpu_seconds(pid)).collect();
         let sum_all = |values: &[Option<f64>]| values.iter().copied().sum::<Option<f64>>();
-        let rss: Option<u64> = pids.nodes.iter().map(|&pid| rss_kb(pid)).sum();
+        let node_rss_kb: Vec<Option<u64>> = pids.nodes.iter().map(|&pid| rss_kb(pid)).collect();
+        let rss: Option<u64> = node_rss_kb.iter().copied().sum();
         let present = !pids.nodes.is_empty();
         Sample {
             server_cpu: sum_all(&node_cpu).filter(|_| present),
             server_rss_kb: rss.filter(|_| present),
+            node_rss_kb,
             node_cpu,
             redis_cpu: pids.redis.and_then(cpu_seconds),
             bench_cpu: self_cpu_seconds(),

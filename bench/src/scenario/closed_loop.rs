@@ -394,6 +394,7 @@ mod tests {
             None,
             None,
             1024,
+            None,
         )
     }
 

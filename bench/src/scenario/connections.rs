@@ -34,10 +34,9 @@ pub struct Sizes {
     pub hold_ms: u64,
 }
 
-/// One connect's result: its index, when it started, and the stream or the
+/// One connect's result: when it started and ended, and the stream or the
 /// status code name it failed with.
 type Opened = (
-    u32,
     u64,
     u64,
     Result<ClientSStreamReceiver<ConnectResponse>, String>,
@@ -71,49 +70,16 @@ pub fn run(bench: &Bench, sizes: Sizes) -> Report {
 
     let before = bench.sample();
     let start_ns = now_ns();
-    let (opened_tx, opened_rx) = crossbeam_channel::unbounded::<Opened>();
-    let mut streams = Vec::with_capacity(sizes.connections as usize);
-    let mut latencies = Vec::with_capacity(sizes.connections as usize);
-    let mut errors = ErrorCounts::new();
-    let mut issued = 0u32;
-    let mut pending = 0u32;
-    while issued < sizes.connections || pending > 0 {
-        while issued < sizes.connections && pending < sizes.concurrency.max(1) {
-            let client = &clients[(issued as usize) % clients.len()];
-            let mut request = ConnectRequest::new();
-            request.username = format!("{prefix}{issued}");
-            let started = now_ns();
-            match client.connect_opt(&request, CallOption::default()) {
-                Ok(stream) => {
-                    client.spawn(await_connected(issued, started, stream, opened_tx.clone()));
-                    pending += 1;
-                }
-                Err(error) => *errors.entry(error_code(&error)).or_default() += 1,
-            }
-            issued += 1;
-        }
-        if pending == 0 {
-            continue;
-        }
-        match opened_rx.recv_deadline(deadline.instant()) {
-            Ok((_, started, done, result)) => {
-                pending -= 1;
-                match result {
-                    Ok(stream) => {
-                        streams.push(stream);
-                        latencies.push(done.saturating_sub(started));
-                    }
-                    Err(code) => *errors.entry(code).or_default() += 1,
-                }
-            }
-            Err(_) => {
-                report
-                    .failures
-                    .push(format!("timed out with {pending} connects pending"));
-                break;
-            }
-        }
-    }
+    let names: Vec<String> = (0..sizes.connections)
+        .map(|i| format!("{prefix}{i}"))
+        .collect();
+    let Opening {
+        streams,
+        latencies,
+        errors,
+        timed_out,
+    } = open_streams(&clients, &names, sizes.concurrency, deadline);
+    report.failures.extend(timed_out);
     let end_ns = now_ns();
     let after = bench.sample();
     let opened = streams.len() as u64;
@@ -124,10 +90,7 @@ pub fn run(bench: &Bench, sizes: Sizes) -> Report {
     // Close everything and wait until the server has let every user go.
     let close_start = bench.sample();
     let close_ns = now_ns();
-    for stream in &mut streams {
-        stream.cancel();
-    }
-    drop(streams);
+    close_streams(streams);
     match wait_gone(bench, &prefix, deadline.cap(Duration::from_secs(60))) {
         Ok(_) => {
             report.put(
@@ -188,9 +151,84 @@ pub fn run(bench: &Bench, sizes: Sizes) -> Report {
     report
 }
 
+/// The streams [`open_streams`] opened, how long each took, and what went
+/// wrong.
+pub struct Opening {
+    /// The open streams, each past its `connected` event.
+    pub streams: Vec<ClientSStreamReceiver<ConnectResponse>>,
+    /// Each open stream's connect latency, ns.
+    pub latencies: Vec<u64>,
+    /// Failed connects by status code name.
+    pub errors: ErrorCounts,
+    /// Why the opening stopped early, if it did.
+    pub timed_out: Option<String>,
+}
+
+/// Opens a Connect stream for each of `names`, name `i` on
+/// `clients[i % clients.len()]`, with at most `concurrency` waiting for
+/// their `connected` event at once, until `deadline`.
+pub fn open_streams(
+    clients: &[ChatServiceClient],
+    names: &[String],
+    concurrency: u32,
+    deadline: Deadline,
+) -> Opening {
+    let (opened_tx, opened_rx) = crossbeam_channel::unbounded::<Opened>();
+    let mut opening = Opening {
+        streams: Vec::with_capacity(names.len()),
+        latencies: Vec::with_capacity(names.len()),
+        errors: ErrorCounts::new(),
+        timed_out: None,
+    };
+    let mut issued = 0usize;
+    let mut pending = 0u32;
+    while issued < names.len() || pending > 0 {
+        while issued < names.len() && pending < concurrency.max(1) {
+            let client = &clients[issued % clients.len().max(1)];
+            let mut request = ConnectRequest::new();
+            request.username.clone_from(&names[issued]);
+            let started = now_ns();
+            match client.connect_opt(&request, CallOption::default()) {
+                Ok(stream) => {
+                    client.spawn(await_connected(started, stream, opened_tx.clone()));
+                    pending += 1;
+                }
+                Err(error) => *opening.errors.entry(error_code(&error)).or_default() += 1,
+            }
+            issued += 1;
+        }
+        if pending == 0 {
+            continue;
+        }
+        match opened_rx.recv_deadline(deadline.instant()) {
+            Ok((started, done, result)) => {
+                pending -= 1;
+                match result {
+                    Ok(stream) => {
+                        opening.streams.push(stream);
+                        opening.latencies.push(done.saturating_sub(started));
+                    }
+                    Err(code) => *opening.errors.entry(code).or_default() += 1,
+                }
+            }
+            Err(_) => {
+                opening.timed_out = Some(format!("timed out with {pending} connects pending"));
+                break;
+            }
+        }
+    }
+    opening
+}
+
+/// Ends every stream of `streams` (the server sees each one cancelled).
+pub fn close_streams(mut streams: Vec<ClientSStreamReceiver<ConnectResponse>>) {
+    for stream in &mut streams {
+        stream.cancel();
+    }
+}
+
 /// Waits for a stream's first event and hands the stream back.
 async fn await_connected(
-    idx: u32,
     started: u64,
     mut stream: ClientSStreamReceiver<ConnectResponse>,
     opened: crossbeam_channel::Sender<Opened>,
@@ -204,5 +242,5 @@ async fn await_connected(
         None => Err("STREAM_ENDED".to_owned()),
     };
     let done = now_ns();
-    let _ = opened.send((idx, started, done, result.map(|()| stream)));
+    let _ = opened.send((started, done, result.map(|()| stream)));
 }

@@ -10,6 +10,7 @@ pub mod history;
 pub mod mixed;
 pub mod pingpong;
 pub mod presence;
+pub mod streams;
 
 use crate::check::{self, Membership, SendRec};
 use crate::net::{ErrorCounts, ReceiverOutcome};
