@@ -110,6 +110,22 @@ fn messages_still_in_the_inbox_when_a_session_ends_are_kept_for_its_resume() {
     message(7, "g", "later", "14", "to a group joined", &mut connection);
     message(8, "d", "8", "15", "to someone else", &mut connection);
     message(9, "d", "7", "16", "naïve ✓; a,b", &mut connection);
+    // A batch of direct messages: to alice's connection 7, to another
+    // connection, and to 7 again (an operator's).
+    add_entry(
+        &mut connection,
+        10,
+        &[
+            ("k", "b"),
+            ("c", "7,8,7"),
+            (
+                "m",
+                "17,1700000000,6,d,3,5,4;bobalicea;b,\
+                 18,1700000000,6,d,3,5,5;bobcarolother\
+                 19,1700000000,6,D,3,5,8;bobalicelast ✓",
+            ),
+        ],
+    );
     let answer: Vec<redis::Value> = script("disconnect")
         .key(BASE)
         .arg("n1")
@@ -149,6 +165,13 @@ fn messages_still_in_the_inbox_when_a_session_ends_are_kept_for_its_resume() {
         ring.starts_with("11,1700000000,5,g,3,4,7;bobroomto room"),
         "the node's own form, oldest first: {ring}"
     );
+    assert!(
+        ring.ends_with(
+            "17,1700000000,6,d,3,5,4;bobalicea;b,19,1700000000,6,D,3,5,8;bobalicelast ✓"
+        ),
+        "a batch's records for connection 7, as they were: {ring}"
+    );
+    assert!(!ring.contains("other"), "{ring}");
 }
 
 // The operator actions' and the send limit's scripts, run on state the
@@ -268,6 +291,151 @@ fn send(from: &str, to: &str, text: &str, connection: &mut redis::Connection) ->
         &[&n, from, to, text, "100", "262144", "0", "0"],
         connection,
     )
+}
+
+/// A send_many run: `node`, no limits, then each `(caller, recipient,
+/// text)` with its lengths; every answer field as a string, a nested
+/// answer as its fields joined by spaces.
+fn send_many(node: &str, sends: &[(&str, &str, &str)], c: &mut redis::Connection) -> Vec<String> {
+    let send_many = script("send_many");
+    let mut invocation = send_many.key(BASE);
+    invocation
+        .arg(node)
+        .arg("100")
+        .arg("262144")
+        .arg("0")
+        .arg("0");
+    for (from, to, text) in sends {
+        let lengths = format!("{},{},{}", from.len(), to.len(), text.len());
+        invocation.arg(*from).arg(*to).arg(*text).arg(lengths);
+    }
+    let answer: Vec<redis::Value> = invocation.invoke(c).unwrap();
+    answer
+        .into_iter()
+        .map(|value| match value {
+            redis::Value::Array(fields) => fields
+                .into_iter()
+                .map(text_of)
+                .collect::<Vec<_>>()
+                .join(" "),
+            other => text_of(other),
+        })
+        .collect()
+}
+
+#[test]
+fn several_sends_in_one_run_answer_each_and_batch_direct_messages_per_node_in_order() {
+    let redis = TestRedis::start();
+    let mut c = redis.client();
+    cluster_of(
+        &[
+            ("alice", "n1", "7"),
+            ("bob", "n2", "3"),
+            ("carol", "n2", "4"),
+        ],
+        &mut c,
+    );
+    create("alice", "room", &mut c);
+    join("bob", "room", &mut c);
+    let (n1, n2) = (inbox_seq("n1", &mut c), inbox_seq("n2", &mut c));
+    let answer = send_many(
+        "n1",
+        &[
+            ("alice", "bob", "one"),
+            ("alice", "carol", "two; a,b"),
+            ("alice", "nobody", "x"),
+            ("alice", "room", "to the room"),
+            ("ghost", "bob", "x"),
+            ("bob", "alice", "three ✓"),
+        ],
+        &mut c,
+    );
+    // The run's time, then per send: a direct message's id alone, else
+    // the answer SEND gives.
+    let (seconds, micros) = (answer[0].clone(), answer[1].clone());
+    let ids: Vec<u64> = [2, 3, 7]
+        .iter()
+        .map(|&i| answer[i].parse().unwrap())
+        .collect();
+    assert_eq!(answer[4], "NORECIP");
+    let group: Vec<&str> = answer[5].split(' ').collect();
+    assert_eq!(
+        group,
+        ["OK", &(ids[1] + 1).to_string(), &seconds, &micros, "2", "g"]
+    );
+    assert_eq!(answer[6], "UNAUTH");
+    assert_eq!(
+        ids,
+        [ids[0], ids[0] + 1, ids[0] + 3],
+        "ids in order, none lost"
+    );
+    assert_eq!(answer.len(), 8);
+    let seq: u64 = redis_query(&["GET", "{t}:seq"], &mut c);
+    assert_eq!(seq, ids[2], "the id counter written back");
+    let record = |id: u64, from: &str, to: &str, text: &str| {
+        format!(
+            "{id},{seconds},{micros},d,{},{},{};{from}{to}{text}",
+            from.len(),
+            to.len(),
+            text.len()
+        )
+    };
+    // n2: the two direct messages before the group message, as one entry;
+    // then the group message; then the last direct message.
+    let group_entry = fields(&[
+        "k",
+        "g",
+        "id",
+        group[1],
+        "s",
+        "alice",
+        "r",
+        "room",
+        "t",
+        "to the room",
+        "ts",
+        &seconds,
+        "tu",
+        &micros,
+    ]);
+    assert_eq!(
+        inbox_after("n2", n2, &mut c),
+        [
+            fields(&[
+                "k",
+                "b",
+                "c",
+                "3,4",
+                "m",
+                &(record(ids[0], "alice", "bob", "one")
+                    + &record(ids[1], "alice", "carol", "two; a,b")),
+            ]),
+            group_entry.clone(),
+        ]
+    );
+    assert_eq!(
+        inbox_after("n1", n1, &mut c),
+        [
+            group_entry,
+            fields(&[
+                "k",
+                "b",
+                "c",
+                "7",
+                "m",
+                &record(ids[2], "bob", "alice", "three ✓"),
+            ]),
+        ]
+    );
+    // A fenced node's run refuses every send.
+    assert_eq!(
+        send_many(
+            "gone",
+            &[("alice", "bob", "x"), ("bob", "alice", "y")],
+            &mut c
+        ),
+        ["0", "0", "FENCED", "FENCED"]
+    );
 }
 
 #[test]
@@ -694,13 +862,11 @@ fn an_operators_message_is_marked_in_the_inboxes_the_history_and_its_pages() {
     ));
     assert_eq!(answer[3..], ["1", "d"]);
     let on_n2 = inbox_after("n2", n2, &mut c);
-    assert_eq!(
-        timeless(&on_n2[0]),
-        fields(&[
-            "k", "d", "id", &answer[0], "s", "server", "r", "bob", "c", "3", "t", "hi bob", "op",
-            "1"
-        ])
+    let record = format!(
+        "{},{},{},D,6,3,6;serverbobhi bob",
+        answer[0], answer[1], answer[2]
     );
+    assert_eq!(on_n2, [fields(&["k", "b", "c", "3", "m", &record])]);
     assert_eq!(
         run(
             "publish",

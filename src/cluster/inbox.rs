@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use redis::Value;
 use slog::{debug, info};
 
-use super::{lock, Local, Node};
+use super::{lock, parked, Local, Node};
 use crate::domain::Disconnect;
 use crate::domain::{
     ChannelKind, CloseReason, Event, EventKinds, Item, MembershipKind, Message, Name, Outbox,
@@ -295,6 +295,19 @@ fn apply_one(
             };
             deliver(local, &targets, &Item::Message(message), effects);
             Some(sent_at)
+        }
+        b"b" => {
+            let messages = std::str::from_utf8(field(fields, "m"))
+                .ok()
+                .and_then(parked::decode)?;
+            let connections = std::str::from_utf8(field(fields, "c")).ok()?.split(',');
+            let mut newest = None;
+            for (message, connection) in messages.into_iter().zip(connections) {
+                newest = Some(message.sent_at);
+                let targets: Vec<SessionId> = connection.parse().ok().into_iter().collect();
+                deliver(local, &targets, &Item::Message(message), effects);
+            }
+            newest
         }
         b"m" => {
             let group: Name = Arc::from(text(fields, "g"));

@@ -42,7 +42,12 @@
 //!   `B:node:<n>:iseq`: the inbox's last sequence number.
 //!
 //! Inbox entries, by their kind `k`: `j`/`l` connection `c` joined/left
-//! group `g`; `d` a direct message to connection `c`, `g` a message to
+//! group `g`; `b` direct messages, as many as one script run sent to the
+//! node's users in a row: `m` the messages in the stored form of
+//! `parked` (`id,seconds,micros,kind,len,len,len;` then sender, recipient
+//! and text; kind `d`, or `D` for an operator's) and `c` their
+//! connections, comma-separated, in order; `d` (as older nodes wrote it)
+//! one direct message to connection `c`, `g` a message to
 //! group `r` (fields `id`, `s`, `r`, `t`, `ts`, `tu`, and `op` `1` for an
 //! operator's); `m` a membership event for group `g`'s members; `t` a
 //! typing notice; `r` connection `c` was removed from group `g` by an
@@ -61,9 +66,39 @@ local function user_of(name)
   if not rec then return nil end
   return string.match(rec, '^u (%S+) (%S+)$')
 end
-local function push(n, ...)
+local function append(n, ...)
   local seq = redis.call('INCR', node_key(n) .. ':iseq')
   redis.call('XADD', node_key(n) .. ':inbox', 'MAXLEN', '~', '100000', seq .. '-0', ...)
+end
+-- The next message id: `B:seq` is read once per run, and written back by
+-- flush_all.
+local last_id
+local function next_id()
+  last_id = (last_id or tonumber(redis.call('GET', B .. ':seq') or '0')) + 1
+  return last_id
+end
+-- Direct messages accepted in this run and not yet in their node's inbox,
+-- by node: `c` their connections, `m` their records (the stored form).
+local pending = {}
+-- Appends node n's pending direct messages as one entry (kind `b`).
+local function flush(n)
+  local p = pending[n]
+  if p then
+    pending[n] = nil
+    append(n, 'k', 'b', 'c', table.concat(p.c, ','), 'm', table.concat(p.m))
+  end
+end
+-- Every node's pending direct messages, and the last message id: what a
+-- script that accepts messages runs before it answers.
+local function flush_all()
+  for n in pairs(pending) do flush(n) end
+  if last_id then redis.call('SET', B .. ':seq', last_id) end
+end
+-- Appends an entry to node n's inbox, after the direct messages pending
+-- for it: a node's inbox stays in the order the run made its entries.
+local function push(n, ...)
+  flush(n)
+  append(n, ...)
 end
 local function drop_history(g)
   local hm = B .. ':hm:' .. g
@@ -170,6 +205,22 @@ local function drop_user(name, n, most)
   redis.call('HDEL', B .. ':ui', name)
   return #groups, deleted
 end
+-- The records of a batch entry (`b`: `m` the stored form of its messages,
+-- `conns` their connections, comma-separated, in order) meant for
+-- connection `conn`, in the stored form.
+local function records_for(conns, m, conn)
+  local out, pos = {}, 1
+  for c in string.gmatch(conns, '[^,]+') do
+    local semi = string.find(m, ';', pos, true)
+    if not semi then break end
+    local s, r, t = string.match(string.sub(m, pos, semi - 1), ',(%d+),(%d+),(%d+)$')
+    if not t then break end
+    local stop = semi + tonumber(s) + tonumber(r) + tonumber(t)
+    if c == conn then out[#out + 1] = string.sub(m, pos, stop) end
+    pos = stop + 1
+  end
+  return table.concat(out)
+end
 -- The messages for connection `conn` of user `name` in node n's inbox
 -- after entry `after` (which the node had not applied when the connection
 -- ended), in the form the node stores a ring in: direct messages to the
@@ -195,7 +246,9 @@ local function missed(name, n, conn, after)
   for _, f in ipairs(fields) do
     if f.c == conn and f.k == 'j' then member[f.g] = true end
     if f.c == conn and (f.k == 'l' or f.k == 'r') then member[f.g] = nil end
-    if (f.k == 'd' and f.c == conn) or (f.k == 'g' and member[f.r]) then
+    if f.k == 'b' then
+      table.insert(out, records_for(f.c, f.m, conn))
+    elseif (f.k == 'd' and f.c == conn) or (f.k == 'g' and member[f.r]) then
       -- An operator's message is stored with its kind in capitals.
       local kind = f.k
       if f.op == '1' then kind = string.upper(kind) end
@@ -204,6 +257,13 @@ local function missed(name, n, conn, after)
     end
   end
   return table.concat(out)
+end
+-- Redis's clock, read once per script run: every message one run accepts
+-- carries the same time.
+local clock
+local function now()
+  clock = clock or redis.call('TIME')
+  return clock
 end
 -- The milliseconds left of an operator's ban on `name`, or nil.
 local function banned(name)
@@ -220,35 +280,46 @@ end
 local function spend(user, interval, tolerance)
   if interval <= 0 then return nil end
   local key = B .. ':sl:' .. user
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  local moment = math.max(tonumber(redis.call('GET', key) or '0'), now)
-  if moment - now > tolerance then return moment - now - tolerance end
+  local t = now()
+  local at = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local moment = math.max(tonumber(redis.call('GET', key) or '0'), at)
+  if moment - at > tolerance then return moment - at - tolerance end
   moment = moment + interval
   -- %d: a plain number would be written with 14 significant digits.
-  redis.call('SET', key, string.format('%d', moment), 'PX', math.ceil((moment - now) / 1000))
+  redis.call('SET', key, string.format('%d', moment), 'PX', math.ceil((moment - at) / 1000))
   return nil
+end
+-- accept for a direct message to the user whose names record is `rec`:
+-- pending for the user's node (see flush_all); answers its id. `lengths`,
+-- if given, is `<#sender>,<#to>,<#text>` as the caller counted them.
+local function accept_direct(sender, to, rec, text, op, lengths)
+  local id = next_id()
+  local t = now()
+  local n, conn = string.match(rec, '^u (%S+) (%S+)$')
+  local p = pending[n]
+  if not p then
+    p = {c = {}, m = {}}
+    pending[n] = p
+  end
+  p.c[#p.c + 1] = conn
+  p.m[#p.m + 1] = id .. ',' .. t[1] .. ',' .. t[2] .. ',' .. (op and 'D' or 'd') .. ','
+    .. (lengths or (#sender .. ',' .. #to .. ',' .. #text)) .. ';' .. sender .. to .. text
+  return id
 end
 -- Accepts a message from `sender` (an operator's when `op`) to `to`, whose
 -- names record is `rec`: takes the next id and the server's time, and
--- appends the message to the inbox of the recipient's node, or of every
--- node holding a member of the group and to the group's history. Answers
+-- appends the message to the inbox of the recipient's node (pending: see
+-- flush_all), or of every node holding a member of the group and to the
+-- group's history. Answers
 -- `OK id seconds microseconds recipients kind` (kind `d` direct, `g`
 -- group).
 local function accept(sender, to, rec, text, size, most, op)
-  local id = redis.call('INCR', B .. ':seq')
-  local t = redis.call('TIME')
   if rec ~= 'g' then
-    local n, conn = string.match(rec, '^u (%S+) (%S+)$')
-    if op then
-      push(n, 'k', 'd', 'id', id, 's', sender, 'r', to, 'c', conn, 't', text,
-        'ts', t[1], 'tu', t[2], 'op', '1')
-    else
-      push(n, 'k', 'd', 'id', id, 's', sender, 'r', to, 'c', conn, 't', text,
-        'ts', t[1], 'tu', t[2])
-    end
-    return {'OK', id, t[1], t[2], 1, 'd'}
+    local id = accept_direct(sender, to, rec, text, op)
+    return {'OK', id, clock[1], clock[2], 1, 'd'}
   end
+  local id = next_id()
+  local t = now()
   for _, n in ipairs(redis.call('HKEYS', B .. ':gn:' .. to)) do
     if op then
       push(n, 'k', 'g', 'id', id, 's', sender, 'r', to, 't', text, 'ts', t[1], 'tu', t[2],
@@ -259,6 +330,29 @@ local function accept(sender, to, rec, text, size, most, op)
   end
   keep_history(to, id, sender, text, t[1], t[2], size, most, op)
   return {'OK', id, t[1], t[2], redis.call('HLEN', B .. ':g:' .. to), 'g'}
+end
+-- A user's message, on a node already known to be live: `from` must be
+-- connected, within its send budget (`interval`, `tolerance`: see spend)
+-- and, for a group, a member. Answers as accept, but a direct message
+-- accepted answers its id alone (see direct_answer), or the refusing rule.
+local function send(from, to, text, size, most, interval, tolerance, lengths)
+  local names = redis.call('HMGET', NAMES, from, to)
+  -- 117: `u`, a user's record.
+  if not names[1] or string.byte(names[1]) ~= 117 then return {'UNAUTH'} end
+  local wait = spend(from, interval, tolerance)
+  if wait then return {'TOOFAST', wait} end
+  local rec = names[2]
+  if not rec then return {'NORECIP'} end
+  if rec == 'g' then
+    if redis.call('HEXISTS', B .. ':g:' .. to, from) == 0 then return {'NOTMEMBEROF'} end
+    return accept(from, to, rec, text, size, most, false)
+  end
+  return accept_direct(from, to, rec, text, false, lengths)
+end
+-- SEND's answer for what send answered.
+local function direct_answer(answer)
+  if type(answer) == 'number' then return {'OK', answer, clock[1], clock[2], 1, 'd'} end
+  return answer
 end
 -- Tells connection `conn` of `name` on node n that an operator removed it
 -- from group g, which then has `count` members: the node takes it out of
@@ -445,16 +539,38 @@ return {'OK', 0}
 /// the group's history. Answers `OK id seconds microseconds recipients
 /// kind` (kind `d` direct, `g` group).
 pub const SEND: &str = r#"
-local n, conn = caller()
-if not n then return conn end
-local wait = spend(ARGV[2], tonumber(ARGV[7]), tonumber(ARGV[8]))
-if wait then return {'TOOFAST', wait} end
-local rec = redis.call('HGET', NAMES, ARGV[3])
-if not rec then return {'NORECIP'} end
-if rec == 'g' and redis.call('HEXISTS', B .. ':g:' .. ARGV[3], ARGV[2]) == 0 then
-  return {'NOTMEMBEROF'}
+if not live(ARGV[1]) then return {'FENCED'} end
+local answer = send(ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]),
+  tonumber(ARGV[7]), tonumber(ARGV[8]))
+flush_all()
+return direct_answer(answer)
+"#;
+
+/// ARGV: node, history size, history bytes, send interval µs, send
+/// tolerance µs (as SEND's, the same for every message), then four per
+/// message: caller, recipient, text, and their lengths in bytes as
+/// `<caller>,<recipient>,<text>` (which the run would otherwise format).
+/// Several SEND calls in one run, in
+/// order: a node's pipeline of sends pays for one script call, one lease
+/// check, one clock read and one id counter update. Answers the time of
+/// the run (seconds, microseconds; 0 0 when nothing was accepted), then
+/// one answer per message: its id alone for a direct message accepted
+/// (one recipient, at that time), else as SEND would answer it.
+pub const SEND_MANY: &str = r#"
+local fenced = not live(ARGV[1])
+local size, most = tonumber(ARGV[2]), tonumber(ARGV[3])
+local interval, tolerance = tonumber(ARGV[4]), tonumber(ARGV[5])
+local out = {0, 0}
+for i = 6, #ARGV - 3, 4 do
+  local answer = {'FENCED'}
+  if not fenced then
+    answer = send(ARGV[i], ARGV[i + 1], ARGV[i + 2], size, most, interval, tolerance, ARGV[i + 3])
+  end
+  out[#out + 1] = answer
 end
-return accept(ARGV[2], ARGV[3], rec, ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), false)
+flush_all()
+if clock then out[1], out[2] = clock[1], clock[2] end
+return out
 "#;
 
 /// ARGV: node, caller, send interval µs, send tolerance µs. Spends one
@@ -477,7 +593,9 @@ pub const PUBLISH: &str = r#"
 if not live(ARGV[1]) then return {'FENCED'} end
 local rec = redis.call('HGET', NAMES, ARGV[3])
 if not rec then return {'NORECIP'} end
-return accept(ARGV[2], ARGV[3], rec, ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), true)
+local answer = accept(ARGV[2], ARGV[3], rec, ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), true)
+flush_all()
+return answer
 "#;
 
 /// ARGV: node, username, reason, ban ms (0: none), membership events' most
@@ -676,7 +794,7 @@ return answer
 "#;
 
 /// Every script, by name, each with the prelude in front.
-pub fn all() -> [(&'static str, String); 22] {
+pub fn all() -> [(&'static str, String); 23] {
     [
         ("register", REGISTER),
         ("renew", RENEW),
@@ -689,6 +807,7 @@ pub fn all() -> [(&'static str, String); 22] {
         ("join_group", JOIN_GROUP),
         ("leave_group", LEAVE_GROUP),
         ("send", SEND),
+        ("send_many", SEND_MANY),
         ("list_channels", LIST_CHANNELS),
         ("history", HISTORY),
         ("list_members", LIST_MEMBERS),

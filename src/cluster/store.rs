@@ -111,6 +111,9 @@ pub enum Script {
     LeaveGroup,
     /// See [`scripts::SEND`].
     Send,
+    /// See [`scripts::SEND_MANY`]: never submitted, made by the lane from
+    /// consecutive [`Script::Send`] calls.
+    SendMany,
     /// See [`scripts::LIST_CHANNELS`].
     ListChannels,
     /// See [`scripts::HISTORY`].
@@ -187,6 +190,47 @@ impl Answer {
         Ok(Answer(fields))
     }
 
+    /// The `count` answers of a SEND_MANY, in order, each as SEND would
+    /// have answered: a bare id is a direct message accepted at the run's
+    /// time. Each is an error if the reply is not the run's time and that
+    /// many answers.
+    fn each_of(value: Value, count: usize) -> Vec<Result<Answer, Unreachable>> {
+        let unexpected = |other: &dyn std::fmt::Debug| {
+            let problem = format!("unexpected answer to {count} sends: {other:?}");
+            (0..count)
+                .map(|_| Err(Unreachable(problem.clone())))
+                .collect()
+        };
+        let Value::Array(items) = value else {
+            return unexpected(&value);
+        };
+        if items.len() != count + 2 {
+            return unexpected(&items);
+        }
+        let mut items = items.into_iter();
+        let mut time = || match items.next() {
+            Some(Value::Int(number)) => Some(number),
+            Some(Value::BulkString(bytes)) => std::str::from_utf8(&bytes).ok()?.parse().ok(),
+            _ => None,
+        };
+        let (Some(seconds), Some(micros)) = (time(), time()) else {
+            return unexpected(&"a run's time");
+        };
+        items
+            .map(|item| match item {
+                Value::Int(id) => Ok(Answer(vec![
+                    Field::Text("OK".to_owned()),
+                    Field::Int(id),
+                    Field::Int(seconds),
+                    Field::Int(micros),
+                    Field::Int(1),
+                    Field::Text("d".to_owned()),
+                ])),
+                other => Answer::from_value(other),
+            })
+            .collect()
+    }
+
     /// The status word: `OK` or the refusing rule.
     pub fn status(&self) -> &str {
         self.text(0).unwrap_or("")
@@ -217,6 +261,22 @@ impl Answer {
     pub fn field_count(&self) -> usize {
         self.0.len()
     }
+}
+
+/// SEND's arguments: node, caller, recipient, text, history size, history
+/// bytes, send interval, send tolerance.
+const SEND_ARGS: usize = 8;
+/// Those of SEND's arguments SEND_MANY takes per message.
+const SEND_OWN: std::ops::Range<usize> = 1..4;
+/// Those it takes once, with the node, for every message.
+const SEND_SHARED: std::ops::Range<usize> = 4..8;
+
+/// Whether `b` may join `a` in one SEND_MANY: both sends from the same
+/// node (a node that registered again between them has a new id), with
+/// the same limits.
+fn mergeable(a: &Call, b: &Call) -> bool {
+    let send = |call: &Call| call.script == Script::Send && call.args.len() == SEND_ARGS;
+    send(a) && send(b) && a.args[0] == b.args[0] && a.args[SEND_SHARED] == b.args[SEND_SHARED]
 }
 
 /// What runs with a call's outcome, on the lane's thread. It must not block.
@@ -259,6 +319,7 @@ impl Store {
             Script::JoinGroup,
             Script::LeaveGroup,
             Script::Send,
+            Script::SendMany,
             Script::ListChannels,
             Script::History,
             Script::ListMembers,
@@ -362,19 +423,54 @@ impl Store {
         calls: &[&Call],
     ) -> redis::RedisResult<Vec<Result<Answer, Unreachable>>> {
         let mut pipe = redis::pipe();
-        for call in calls {
-            let command = pipe
-                .cmd("EVALSHA")
-                .arg(self.hash(call.script))
-                .arg(1)
-                .arg(&self.base);
-            for arg in &call.args {
-                command.arg(arg.as_slice());
+        // Each command of the pipeline with the calls it answers for: one,
+        // or a run of sends merged into one SEND_MANY.
+        let runs: Vec<&[&Call]> = calls.chunk_by(|a, b| mergeable(a, b)).collect();
+        for run in &runs {
+            let command = pipe.cmd("EVALSHA");
+            match run {
+                [call] => {
+                    command.arg(self.hash(call.script)).arg(1).arg(&self.base);
+                    for arg in &call.args {
+                        command.arg(arg.as_slice());
+                    }
+                }
+                [first, ..] => {
+                    command
+                        .arg(self.hash(Script::SendMany))
+                        .arg(1)
+                        .arg(&self.base)
+                        .arg(first.args[0].as_slice());
+                    for arg in &first.args[SEND_SHARED] {
+                        command.arg(arg.as_slice());
+                    }
+                    for call in *run {
+                        let own = &call.args[SEND_OWN];
+                        for arg in own {
+                            command.arg(arg.as_slice());
+                        }
+                        let [caller, recipient, text] = own else {
+                            continue;
+                        };
+                        let lengths =
+                            format!("{},{},{}", caller.len(), recipient.len(), text.len());
+                        command.arg(lengths);
+                    }
+                }
+                [] => {}
             }
         }
         // Without `ignore_errors`, an error reply fails the whole query.
         let values: Vec<Value> = pipe.query(connection)?;
-        Ok(values.into_iter().map(Answer::from_value).collect())
+        let mut answers = Vec::with_capacity(calls.len());
+        for (value, run) in values.into_iter().zip(&runs) {
+            if run.len() == 1 {
+                answers.push(Answer::from_value(value));
+            } else {
+                answers.extend(Answer::each_of(value, run.len()));
+            }
+        }
+        Ok(answers)
     }
 
     fn load_scripts(&self, connection: &mut Connection) -> Result<(), Unreachable> {
@@ -571,5 +667,87 @@ fn run_lane(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(value: &str) -> Value {
+        Value::BulkString(value.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn a_send_many_answer_gives_each_send_what_send_would_answer() {
+        let reply = Value::Array(vec![
+            Value::Int(1_700_000_000),
+            Value::Int(42),
+            Value::Int(7),
+            Value::Array(vec![text("NORECIP")]),
+            Value::Array(vec![
+                text("OK"),
+                Value::Int(8),
+                text("1700000000"),
+                text("42"),
+                Value::Int(3),
+                text("g"),
+            ]),
+        ]);
+        let answers: Vec<Answer> = Answer::each_of(reply, 3)
+            .into_iter()
+            .map(|answer| answer.expect("an answer"))
+            .collect();
+        assert!(answers[0].is_ok());
+        assert_eq!(
+            (answers[0].int(1), answers[0].int(2), answers[0].int(3)),
+            (Some(7), Some(1_700_000_000), Some(42))
+        );
+        assert_eq!(
+            (answers[0].int(4), answers[0].text(5)),
+            (Some(1), Some("d"))
+        );
+        assert_eq!(answers[1].status(), "NORECIP");
+        assert_eq!(
+            (answers[2].int(1), answers[2].text(5)),
+            (Some(8), Some("g"))
+        );
+    }
+
+    #[test]
+    fn a_malformed_send_many_answer_fails_every_send_it_was_for() {
+        for reply in [
+            Value::Nil,
+            Value::Array(vec![Value::Int(1), Value::Int(2), Value::Int(3)]),
+            Value::Array(vec![text("x"), Value::Int(2), Value::Int(3), Value::Int(4)]),
+        ] {
+            let answers = Answer::each_of(reply, 2);
+            assert_eq!(answers.len(), 2);
+            assert!(answers.iter().all(Result::is_err));
+        }
+    }
+
+    #[test]
+    fn only_sends_from_one_node_with_the_same_limits_merge() {
+        let send = |node: &str, interval: &str| {
+            Call::new(
+                Script::Send,
+                &[
+                    node.as_bytes(),
+                    b"alice",
+                    b"bob",
+                    b"hi",
+                    b"100",
+                    b"262144",
+                    interval.as_bytes(),
+                    b"0",
+                ],
+            )
+        };
+        assert!(mergeable(&send("n1", "0"), &send("n1", "0")));
+        assert!(!mergeable(&send("n1", "0"), &send("n2", "0")));
+        assert!(!mergeable(&send("n1", "0"), &send("n1", "5")));
+        let join = Call::new(Script::JoinGroup, &[b"n1", b"alice", b"room"]);
+        assert!(!mergeable(&send("n1", "0"), &join));
     }
 }
