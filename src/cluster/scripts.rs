@@ -292,17 +292,25 @@ end
 -- accept for a direct message to the user whose names record is `rec`:
 -- pending for the user's node (see flush_all); answers its id. `lengths`,
 -- if given, is `<#sender>,<#to>,<#text>` as the caller counted them.
+local places = {}
 local function accept_direct(sender, to, rec, text, op, lengths)
   local id = next_id()
-  local t = now()
-  local n, conn = string.match(rec, '^u (%S+) (%S+)$')
-  local p = pending[n]
-  if not p then
-    p = {c = {}, m = {}}
-    pending[n] = p
+  -- A run's messages often go to the same few users: each record is
+  -- parsed once per run, and the time's text made once.
+  local place = places[rec]
+  if not place then
+    local n, conn = string.match(rec, '^u (%S+) (%S+)$')
+    place = {n = n, conn = conn}
+    places[rec] = place
   end
-  p.c[#p.c + 1] = conn
-  p.m[#p.m + 1] = id .. ',' .. t[1] .. ',' .. t[2] .. ',' .. (op and 'D' or 'd') .. ','
+  local p = pending[place.n]
+  if not p then
+    local t = now()
+    p = {c = {}, m = {}, at = ',' .. t[1] .. ',' .. t[2] .. ','}
+    pending[place.n] = p
+  end
+  p.c[#p.c + 1] = place.conn
+  p.m[#p.m + 1] = id .. p.at .. (op and 'D' or 'd') .. ','
     .. (lengths or (#sender .. ',' .. #to .. ',' .. #text)) .. ';' .. sender .. to .. text
   return id
 end
