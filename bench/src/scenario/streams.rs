@@ -62,16 +62,25 @@ pub struct ListingCheck {
     pub group_ok: bool,
 }
 
-/// Checks one `ListChannels` answer: every name of `expected` (this run's
-/// connected users, all starting with `prefix`) listed as a user, no other
-/// user starting with `prefix`, and `group` (its name and member count),
-/// if there is one, listed with its members.
-pub fn check_listing(
-    reply: &ListChannelsResponse,
-    prefix: &str,
-    expected: &HashSet<String>,
-    group: Option<(&str, u32)>,
-) -> ListingCheck {
+/// What a listing must show.
+pub struct Expected<'a> {
+    /// The start of this run's names.
+    pub prefix: &'a str,
+    /// This run's connected users, all starting with `prefix`.
+    pub users: &'a HashSet<String>,
+    /// The group, if there is one, and its member count.
+    pub group: Option<(&'a str, u32)>,
+}
+
+/// Checks one `ListChannels` answer: every expected user listed as a user,
+/// no other user starting with the prefix, and the group, if there is
+/// one, listed with its members.
+pub fn check_listing(reply: &ListChannelsResponse, expected: &Expected<'_>) -> ListingCheck {
+    let Expected {
+        prefix,
+        users: expected,
+        group,
+    } = *expected;
     let mut seen = 0usize;
     let mut extra = 0usize;
     let mut group_ok = group.is_none();
@@ -218,15 +227,12 @@ pub fn run(bench: &Bench, sizes: Sizes) -> Report {
             None
         }
     };
-    list_everywhere(
-        &mut report,
-        &online,
-        &sizes,
-        nodes,
-        &prefix,
-        &expected,
-        grouped,
-    );
+    let listing = Expected {
+        prefix: &prefix,
+        users: &expected,
+        group: grouped,
+    };
+    list_everywhere(&mut report, bench, &online, &sizes, nodes, &listing);
     send_and_check(
         &mut report,
         bench,
@@ -276,8 +282,9 @@ fn add_notes(report: &mut Report) {
         ));
     }
     if let (Some(median), Some(bytes)) = (figure("list_ms_median"), figure("list_bytes")) {
+        let redis = figure("list_redis_cpu_ms").unwrap_or_else(|| "-".into());
         notes.push(format!(
-            "ListChannels of every user: median {median} ms, {bytes} bytes"
+            "ListChannels of every user: median {median} ms, {bytes} bytes, {redis} ms of Redis CPU each"
         ));
     }
     if let (Some(users), Some(took)) = (figure("sigterm_freed_users"), figure("sigterm_freed_s")) {
@@ -292,14 +299,14 @@ fn add_notes(report: &mut Report) {
 /// timing each call and checking each answer.
 fn list_everywhere(
     report: &mut Report,
+    bench: &Bench,
     online: &Online,
     sizes: &Sizes,
     nodes: u32,
-    prefix: &str,
-    expected: &HashSet<String>,
-    group: Option<(&str, u32)>,
+    expected: &Expected<'_>,
 ) {
     let listers = (sizes.listers_per_node.max(1) * nodes).min(online.users.len() as u32);
+    let before = bench.sample();
     let mut took_ms = Vec::new();
     let mut bytes = 0u64;
     for user in &online.users[..listers as usize] {
@@ -311,7 +318,7 @@ fn list_everywhere(
             Ok(reply) => {
                 took_ms.push(started.elapsed().as_secs_f64() * 1e3);
                 bytes = reply.compute_size();
-                let found = check_listing(&reply, prefix, expected, group);
+                let found = check_listing(&reply, expected);
                 if found
                     != (ListingCheck {
                         group_ok: true,
@@ -339,6 +346,13 @@ fn list_everywhere(
                     .or_default() += 1;
             }
         }
+    }
+    let after = bench.sample();
+    if let (Some(cpu), false) = (before.redis_cpu_delta(&after), took_ms.is_empty()) {
+        report.put(
+            "list_redis_cpu_ms",
+            round2(cpu * 1e3 / took_ms.len() as f64),
+        );
     }
     took_ms.sort_by(f64::total_cmp);
     if let (Some(first), Some(last)) = (took_ms.first(), took_ms.last()) {
@@ -512,16 +526,29 @@ mod tests {
         reply
     }
 
-    fn expected(names: &[&str]) -> HashSet<String> {
+    fn names(names: &[&str]) -> HashSet<String> {
         names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    fn check(
+        reply: &ListChannelsResponse,
+        users: &[&str],
+        group: Option<(&str, u32)>,
+    ) -> ListingCheck {
+        let users = names(users);
+        let expected = Expected {
+            prefix: "p",
+            users: &users,
+            group,
+        };
+        check_listing(reply, &expected)
     }
 
     #[test]
     fn a_complete_listing_passes_and_other_runs_users_are_ignored() {
-        let found = check_listing(
+        let found = check(
             &reply(&["p0", "p1", "q7"], Some(("pgroup", 2))),
-            "p",
-            &expected(&["p0", "p1"]),
+            &["p0", "p1"],
             Some(("pgroup", 2)),
         );
         assert_eq!(
@@ -536,10 +563,9 @@ mod tests {
 
     #[test]
     fn a_missing_user_an_extra_user_and_a_wrong_group_are_caught() {
-        let found = check_listing(
+        let found = check(
             &reply(&["p0", "p9"], Some(("pgroup", 1))),
-            "p",
-            &expected(&["p0", "p1"]),
+            &["p0", "p1"],
             Some(("pgroup", 2)),
         );
         assert_eq!(
@@ -550,14 +576,9 @@ mod tests {
                 group_ok: false
             }
         );
-        let no_group = check_listing(
-            &reply(&["p0"], None),
-            "p",
-            &expected(&["p0"]),
-            Some(("pg", 1)),
-        );
+        let no_group = check(&reply(&["p0"], None), &["p0"], Some(("pg", 1)));
         assert!(!no_group.group_ok);
-        let none_asked = check_listing(&reply(&["p0"], None), "p", &expected(&["p0"]), None);
+        let none_asked = check(&reply(&["p0"], None), &["p0"], None);
         assert!(none_asked.group_ok);
     }
 }
