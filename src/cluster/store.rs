@@ -427,37 +427,33 @@ impl Store {
         // or a run of sends merged into one SEND_MANY.
         let runs: Vec<&[&Call]> = calls.chunk_by(|a, b| mergeable(a, b)).collect();
         for run in &runs {
+            let Some((first, rest)) = run.split_first() else {
+                continue;
+            };
             let command = pipe.cmd("EVALSHA");
-            match run {
-                [call] => {
-                    command.arg(self.hash(call.script)).arg(1).arg(&self.base);
-                    for arg in &call.args {
-                        command.arg(arg.as_slice());
-                    }
+            if rest.is_empty() {
+                command.arg(self.hash(first.script)).arg(1).arg(&self.base);
+                for arg in &first.args {
+                    command.arg(arg.as_slice());
                 }
-                [first, ..] => {
-                    command
-                        .arg(self.hash(Script::SendMany))
-                        .arg(1)
-                        .arg(&self.base)
-                        .arg(first.args[0].as_slice());
-                    for arg in &first.args[SEND_SHARED] {
-                        command.arg(arg.as_slice());
-                    }
-                    for call in *run {
-                        let own = &call.args[SEND_OWN];
-                        for arg in own {
-                            command.arg(arg.as_slice());
-                        }
-                        let [caller, recipient, text] = own else {
-                            continue;
-                        };
-                        let lengths =
-                            format!("{},{},{}", caller.len(), recipient.len(), text.len());
-                        command.arg(lengths);
-                    }
+                continue;
+            }
+            command
+                .arg(self.hash(Script::SendMany))
+                .arg(1)
+                .arg(&self.base)
+                .arg(first.args[0].as_slice());
+            for arg in &first.args[SEND_SHARED] {
+                command.arg(arg.as_slice());
+            }
+            for call in *run {
+                let own = &call.args[SEND_OWN];
+                for arg in own {
+                    command.arg(arg.as_slice());
                 }
-                [] => {}
+                // The lengths SEND_MANY would otherwise format.
+                let lengths: Vec<String> = own.iter().map(|arg| arg.len().to_string()).collect();
+                command.arg(lengths.join(","));
             }
         }
         // Without `ignore_errors`, an error reply fails the whole query.

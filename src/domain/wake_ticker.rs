@@ -41,7 +41,7 @@ struct Owner {
 pub const BUSY_WAKES_PER_MS: u32 = 32;
 
 /// A busy thread on the CPU at least this share of the time (averaged over
-/// its last windows, each weighing [`SHARE_WEIGHT`]) is saturated: its
+/// its last windows, each weighing `SHARE_WEIGHT`) is saturated: its
 /// wake-ups wait [`SATURATED_TICKS`] ticks.
 pub const SATURATED_SHARE: f64 = 0.85;
 
