@@ -129,7 +129,6 @@ pub fn run(bench: &Bench, sizes: Sizes) -> Report {
     let redis_fresh = bench.redis_addr.as_deref().map(redis_info::used_memory);
 
     // The sample: user i on node i % nodes, each on its own channel.
-    let sent = Arc::new(std::sync::Mutex::new(Vec::<SendRec>::new()));
     let shared = RecvShared::new(FlowMap::None, None);
     let sample_names: Vec<String> = (0..sample * nodes)
         .map(|i| format!("{prefix}s{i}"))
@@ -233,17 +232,15 @@ pub fn run(bench: &Bench, sizes: Sizes) -> Report {
         group: grouped,
     };
     list_everywhere(&mut report, bench, &online, &sizes, nodes, &listing);
-    send_and_check(
+    let sends = send_and_check(
         &mut report,
         bench,
         &online,
-        &sent,
         &shared,
         grouped.map(|(name, _)| name),
         deadline,
     );
     let outcomes = online.close(deadline.cap(Duration::from_secs(30)));
-    let sends = std::mem::take(&mut *sent.lock().unwrap_or_else(|e| e.into_inner()));
     let membership = Membership::fixed(vec![(0..members).collect()]);
     let checks = check::check(&sends, &outcomes, &membership, members);
     report.put("sent", sends.len() as u64);
@@ -366,16 +363,16 @@ fn list_everywhere(
 
 /// Every sampled user sends one message to the next sampled user (on the
 /// next node) and one to the group (if it could be set up), all at once;
-/// waits until every expected receipt arrived or the deadline.
+/// waits until every expected receipt arrived or the deadline. Answers
+/// every send as recorded.
 fn send_and_check(
     report: &mut Report,
     bench: &Bench,
     online: &Online,
-    sent: &Arc<std::sync::Mutex<Vec<SendRec>>>,
     shared: &Arc<RecvShared>,
     group: Option<&str>,
     deadline: Deadline,
-) {
+) -> Vec<SendRec> {
     let members = online.users.len() as u32;
     let before = bench.sample();
     let mut calls = Vec::new();
@@ -386,23 +383,19 @@ fn send_and_check(
             to,
             Recipients::User(to),
             online.users[to as usize].name.clone(),
-            Arc::clone(sent),
         ));
         if let Some(group) = group {
             let everyone = Recipients::Group {
                 group: 0,
                 version: 0,
             };
-            calls.push(send_one(
-                user,
-                GROUP_BIT,
-                everyone,
-                group.to_owned(),
-                Arc::clone(sent),
-            ));
+            calls.push(send_one(user, GROUP_BIT, everyone, group.to_owned()));
         }
     }
-    let refused = futures::executor::block_on(futures::future::join_all(calls));
+    let (sends, refused): (Vec<SendRec>, Vec<Option<String>>) =
+        futures::executor::block_on(futures::future::join_all(calls))
+            .into_iter()
+            .unzip();
     for code in refused.into_iter().flatten() {
         *report
             .errors
@@ -411,9 +404,7 @@ fn send_and_check(
     }
     // Every accepted direct message reaches one user, every accepted
     // group message every member.
-    let expected: u64 = sent
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
+    let expected: u64 = sends
         .iter()
         .filter(|send| send.ok)
         .map(|send| match send.recipients {
@@ -430,17 +421,17 @@ fn send_and_check(
     if let Some(cpu) = before.redis_cpu_delta(&after) {
         report.put("messages_redis_cpu_s", (cpu * 1e3).round() / 1e3);
     }
+    sends
 }
 
-/// Sends one benchmark message from `user` and records it; answers the
+/// Sends one benchmark message from `user`; answers its record, and the
 /// status code name if the send failed.
 async fn send_one(
     user: &User,
     chan: u32,
     recipients: Recipients,
     to: String,
-    sent: Arc<std::sync::Mutex<Vec<SendRec>>>,
-) -> Option<String> {
+) -> (SendRec, Option<String>) {
     let start_ns = now_ns();
     let text = Payload {
         sender: user.idx,
@@ -466,8 +457,7 @@ async fn send_one(
         ok: answer.is_some(),
         recipients,
     };
-    sent.lock().unwrap_or_else(|e| e.into_inner()).push(record);
-    failed
+    (record, failed)
 }
 
 /// Stops node 0 with SIGTERM, then waits until a probe on another node
