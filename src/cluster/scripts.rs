@@ -314,6 +314,12 @@ local function accept_direct(sender, to, rec, text, op, lengths)
     .. (lengths or (#sender .. ',' .. #to .. ',' .. #text)) .. ';' .. sender .. to .. text
   return id
 end
+-- SEND's answer for what send or accept_direct answered: a bare id is a
+-- direct message accepted at the run's time.
+local function direct_answer(answer)
+  if type(answer) == 'number' then return {'OK', answer, clock[1], clock[2], 1, 'd'} end
+  return answer
+end
 -- Accepts a message from `sender` (an operator's when `op`) to `to`, whose
 -- names record is `rec`: takes the next id and the server's time, and
 -- appends the message to the inbox of the recipient's node (pending: see
@@ -323,8 +329,7 @@ end
 -- group).
 local function accept(sender, to, rec, text, size, most, op)
   if rec ~= 'g' then
-    local id = accept_direct(sender, to, rec, text, op)
-    return {'OK', id, clock[1], clock[2], 1, 'd'}
+    return direct_answer(accept_direct(sender, to, rec, text, op))
   end
   local id = next_id()
   local t = now()
@@ -356,11 +361,6 @@ local function send(from, to, text, size, most, interval, tolerance, lengths)
     return accept(from, to, rec, text, size, most, false)
   end
   return accept_direct(from, to, rec, text, false, lengths)
-end
--- SEND's answer for what send answered.
-local function direct_answer(answer)
-  if type(answer) == 'number' then return {'OK', answer, clock[1], clock[2], 1, 'd'} end
-  return answer
 end
 -- Tells connection `conn` of `name` on node n that an operator removed it
 -- from group g, which then has `count` members: the node takes it out of
